@@ -1,0 +1,25 @@
+"""chainrule: NumPy tensors with exact, tested, explainable reverse-mode automatic differentiation.
+
+>>> import chainrule as cr
+>>> x = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
+>>> cr.sigmoid(x).sum().backward()
+>>> x.grad  # s(x)(1 - s(x))
+"""
+
+from chainrule._version import __version__
+from chainrule.autograd import grad as autograd_grad
+from chainrule.errors import ChainruleError, GradcheckError, GraphFreedError, ShapeError
+from chainrule.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from chainrule.tensor import Tensor, tensor
+from chainrule.ops import *  # noqa: F401,F403
+from chainrule.ops import __all__ as _ops_all
+from chainrule.transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from chainrule.gradcheck import gradcheck
+
+__all__ = [
+    "__version__", "Tensor", "tensor", "autograd_grad",
+    "ChainruleError", "GradcheckError", "GraphFreedError", "ShapeError",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "gradcheck",
+    *[name for name in _ops_all if name not in ("REGISTRY", "Primitive", "as_tensor")],
+]

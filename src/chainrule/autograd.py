@@ -1,0 +1,247 @@
+"""The backward pass: reverse-mode differentiation over the recorded graph.
+
+The graph is made of Tensors. A tensor produced by a primitive carries ``grad_fn``, a
+:class:`Node` holding the primitive, its input tensors and its static parameters; a leaf has
+``grad_fn = None``. Back-propagation is the textbook's general algorithm:
+
+1. order every tensor that leads to the outputs topologically (iteratively, so a chain of
+   100,000 operations needs no recursion),
+2. walk that order from the outputs back, keeping a *gradient table* ``id(tensor) -> gradient``;
+   when a tensor's turn comes its entry is complete, and each input's VJP rule adds its
+   contribution to the input's entry,
+3. leaves receive their entry in ``.grad`` (accumulating), or it is returned (``grad()``).
+
+Under ``create_graph=True`` the VJP rules run with grad mode on, so the gradients are Tensors
+with history: differentiating them again gives higher derivatives.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from chainrule.errors import GraphFreedError
+from chainrule.grad_mode import set_grad_enabled
+
+if TYPE_CHECKING:
+    from chainrule.ops.primitive import Primitive
+    from chainrule.tensor import Tensor
+
+__all__ = ["Node", "backward", "grad"]
+
+
+class Node:
+    """How a tensor was made: ``prim.impl(*inputs, **params)``; ``inputs`` is None once freed."""
+
+    __slots__ = ("prim", "inputs", "params")
+
+    def __init__(self, prim: "Primitive", inputs: tuple, params: dict) -> None:
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return self.prim.name
+
+    def __repr__(self) -> str:
+        return f"<{self.prim.name}Backward>"
+
+
+def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
+    """Tensors that require grad and lead to ``roots``, each before the inputs it was made from."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack = [(root, False) for root in roots if root.requires_grad]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor.grad_fn
+        if node is None:
+            continue
+        if node.inputs is None:
+            raise GraphFreedError(
+                f"trying to backward through the graph a second time: the saved tensors of "
+                f"{node!r} were freed by the first backward(); pass retain_graph=True to the "
+                f"first call if you need to backward twice"
+            )
+        for parent in node.inputs:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _fit_to(g: "Tensor", x: "Tensor") -> "Tensor":
+    """The one place broadcasting is undone: sum ``g`` down to ``x``'s shape, cast to its dtype."""
+    from chainrule import ops
+
+    if g.shape != x.shape:
+        g = ops.sum_to(g, x.shape)
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
+    return g
+
+
+def _run(
+    roots: Sequence["Tensor"],
+    root_grads: Sequence["Tensor"],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    targets: Optional[Sequence["Tensor"]] = None,
+) -> dict[int, "Tensor"]:
+    """Fill the gradient table from ``roots``; return the entries of ``targets`` (by id).
+
+    Without ``targets`` (``Tensor.backward``) leaves accumulate their entry into ``.grad``.
+    """
+    from chainrule import ops
+
+    order = topological_order(roots)
+    grad_table: dict[int, Tensor] = {}
+    for root, g in zip(roots, root_grads):
+        key = id(root)
+        grad_table[key] = g if key not in grad_table else ops.add(grad_table[key], g)
+    wanted = None if targets is None else {id(t) for t in targets}
+    found: dict[int, Tensor] = {}
+    handed_out = {id(g.data) for g in root_grads}  # arrays given out: never share one
+
+    with set_grad_enabled(create_graph):
+        for tensor in order:
+            g = grad_table.pop(id(tensor), None)
+            if g is None:
+                continue
+            if wanted is not None and id(tensor) in wanted:
+                found[id(tensor)] = g
+            node = tensor.grad_fn
+            if node is None:
+                if wanted is None:
+                    _accumulate(tensor, g, create_graph, handed_out)
+                continue
+            if tensor._retains_grad and wanted is None:
+                _accumulate(tensor, g, create_graph, handed_out)
+            inputs = node.inputs
+            prim = node.prim
+            for i, x in enumerate(inputs):
+                if not x.requires_grad:
+                    continue
+                if prim.variadic:
+                    gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **node.params)
+                else:
+                    rule = prim.vjps[i]
+                    gx = None if rule is None else rule(g, tensor, *inputs, **node.params)
+                if gx is None:
+                    continue
+                gx = _fit_to(gx, x)
+                key = id(x)
+                previous = grad_table.get(key)
+                grad_table[key] = gx if previous is None else ops.add(previous, gx)
+            if not retain_graph:
+                node.inputs = None
+    return found
+
+
+def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: set) -> None:
+    """``tensor.grad += g``; a fresh array each time so no two ``.grad`` share memory."""
+    from chainrule.tensor import Tensor
+
+    if not create_graph:
+        data = g.data
+        if id(data) in handed_out or data.base is not None:
+            data = data.copy()
+        handed_out.add(id(data))
+        g = Tensor._from_array(data)
+    if tensor.grad is None:
+        tensor.grad = g
+    elif create_graph:
+        tensor.grad = tensor.grad + g
+    else:
+        tensor.grad = Tensor._from_array(tensor.grad.data + g.data)
+
+
+def _default_root_grad(out: "Tensor") -> "Tensor":
+    from chainrule import ops
+
+    if out.size != 1:
+        raise RuntimeError(
+            f"grad can be implicitly created only for scalar outputs, but the output has shape "
+            f"{out.shape}: pass gradient= (a tensor of that shape) to backward()"
+        )
+    return ops.ones_like(out)
+
+
+def _check_root_grad(out: "Tensor", g) -> "Tensor":
+    from chainrule.ops.primitive import as_tensor
+
+    g = as_tensor(g, like=out)
+    if g.shape != out.shape:
+        raise ValueError(f"gradient has shape {g.shape} but the output has shape {out.shape}")
+    return g
+
+
+def backward(
+    tensor: "Tensor",
+    gradient=None,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (see ``Tensor.backward``)."""
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "element 0 of tensors does not require grad and does not have a grad_fn: "
+            "nothing to differentiate (create a leaf with requires_grad=True)"
+        )
+    g = _default_root_grad(tensor) if gradient is None else _check_root_grad(tensor, gradient)
+    _run([tensor], [g], retain_graph=retain_graph or create_graph, create_graph=create_graph)
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph: Optional[bool] = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple:
+    """Gradients of ``outputs`` w.r.t. ``inputs`` without touching ``.grad`` (like torch.autograd.grad).
+
+    ``sum_k grad_outputs[k] . d outputs[k] / d inputs[i]`` for each input i. An input the outputs do
+    not depend on raises unless ``allow_unused=True``, when its gradient is None.
+    """
+    from chainrule.tensor import Tensor
+
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for x in inputs:
+        if not x.requires_grad:
+            raise RuntimeError("one of the inputs does not require grad: nothing to differentiate")
+    roots, root_grads = [], []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            continue
+        roots.append(out)
+        root_grads.append(_default_root_grad(out) if g is None else _check_root_grad(out, g))
+    if retain_graph is None:
+        retain_graph = create_graph
+    found = _run(roots, root_grads, retain_graph=retain_graph, create_graph=create_graph, targets=inputs)
+    results = []
+    for i, x in enumerate(inputs):
+        g = found.get(id(x))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"input {i} was not used to compute the outputs: pass allow_unused=True to get None"
+            )
+        results.append(g)
+    return tuple(results)

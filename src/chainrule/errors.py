@@ -1,0 +1,21 @@
+"""chainrule's own exception types.
+
+Each is a subclass of the built-in exception a Python user would catch anyway, so
+``except ValueError`` keeps working while ``except chainrule.ShapeError`` can be precise.
+"""
+
+
+class ChainruleError(Exception):
+    """Base class of every exception chainrule defines."""
+
+
+class ShapeError(ChainruleError, ValueError):
+    """Shapes that cannot work together (broadcasting, reshaping, convolution arithmetic)."""
+
+
+class GradcheckError(ChainruleError, AssertionError):
+    """An analytic gradient disagrees with central finite differences."""
+
+
+class GraphFreedError(ChainruleError, RuntimeError):
+    """backward() through a graph whose saved tensors were already freed."""

@@ -1,0 +1,157 @@
+"""Activation functions, each with its formula and its convention where it is not differentiable.
+
+Primitives with their own O(n) rule: relu, heaviside, sign, sigmoid, softplus, softmax,
+log_softmax (no VJP builds a Jacobian matrix). The others are composites of primitives and
+need no rule: leaky_relu, prelu, step, log_sigmoid, maxout.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import special
+
+from chainrule.errors import ShapeError
+from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = [
+    "relu", "leaky_relu", "prelu", "heaviside", "step", "sign", "sigmoid", "softplus",
+    "log_sigmoid", "softmax", "log_softmax", "maxout",
+]
+
+
+def _surrogate(g: Tensor, x: Tensor, slope: Optional[float], scale: float) -> Optional[Tensor]:
+    """Straight-through surrogate: the backward pass uses scale * d/dx sigmoid(slope * x)."""
+    if slope is None:
+        return None  # the true derivative: 0 everywhere it exists
+    s = sigmoid(x * slope)
+    return g * (s * (1 - s) * (slope * scale))
+
+
+def _heaviside_impl(x, *, value_at_zero, surrogate_slope):
+    return np.where(x > 0, 1, np.where(x == 0, value_at_zero, 0)).astype(x.dtype, copy=False)
+
+
+def _softmax_impl(x, *, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax_impl(x, *, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+# fmt: off
+relu_p        = Primitive("relu", lambda x: np.maximum(x, 0), smooth=False).defvjp(
+    lambda g, out, x: where(greater(x, 0), g, 0.0))
+heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
+    lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
+sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(
+    lambda g, out, x, *, surrogate_slope: _surrogate(g, x, surrogate_slope, 2.0))
+sigmoid_p     = Primitive("sigmoid", special.expit).defvjp(lambda g, out, x: g * out * (1 - out))
+softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(lambda g, out, x: g * sigmoid(x))
+softmax_p     = Primitive("softmax", _softmax_impl).defvjp(
+    lambda g, out, x, *, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))
+log_softmax_p = Primitive("log_softmax", _log_softmax_impl).defvjp(
+    lambda g, out, x, *, axis: g - exp(out) * sum(g, axis=axis, keepdims=True))
+# fmt: on
+
+
+def relu(x) -> Tensor:
+    """max(x, 0). Derivative H(x): 1 for x > 0, 0 for x < 0, and the convention 0 at x = 0."""
+    return relu_p.bind(as_tensor(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise. Derivative at 0: negative_slope (as PyTorch)."""
+    x = as_tensor(x)
+    return where(greater(x, 0), x, x * negative_slope)
+
+
+def prelu(x, alpha) -> Tensor:
+    """Parametric ReLU: x for x > 0, alpha * x otherwise, alpha trainable and broadcast as NumPy.
+
+    d/dx = 1 (x > 0) or alpha (x <= 0); d/dalpha = 0 (x > 0) or x (x <= 0), summed over the
+    elements alpha is broadcast to.
+    """
+    x = as_tensor(x)
+    return where(greater(x, 0), x, x * alpha)
+
+
+def heaviside(x, value_at_zero: float = 0.5, surrogate_slope: Optional[float] = None) -> Tensor:
+    """H(x): 1 for x > 0, 0 for x < 0, ``value_at_zero`` at 0 (NumPy's default is 1/2 as here).
+
+    The derivative is 0 wherever it exists (the distributional derivative is Dirac's delta), so no
+    gradient flows. With ``surrogate_slope=k`` the backward pass uses d/dx sigmoid(kx) =
+    k s(kx)(1 - s(kx)) instead, a straight-through estimator that lets threshold units train.
+    """
+    return heaviside_p.bind(as_tensor(x), value_at_zero=value_at_zero, surrogate_slope=surrogate_slope)
+
+
+def step(x, surrogate_slope: Optional[float] = None) -> Tensor:
+    """The hard threshold unit: 1 if x >= 0 else 0 (heaviside with value 1 at 0), same surrogate option."""
+    return heaviside(x, value_at_zero=1.0, surrogate_slope=surrogate_slope)
+
+
+def sign(x, surrogate_slope: Optional[float] = None) -> Tensor:
+    """sign(x) in {-1, 0, 1} with sign(0) = 0 = H(x) - H(-x). Derivative 0 where it exists.
+
+    With ``surrogate_slope=k`` the backward pass uses d/dx (2 sigmoid(kx) - 1) = 2k s(kx)(1 - s(kx)).
+    """
+    return sign_p.bind(as_tensor(x), surrogate_slope=surrogate_slope)
+
+
+def sigmoid(x) -> Tensor:
+    """s(x) = 1 / (1 + e^-x), computed without overflow; d/dx = s(x)(1 - s(x)) (VJP g s (1 - s))."""
+    return sigmoid_p.bind(as_tensor(x))
+
+
+def softplus(x) -> Tensor:
+    """log(1 + e^x) = logaddexp(0, x), finite for any finite x; d/dx = sigmoid(x)."""
+    return softplus_p.bind(as_tensor(x))
+
+
+def log_sigmoid(x) -> Tensor:
+    """log s(x) = -softplus(-x); d/dx = 1 - s(x) = s(-x)."""
+    return -softplus(-as_tensor(x))
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """S_i = e^{x_i} / sum_j e^{x_j} along ``axis`` (shifted by the max, so it never overflows).
+
+    Jacobian diag(S) - S S^T, applied in O(n) as the VJP S * (g - sum(g * S)).
+    """
+    x = as_tensor(x)
+    (ax,) = normalize_axis(axis, x.ndim)
+    return softmax_p.bind(x, axis=ax)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """log S_i = x_i - logsumexp(x) along ``axis``; VJP g - S * sum(g)."""
+    x = as_tensor(x)
+    (ax,) = normalize_axis(axis, x.ndim)
+    return log_softmax_p.bind(x, axis=ax)
+
+
+def maxout(x, pieces: int, axis: int = -1) -> Tensor:
+    """Maximum over consecutive groups of ``pieces`` along ``axis`` (Goodfellow et al.'s maxout unit).
+
+    An axis of length n gives n / pieces outputs; ties share the gradient as in ``max``.
+    """
+    x = as_tensor(x)
+    (ax,) = normalize_axis(axis, x.ndim)
+    if not isinstance(pieces, (int, np.integer)) or pieces < 1:
+        raise ValueError(f"maxout: pieces must be a positive int, got {pieces!r}")
+    n = x.shape[ax]
+    if n % pieces:
+        raise ShapeError(f"maxout: axis {axis} has length {n}, not divisible by pieces={pieces}")
+    grouped = reshape(x, x.shape[:ax] + (n // pieces, pieces) + x.shape[ax + 1:])
+    return max(grouped, axis=ax + 1)
+
+
+from chainrule.ops.elementwise import exp, greater, where  # noqa: E402
+from chainrule.ops.reductions import max, normalize_axis, sum  # noqa: E402
+from chainrule.ops.shape import reshape  # noqa: E402

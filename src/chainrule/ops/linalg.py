@@ -1,0 +1,121 @@
+"""Linear algebra: matmul (NumPy semantics, 1-D and batched), dot, outer, einsum.
+
+For C = A @ B the textbook rules are dA = G B^T and dB = A^T G; the 1-D cases insert and
+remove the length-1 axis NumPy adds, and batch broadcasting is summed back by the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = ["matmul", "dot", "outer", "einsum"]
+
+
+def _matmul_vjp_a(g, out, a, b):
+    if b.ndim == 1:  # out[..., m] = a[..., m, k] b[k]
+        return expand_dims(g, -1) * b
+    if a.ndim == 1:  # out[..., n] = a[k] b[..., k, n]
+        return squeeze(matmul(b, expand_dims(g, -1)), -1)
+    return matmul(g, swapaxes(b, -1, -2))
+
+
+def _matmul_vjp_b(g, out, a, b):
+    if a.ndim == 1:
+        return g * a if b.ndim == 1 else expand_dims(a, -1) * expand_dims(g, -2)
+    if b.ndim == 1:
+        return squeeze(matmul(swapaxes(a, -1, -2), expand_dims(g, -1)), -1)
+    return matmul(swapaxes(a, -1, -2), g)
+
+
+def _parse_einsum(subscripts: str, n_operands: int) -> tuple[list[str], str]:
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ValueError(f"einsum: ellipsis ('...') is not supported, in {subscripts!r}; name the axes")
+    lhs, arrow, rhs = spec.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != n_operands:
+        raise ValueError(f"einsum: {subscripts!r} names {len(inputs)} operands, {n_operands} were given")
+    if not arrow:  # NumPy's implicit output: the letters that appear once, sorted
+        letters = "".join(inputs)
+        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    for term in inputs:
+        if len(set(term)) != len(term):
+            raise ValueError(f"einsum: repeated index within one operand ({term!r}, a diagonal) is not supported")
+    return inputs, rhs
+
+
+def _einsum_vjp(g, out, *operands, argnum, subscripts):
+    """d out / d operand i: contract g with the other operands into operand i's indices."""
+    inputs, output = _parse_einsum(subscripts, len(operands))
+    target = inputs[argnum]
+    others = [(term, op) for i, (term, op) in enumerate(zip(inputs, operands)) if i != argnum]
+    available = set(output).union(*[set(term) for term, _ in others])
+    reachable = "".join(c for c in target if c in available)
+    grad = einsum(",".join([output] + [term for term, _ in others]) + "->" + reachable,
+                  g, *[op for _, op in others])
+    if reachable != target:  # indices summed away in the forward: their gradient is broadcast back
+        kept_shape = tuple(n if c in reachable else 1 for c, n in zip(target, operands[argnum].shape))
+        grad = broadcast_to(reshape(grad, kept_shape), operands[argnum].shape)
+    return grad
+
+
+# fmt: off
+matmul_p = Primitive("matmul", np.matmul).defvjp(_matmul_vjp_a, _matmul_vjp_b)
+einsum_p = Primitive("einsum", lambda *ops, subscripts: np.einsum(subscripts, *ops, optimize=len(ops) > 2),
+                     variadic=True).defvjp(_einsum_vjp)
+# fmt: on
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with ``numpy.matmul`` semantics (1-D operands, broadcast batch axes)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: operands must have at least one dimension; use mul for scalars")
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align ({k_a} != {k_b} on the inner axis)")
+    try:
+        return matmul_p.bind(a, b)
+    except ValueError:
+        raise ShapeError(f"matmul: batch axes of {a.shape} and {b.shape} do not broadcast") from None
+
+
+def dot(a, b) -> Tensor:
+    """Dot product: scalars multiply, 1-D/2-D operands as matmul (``numpy.dot`` on those ranks)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError(f"dot: operands of rank {a.ndim} and {b.ndim}: use matmul or einsum above rank 2")
+    return matmul(a, b)
+
+
+def outer(a, b) -> Tensor:
+    """Outer product of the flattened operands: out[i, j] = a[i] b[j]."""
+    a, b = as_tensor(a), as_tensor(b)
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+def einsum(subscripts: str, *operands) -> Tensor:
+    """Einstein summation (``numpy.einsum``) without ellipsis or repeated indices in one operand.
+
+    Each operand's gradient is again an einsum: g contracted with the other operands.
+    """
+    operands = [as_tensor(x) for x in operands]
+    inputs, _ = _parse_einsum(subscripts, len(operands))
+    for term, x in zip(inputs, operands):
+        if len(term) != x.ndim:
+            raise ShapeError(f"einsum: subscripts {term!r} name {len(term)} axes, the operand has shape {x.shape}")
+    try:
+        return einsum_p.bind(*operands, subscripts=subscripts)
+    except ValueError as error:
+        raise ShapeError(f"einsum {subscripts!r} on shapes {[x.shape for x in operands]}: {error}") from None
+
+
+from chainrule.ops.reductions import broadcast_to  # noqa: E402
+from chainrule.ops.shape import expand_dims, reshape, squeeze, swapaxes  # noqa: E402

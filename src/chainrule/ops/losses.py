@@ -1,0 +1,177 @@
+"""Loss functions (PyTorch names, layouts and ``reduction='mean'|'sum'|'none'``).
+
+All are composites of primitives, so their gradients need no rules of their own: the
+cross-entropy is log_softmax followed by picking the target's entry, whose gradient with
+respect to the logits is softmax(z) - onehot(y) (divided by N for the mean), finite for any
+finite logits.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+from chainrule.ops.primitive import as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+# PyTorch clamps log(p) at -100 in binary_cross_entropy so that p = 0 or 1 gives a finite loss.
+_LOG_FLOOR = -100.0
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    return loss
+
+
+def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+    if input.shape != target.shape:
+        raise ShapeError(f"{name}: input has shape {input.shape} but target has shape {target.shape}; they must match")
+
+
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean((input - target)^2); gradient 2 (input - target) / n."""
+    input, target = as_tensor(input), as_tensor(target, like=as_tensor(input))
+    _check("mse_loss", input, target, reduction)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1]; logs floored at -100 (as PyTorch)."""
+    input = as_tensor(input)
+    target = as_tensor(target, like=input)
+    _check("binary_cross_entropy", input, target, reduction)
+    if input.size and (np.min(input.data) < 0 or np.max(input.data) > 1):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
+                         "for raw scores use binary_cross_entropy_with_logits")
+    floor = float(np.exp(_LOG_FLOOR))
+    log_p = log(clip(input, floor, None))
+    log_q = log(clip(1 - input, floor, None))
+    loss = -(target * log_p + (1 - target) * log_q)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None) -> Tensor:
+    """BCE of sigmoid(z), computed stably as (1 - y) z + w_y softplus(-z), w_y = 1 + (pos_weight - 1) y.
+
+    Without pos_weight this is softplus(z) - y z; its gradient is sigmoid(z) - y.
+    """
+    input = as_tensor(input)
+    target = as_tensor(target, like=input)
+    _check("binary_cross_entropy_with_logits", input, target, reduction)
+    log_weight = 1.0 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + log_weight * softplus(-input)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _class_weights(target: np.ndarray, n_classes: int, weight, ignore_index: int, dtype) -> np.ndarray:
+    """Per-sample weight: weight[target] (1 without weights), 0 where target == ignore_index."""
+    valid = target != ignore_index
+    if np.any((target[valid] < 0) | (target[valid] >= n_classes)):
+        bad = target[valid][(target[valid] < 0) | (target[valid] >= n_classes)][0]
+        raise ValueError(f"target holds class {bad}, outside 0..{n_classes - 1} (ignore_index={ignore_index})")
+    safe = np.where(valid, target, 0)
+    per_class = np.ones(n_classes, dtype) if weight is None else as_tensor(weight).data.astype(dtype)
+    return np.where(valid, per_class[safe], 0).astype(dtype)
+
+
+def _one_hot_along_1(target: np.ndarray, n_classes: int, dtype) -> np.ndarray:
+    """onehot with the class axis at position 1: (N, d1, ...) -> (N, C, d1, ...)."""
+    classes = np.arange(n_classes).reshape((1, n_classes) + (1,) * (target.ndim - 1))
+    return (np.expand_dims(target, 1) == classes).astype(dtype)
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target`` (N, ...).
+
+    loss_n = -w[y_n] input[n, y_n]; 'mean' divides by sum_n w[y_n] (PyTorch's weighted mean).
+    """
+    input = as_tensor(input)
+    target_array = _int_target("nll_loss", input, target)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+    sample_weight = _class_weights(target_array, input.shape[1], weight, ignore_index, input.dtype)
+    pick = _one_hot_along_1(np.where(target_array == ignore_index, 0, target_array), input.shape[1], input.dtype)
+    pick *= np.expand_dims(sample_weight, 1)
+    loss = -sum(input * Tensor._from_array(pick), axis=1)
+    if reduction == "mean":
+        return sum(loss) / sample_weight.sum()
+    return _reduce(loss, reduction)
+
+
+def _int_target(name: str, input: Tensor, target) -> np.ndarray:
+    target = as_tensor(target).data
+    if input.ndim < 2:
+        raise ShapeError(f"{name}: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: target must hold integer class indices, got dtype {target.dtype}")
+    expected = input.shape[:1] + input.shape[2:]
+    if target.shape != expected:
+        raise ShapeError(f"{name}: input {input.shape} needs target of shape {expected}, got {target.shape}")
+    return target
+
+
+def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy of logits ``input`` (N, C, ...), class axis 1 (PyTorch layout).
+
+    ``target`` is integer class indices (N, ...) or class probabilities shaped like ``input``.
+    loss_n = -sum_c q_nc log softmax(z_n)_c with q the (smoothed) target distribution:
+    q = (1 - eps) onehot(y) + eps / C. The gradient w.r.t. z is softmax(z) - q (times 1/N for the mean).
+    """
+    input = as_tensor(input)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
+    if input.ndim < 2:
+        raise ShapeError(f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}")
+    log_p = log_softmax(input, axis=1)
+    n_classes = input.shape[1]
+    target_t = as_tensor(target, like=input)
+    if target_t.dtype.kind == "f":  # class probabilities
+        if target_t.shape != input.shape:
+            raise ShapeError(f"cross_entropy: probability target must have the input's shape {input.shape}, "
+                             f"got {target_t.shape}")
+        if label_smoothing:
+            target_t = target_t * (1 - label_smoothing) + label_smoothing / n_classes
+        terms = target_t * log_p
+        if weight is not None:
+            terms = terms * reshape(as_tensor(weight, like=input), (1, n_classes) + (1,) * (input.ndim - 2))
+        return _reduce(-sum(terms, axis=1), reduction)
+    nll = nll_loss(log_p, target_t, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    # smoothing term: -sum_c w_c log p_c / C for every non-ignored sample
+    target_array = target_t.data
+    class_w = np.ones(n_classes, input.dtype) if weight is None else as_tensor(weight).data.astype(input.dtype)
+    valid = (target_array != ignore_index).astype(input.dtype)
+    coef = np.expand_dims(valid, 1) * class_w.reshape((1, n_classes) + (1,) * (input.ndim - 2))
+    smooth = -sum(log_p * Tensor._from_array(coef), axis=1) / n_classes
+    if reduction == "mean":
+        sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
+        smooth = sum(smooth) / sample_weight.sum()
+    else:
+        smooth = _reduce(smooth, reduction)
+    return nll * (1 - label_smoothing) + smooth * label_smoothing
+
+
+from chainrule.ops.activations import log_softmax, softplus  # noqa: E402
+from chainrule.ops.elementwise import clip, log  # noqa: E402
+from chainrule.ops.reductions import mean, sum  # noqa: E402
+from chainrule.ops.shape import reshape  # noqa: E402

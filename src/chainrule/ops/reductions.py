@@ -1,0 +1,167 @@
+"""Reductions: sum, mean, var, max, min, logsumexp, and ``sum_to`` (broadcasting undone).
+
+NumPy naming: ``axis`` (None, an int or a tuple of ints, negatives allowed) and ``keepdims``.
+``sum`` and ``broadcast_to``/``sum_to`` are linear pairs: each one's VJP is the other.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Optional, Union
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = ["sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to"]
+
+Axis = Optional[Union[int, tuple]]
+
+
+def normalize_axis(axis: Axis, ndim: int, name: str = "axis") -> tuple:
+    """``axis`` as a sorted tuple of non-negative ints; a clear error when out of range."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    result = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < builtins.max(ndim, 1):
+            raise ShapeError(f"{name}={axis!r} is out of range for a tensor with {ndim} dimensions "
+                             f"(valid: {-ndim} .. {ndim - 1})")
+        result.append(int(a) % builtins.max(ndim, 1))
+    if len(set(result)) != len(result):
+        raise ShapeError(f"{name}={axis!r} repeats an axis")
+    return tuple(sorted(result))
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _expand_to(g: Tensor, shape: tuple, axes: tuple) -> Tensor:
+    """A reduction's output gradient ``g`` broadcast back over the reduced ``axes`` of ``shape``."""
+    return broadcast_to(g.reshape(_kept_shape(shape, axes)), shape)
+
+
+def _sum_to_impl(x: np.ndarray, *, shape: tuple) -> np.ndarray:
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+    )
+    return (x.sum(axis=axes, keepdims=True) if axes else x).reshape(shape)
+
+
+def _extreme_vjp(g, out, x, *, axis, keepdims):
+    """max/min: the gradient is split evenly among the elements that attain the extreme."""
+    kept = _kept_shape(x.shape, axis)
+    hits = x.data == out.data.reshape(kept)
+    share = hits / hits.sum(axis=axis, keepdims=True)
+    return g.reshape(kept) * Tensor._from_array(share.astype(x.dtype, copy=False))
+
+
+# fmt: off
+sum_p          = Primitive("sum", lambda x, *, axis, keepdims: x.sum(axis=axis, keepdims=keepdims)).defvjp(
+    lambda g, out, x, *, axis, keepdims: _expand_to(g, x.shape, axis))
+max_p          = Primitive("max", lambda x, *, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
+                           smooth=False).defvjp(_extreme_vjp)
+min_p          = Primitive("min", lambda x, *, axis, keepdims: x.min(axis=axis, keepdims=keepdims),
+                           smooth=False).defvjp(_extreme_vjp)
+sum_to_p       = Primitive("sum_to", _sum_to_impl).defvjp(lambda g, out, x, *, shape: broadcast_to(g, x.shape))
+broadcast_to_p = Primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape)).defvjp(
+    lambda g, out, x, *, shape: sum_to(g, x.shape))
+# fmt: on
+
+
+def sum(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (all axes by default)."""
+    x = as_tensor(x)
+    return sum_p.bind(x, axis=normalize_axis(axis, x.ndim), keepdims=keepdims)
+
+
+def mean(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis``: sum / count."""
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    if count == 0:
+        raise ValueError(f"mean over an empty axis ({axis!r} of shape {x.shape}) is undefined")
+    return sum_p.bind(x, axis=axes, keepdims=keepdims) / count
+
+
+def var(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance, mean((x - mean(x))^2) * n / (n - ddof). NumPy's default ddof=0 (population)."""
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    if count - ddof <= 0:
+        raise ValueError(f"var: ddof={ddof} needs more than {ddof} elements, got {count}")
+    centred = x - mean(x, axis=axes, keepdims=True)
+    return sum(centred * centred, axis=axes, keepdims=keepdims) / (count - ddof)
+
+
+def max(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis``. Tied maxima share the gradient equally (a valid subgradient)."""
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    _check_not_empty("max", x, axes)
+    return max_p.bind(x, axis=axes, keepdims=keepdims)
+
+
+def min(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Minimum over ``axis``. Tied minima share the gradient equally (a valid subgradient)."""
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    _check_not_empty("min", x, axes)
+    return min_p.bind(x, axis=axes, keepdims=keepdims)
+
+
+def _check_not_empty(name: str, x: Tensor, axes: tuple) -> None:
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"{name} of an empty axis (shape {x.shape}) has no identity; reduce a non-empty axis")
+
+
+def logsumexp(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x): finite for any finite x.
+
+    Its gradient is softmax(x) along ``axis``. The shift m is a constant (detached): the result
+    does not depend on it.
+    """
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    shift = _finite_or_zero(max(x.detach(), axis=axes, keepdims=True))
+    result = log(sum(exp(x - shift), axis=axes, keepdims=True)) + shift
+    return result if keepdims else result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def _finite_or_zero(t: Tensor) -> Tensor:
+    """The max of an all -inf slice is -inf: shift by 0 there instead of producing nan."""
+    return Tensor._from_array(np.where(np.isfinite(t.data), t.data, 0).astype(t.dtype, copy=False))
+
+
+def sum_to(x, shape: tuple) -> Tensor:
+    """Sum ``x`` down to ``shape`` (the inverse of broadcasting ``shape`` up to ``x.shape``)."""
+    x = as_tensor(x)
+    shape = tuple(shape)
+    if np.broadcast_shapes(shape, x.shape) != x.shape:
+        raise ShapeError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
+    return sum_to_p.bind(x, shape=shape)
+
+
+def broadcast_to(x, shape) -> Tensor:
+    """``x`` broadcast to ``shape`` (a read-only view); the gradient sums back."""
+    x = as_tensor(x)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if x.shape == shape:
+        return x
+    try:
+        target = np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        target = None
+    if target != shape:
+        raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    return broadcast_to_p.bind(x, shape=shape)
+
+
+from chainrule.ops.elementwise import exp, log  # noqa: E402

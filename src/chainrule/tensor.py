@@ -1,0 +1,264 @@
+"""``Tensor``: a thin handle on an ndarray plus the graph bookkeeping autodiff needs.
+
+A Tensor holds ``data`` (the ndarray), ``requires_grad``, ``grad`` and ``grad_fn`` (the
+:class:`~chainrule.autograd.Node` that made it, None for leaves). It computes nothing itself:
+every method and operator forwards to a function in :mod:`chainrule.ops`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["Tensor", "tensor", "to_array"]
+
+_FLOAT_KINDS = ("f",)
+
+
+def to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """``data`` as an ndarray, with PyTorch's dtype rules for Python values.
+
+    NumPy arrays and NumPy scalars keep their dtype; Python floats (and lists with any float)
+    become float32; Python ints become int64; bools stay bool. ``dtype=`` overrides.
+    """
+    if isinstance(data, Tensor):
+        array = data.data
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.asarray(data)
+    else:
+        array = np.asarray(data)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int64, copy=False)
+        elif array.dtype == object or array.dtype.kind in "USV":
+            raise TypeError(
+                f"cannot make a tensor from {type(data).__name__} holding {array.dtype} values: "
+                f"expected numbers, nested lists of numbers or an ndarray"
+            )
+    if dtype is not None:
+        array = array.astype(np.dtype(dtype), copy=False)
+    return array
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+    """A new leaf tensor holding a copy of ``data`` (dtype rules as ``torch.tensor``)."""
+    return Tensor(np.array(to_array(data, dtype), copy=True), requires_grad=requires_grad)
+
+
+class Tensor:
+    """An ndarray that remembers how it was computed, so gradients can flow back through it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    # ndarray (op) Tensor defers to the Tensor's reflected operator, so the result is a Tensor.
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        self.data = to_array(data)
+        self.grad: Optional[Tensor] = None
+        self.grad_fn = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _from_array(cls, array: np.ndarray) -> "Tensor":
+        """Wrap an ndarray without checks or copies (the hot path of every operation)."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.grad = None
+        t.grad_fn = None
+        t.requires_grad = False
+        t._retains_grad = False
+        return t
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user created (no ``grad_fn``); only leaves get ``.grad`` by default."""
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> "Tensor":
+        """All axes reversed, as ``ndarray.T``."""
+        return _ops.transpose(self)
+
+    # ----------------------------------------------------------------- autograd handles
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Mark this leaf as a variable to differentiate with respect to (in place)."""
+        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}: "
+                f"use dtype=float32 or float64"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad can only be turned off on a leaf: use detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Keep ``.grad`` for this non-leaf tensor too during ``backward``."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+        return self
+
+    def detach(self) -> "Tensor":
+        """The same data (shared, not copied) cut out of the graph."""
+        return Tensor._from_array(self.data)
+
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Back-propagate from this tensor, accumulating into every leaf's ``.grad``.
+
+        ``gradient`` is d(loss)/d(self), required unless this tensor has one element. The saved
+        tensors are freed afterwards unless ``retain_graph``; ``create_graph`` records the
+        backward pass itself so that the gradients can be differentiated again.
+        """
+        from chainrule.autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    # ----------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared memory)."""
+        return self.data
+
+    def item(self):
+        """The single element as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """A copy converted to ``dtype``; differentiable between floating dtypes."""
+        return _ops.astype(self, dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.data)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extra = [f"dtype={self.data.dtype}"]
+        if self.grad_fn is not None:
+            extra.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return f"tensor({body}, {', '.join(extra)})"
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __pow__(self, other): return _ops.pow(self, other)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops.abs(self)
+    def __getitem__(self, index): return _ops.getitem(self, index)
+
+    # comparisons: bool tensors outside the graph
+    def __lt__(self, other): return _ops.less(self, other)
+    def __le__(self, other): return _ops.less_equal(self, other)
+    def __gt__(self, other): return _ops.greater(self, other)
+    def __ge__(self, other): return _ops.greater_equal(self, other)
+    def __eq__(self, other): return _ops.equal(self, other)
+    def __ne__(self, other): return _ops.not_equal(self, other)
+
+    # ----------------------------------------------------------------- methods mirroring ops
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def log1p(self): return _ops.log1p(self)
+    def expm1(self): return _ops.expm1(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def sin(self): return _ops.sin(self)
+    def cos(self): return _ops.cos(self)
+    def tanh(self): return _ops.tanh(self)
+    def abs(self): return _ops.abs(self)
+    def sign(self): return _ops.sign(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def softplus(self): return _ops.softplus(self)
+    def softmax(self, axis=-1): return _ops.softmax(self, axis=axis)
+    def log_softmax(self, axis=-1): return _ops.log_softmax(self, axis=axis)
+    def pow(self, exponent): return _ops.pow(self, exponent)
+    def clip(self, min=None, max=None): return _ops.clip(self, min, max)
+    def maximum(self, other): return _ops.maximum(self, other)
+    def minimum(self, other): return _ops.minimum(self, other)
+    def matmul(self, other): return _ops.matmul(self, other)
+    def dot(self, other): return _ops.dot(self, other)
+
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return _ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _ops.min(self, axis=axis, keepdims=keepdims)
+    def logsumexp(self, axis=None, keepdims=False):
+        return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def transpose(self, *axes):
+        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+    def permute(self, *axes): return _ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+    def flatten(self, start_axis=0, end_axis=-1): return _ops.flatten(self, start_axis, end_axis)
+    def squeeze(self, axis=None): return _ops.squeeze(self, axis)
+    def expand_dims(self, axis): return _ops.expand_dims(self, axis)
+    def broadcast_to(self, shape): return _ops.broadcast_to(self, shape)
+
+
+from chainrule import ops as _ops  # noqa: E402  (ops import Tensor: bind it last)
