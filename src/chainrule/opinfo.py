@@ -244,8 +244,10 @@ OPINFO: list[OpInfo] = [
     # losses
     OpInfo("mse_loss", cr.mse_loss, cases(((3, 4), (3, 4)), ((), ())), lambda x, y: np.mean((x - y) ** 2), lambda t, x, y: t.nn.functional.mse_loss(x, y)),
     OpInfo("binary_cross_entropy", cr.binary_cross_entropy, fixed((4, 3), (4, 3), domain=(0.05, 0.95)),
-           _ref_bce, lambda t, p, y: t.nn.functional.binary_cross_entropy(p, y), covers=("clip", "log"),
-           differentiable=(0,)),
+           _ref_bce, lambda t, p, y: t.nn.functional.binary_cross_entropy(p, y), differentiable=(0,)),
+    OpInfo("binary_cross_entropy_target", lambda y, p: cr.binary_cross_entropy(p, y),
+           fixed((4, 3), (4, 3), domain=(0.05, 0.95)), lambda y, p: _ref_bce(p, y), None,
+           covers=("binary_cross_entropy",), differentiable=(0,)),
     OpInfo("binary_cross_entropy_with_logits", cr.binary_cross_entropy_with_logits,
            lambda rng: [(rng.standard_normal((4, 3)) * 3, rng.uniform(0, 1, (4, 3)))],
            lambda z, y: np.mean(np.logaddexp(0, z) - y * z),

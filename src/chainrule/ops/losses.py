@@ -1,6 +1,7 @@
 """Loss functions (PyTorch names, layouts and ``reduction='mean'|'sum'|'none'``).
 
-All are composites of primitives, so their gradients need no rules of their own: the
+All but binary_cross_entropy (a primitive, for PyTorch's clamped log and gradient) are
+composites of primitives, so their gradients need no rules of their own: the
 cross-entropy is log_softmax followed by picking the target's entry, whose gradient with
 respect to the logits is softmax(z) - onehot(y) (divided by N for the mean), finite for any
 finite logits.
@@ -13,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from chainrule.errors import ShapeError
-from chainrule.ops.primitive import as_tensor
+from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
 __all__ = ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss"]
@@ -31,6 +32,14 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
+def _float_target(target, input: Tensor) -> Tensor:
+    """A float target in the input's dtype, so a float64 target does not promote a float32 loss."""
+    target = as_tensor(target, like=input)
+    if target.dtype != input.dtype:
+        target = astype(target, input.dtype)
+    return target
+
+
 def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
@@ -40,24 +49,46 @@ def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean squared error: mean((input - target)^2); gradient 2 (input - target) / n."""
-    input, target = as_tensor(input), as_tensor(target, like=as_tensor(input))
+    input = as_tensor(input)
+    target = _float_target(target, input)
     _check("mse_loss", input, target, reduction)
     diff = input - target
     return _reduce(diff * diff, reduction)
 
 
+def _bce_impl(p, y):
+    with np.errstate(divide="ignore"):  # log(0) = -inf is floored just below
+        log_p = np.maximum(np.log(p), _LOG_FLOOR)
+        log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
+    return -(y * log_p + (1 - y) * log_q)
+
+
+def _bce_vjp_p(g, out, p, y):
+    """(p - y) / (p (1 - p)), the denominator kept >= 1e-12 as PyTorch does, so p = 0 or 1 stays finite."""
+    return g * (p - y) / maximum(p * (1 - p), _BCE_EPS)
+
+
+def _bce_vjp_y(g, out, p, y):
+    return g * (maximum(log1p(-p), _LOG_FLOOR) - maximum(log(p), _LOG_FLOOR))
+
+
+_BCE_EPS = 1e-12
+bce_p = Primitive("binary_cross_entropy", _bce_impl).defvjp(_bce_vjp_p, _bce_vjp_y)
+
+
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
-    """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1]; logs floored at -100 (as PyTorch)."""
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1].
+
+    As PyTorch: each log is floored at -100, so p = 0 or 1 gives a finite loss, and the gradient
+    (p - y) / (p (1 - p)) has its denominator kept >= 1e-12.
+    """
     input = as_tensor(input)
-    target = as_tensor(target, like=input)
+    target = _float_target(target, input)
     _check("binary_cross_entropy", input, target, reduction)
     if input.size and (np.min(input.data) < 0 or np.max(input.data) > 1):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
                          "for raw scores use binary_cross_entropy_with_logits")
-    floor = float(np.exp(_LOG_FLOOR))
-    log_p = log(clip(input, floor, None))
-    log_q = log(clip(1 - input, floor, None))
-    loss = -(target * log_p + (1 - target) * log_q)
+    loss = bce_p.bind(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -70,7 +101,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     Without pos_weight this is softplus(z) - y z; its gradient is sigmoid(z) - y.
     """
     input = as_tensor(input)
-    target = as_tensor(target, like=input)
+    target = _float_target(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
     log_weight = 1.0 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + log_weight * softplus(-input)
@@ -145,6 +176,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     n_classes = input.shape[1]
     target_t = as_tensor(target, like=input)
     if target_t.dtype.kind == "f":  # class probabilities
+        target_t = _float_target(target_t, input)
         if target_t.shape != input.shape:
             raise ShapeError(f"cross_entropy: probability target must have the input's shape {input.shape}, "
                              f"got {target_t.shape}")
@@ -172,6 +204,6 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
 
 
 from chainrule.ops.activations import log_softmax, softplus  # noqa: E402
-from chainrule.ops.elementwise import clip, log  # noqa: E402
+from chainrule.ops.elementwise import astype, log, log1p, maximum  # noqa: E402
 from chainrule.ops.reductions import mean, sum  # noqa: E402
 from chainrule.ops.shape import reshape  # noqa: E402
