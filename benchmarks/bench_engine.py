@@ -6,7 +6,8 @@ Run (from the repository root):
 
 Unset those two variables for benchmark runs only: they make NumPy's OpenBLAS pick a slower
 kernel here. Options: ``--quick`` (few rounds, a smoke test), ``--rounds N`` (rounds of the MLP
-benchmarks; the chain uses half as many, at least 15). The default run takes about a minute or two.
+benchmarks, default 100; the chain uses half as many, at least 15). The default run takes well
+under a minute on 2 cores.
 
 Both libraries run in ONE process with the same number of threads: torch.set_num_threads is set
 to the number of threads NumPy's BLAS uses (threadpoolctl when installed; else the bundled
@@ -25,7 +26,9 @@ Benchmarks (chainrule and torch run the same code text on the same data):
 
 Method: warm-up, then rounds; each round times every benchmark for both libraries, the order
 of the two libraries alternating from round to round (so slow drift of a noisy machine hits
-both). Several timed repetitions per round; the table reports medians and chainrule / torch
+both). After each switch of library a few calls go untimed (the other library's worker threads
+spin for a while after its last call and would be measured as contention). Several timed
+repetitions per round; the table reports medians and chainrule / torch
 ratios of medians, with the interquartile range as a noise indication. The garbage collector
 stays on (users pay for it) and is run between rounds.
 
@@ -237,11 +240,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds for the MLP benchmarks (default 40)")
     args = ap.parse_args(argv)
-    mlp_rounds = args.rounds if args.rounds is not None else (6 if args.quick else 40)
+    mlp_rounds = args.rounds if args.rounds is not None else (6 if args.quick else 100)
     # the chain: half the MLP's rounds, at least 15 (fewer only when asked for fewer in total)
     chain_rounds = 4 if args.quick and args.rounds is None else max(min(15, mlp_rounds), mlp_rounds // 2)
-    mlp_reps = 3 if args.quick else 5  # timed steps per library per round
-    chain_reps = 2 if args.quick else 3
+    mlp_reps = 3 if args.quick else 10  # timed steps per library per round
+    chain_reps = 2 if args.quick else 5
+    # Untimed calls after switching library in a round: the other library's worker threads
+    # (torch's OpenMP pool, OpenBLAS's pool) keep spinning for a while after their last call
+    # and, on 2 cores, more than double the time of the next step. A training loop never
+    # switches library, so the first steps after a switch are not timed.
+    settle = {"chain": 1, "mlp": 2}
 
     print("# chainrule vs PyTorch (CPU) engine benchmark\n")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -259,8 +267,10 @@ def main(argv=None):
           f"(interop {torch.get_num_interop_threads()}); torch BLAS: "
           f"{'MKL' if torch.backends.mkl.is_available() else 'other'}, "
           f"mkldnn={'on' if torch.backends.mkldnn.is_available() else 'off'}")
-    print(f"- rounds: MLP {mlp_rounds} x {mlp_reps} steps, chain {chain_rounds} x {chain_reps} runs "
-          f"(per library; order alternates per round)\n")
+    print(f"- rounds: MLP {mlp_rounds} x {mlp_reps} timed steps, chain {chain_rounds} x {chain_reps} timed "
+          f"runs, per library; order alternates per round; after each switch of library "
+          f"{settle['mlp']} (MLP) / {settle['chain']} (chain) untimed calls let the other library's "
+          f"spinning worker threads go idle\n")
 
     print("Equivalence check (one SGD step, same weights and data):")
     for b in BATCHES:
@@ -270,18 +280,19 @@ def main(argv=None):
     # benchmark states
     x_cr = cr.tensor(np.full(CHAIN_SHAPE, 0.5, np.float32), requires_grad=True)
     x_t = torch.full(CHAIN_SHAPE, 0.5, dtype=torch.float32, requires_grad=True)
-    cases = {"chain": (lambda: chain_cr(x_cr), lambda: chain_torch(x_t), chain_reps, chain_rounds)}
+    cases = {"chain": (lambda: chain_cr(x_cr), lambda: chain_torch(x_t), chain_reps, chain_rounds,
+                       settle["chain"])}
     for b in BATCHES:
         (pc, xc, yc), (pt, xt, yt) = setup_mlp(b)
         cases[f"mlp{b}"] = (
             (lambda pc=pc, xc=xc, yc=yc: step_cr(pc, xc, yc)),
             (lambda pt=pt, xt=xt, yt=yt: step_torch(pt, xt, yt)),
-            mlp_reps, mlp_rounds,
+            mlp_reps, mlp_rounds, settle["mlp"],
         )
 
     # warm-up
     t_start = time.perf_counter()
-    for name, (f_cr, f_t, _, _) in cases.items():
+    for name, (f_cr, f_t, _, _, _) in cases.items():
         for _ in range(3 if name == "chain" else 10):
             f_cr()
             f_t()
@@ -289,12 +300,14 @@ def main(argv=None):
     times = {name: {"cr": [], "torch": []} for name in cases}
     n_rounds = max(c[3] for c in cases.values())
     for r in range(n_rounds):
-        for name, (f_cr, f_t, reps, rounds) in cases.items():
+        for name, (f_cr, f_t, reps, rounds, n_settle) in cases.items():
             if r >= rounds:
                 continue
             order = (("cr", f_cr), ("torch", f_t)) if r % 2 == 0 else (("torch", f_t), ("cr", f_cr))
             for lib, fn in order:
                 gc.collect()
+                for _ in range(n_settle):
+                    fn()
                 times[name][lib].extend(_time(fn, reps))
     elapsed = time.perf_counter() - t_start
 

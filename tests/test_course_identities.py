@@ -98,14 +98,16 @@ def test_log_sigmoid_is_minus_softplus_of_minus_x(x):
     # an independent reference: log(expit(x)) from SciPy
     np.testing.assert_allclose(ls, special.log_expit(x), rtol=1e-12, atol=1e-300)
     # d/dx log s(x) = 1 - s(x) = s(-x)
-    np.testing.assert_allclose(elementwise_grad(cr.log_sigmoid, x), special.expit(-x), rtol=1e-12, atol=1e-300)
+    g = elementwise_grad(cr.log_sigmoid, x)
+    np.testing.assert_allclose(g, special.expit(-x), rtol=1e-12, atol=1e-300)
 
 
 @FAST
 @given(vectors(bound=40.0))
 def test_softplus_derivative_is_sigmoid(x):
     # via cr.grad ...
-    np.testing.assert_allclose(elementwise_grad(cr.softplus, x), special.expit(x), rtol=1e-14, atol=1e-300)
+    g = elementwise_grad(cr.softplus, x)
+    np.testing.assert_allclose(g, special.expit(x), rtol=1e-14, atol=1e-300)
     # ... and via backward
     t = t64(x, requires_grad=True)
     cr.sum(cr.softplus(t)).backward()
@@ -140,14 +142,16 @@ def test_tanh_is_twice_sigmoid_of_twice_x_minus_one(x):
 @FAST
 @given(vectors(min_size=1, max_size=6), st.floats(-500.0, 500.0))
 def test_softmax_is_shift_invariant(x, c):
-    np.testing.assert_allclose(cr.softmax(t64(x + c)).numpy(), cr.softmax(t64(x)).numpy(), rtol=1e-9, atol=1e-15)
+    shifted, plain = cr.softmax(t64(x + c)).numpy(), cr.softmax(t64(x)).numpy()
+    np.testing.assert_allclose(shifted, plain, rtol=1e-9, atol=1e-15)
 
 
 @FAST
 @given(vectors(min_size=2, max_size=6))
 def test_softmax_of_x_equals_softmax_of_differences_to_x1(x):
     reduced = np.concatenate([[0.0], x[1:] - x[0]])
-    np.testing.assert_allclose(cr.softmax(t64(reduced)).numpy(), cr.softmax(t64(x)).numpy(), rtol=1e-12, atol=1e-15)
+    S_reduced, S = cr.softmax(t64(reduced)).numpy(), cr.softmax(t64(x)).numpy()
+    np.testing.assert_allclose(S_reduced, S, rtol=1e-12, atol=1e-15)
 
 
 def test_softmax_does_not_overflow_for_huge_inputs():
@@ -216,8 +220,9 @@ def test_steep_sigmoid_tends_to_heaviside_away_from_zero(magnitude, negative):
     errors = []
     for k in (1.0, 10.0, 100.0, 1000.0, 1e5):
         err = abs(cr.sigmoid(t64(k * x)).item() - H)
-        # the same error computed independently with SciPy (1 - s(kx) rounds to 0 once s(kx) rounds to 1,
-        # so a few ulps of 1 are allowed), and it is at most the exact tail s(-k|x|) plus that rounding
+        # the same error computed independently with SciPy (1 - s(kx) rounds to 0 once s(kx)
+        # rounds to 1, so a few ulps of 1 are allowed); it is at most the exact tail s(-k|x|)
+        # plus that rounding
         np.testing.assert_allclose(err, abs(special.expit(k * x) - H), rtol=1e-9, atol=4.5e-16)
         assert err <= special.expit(-k * magnitude) * (1 + 1e-9) + 2.3e-16
         errors.append(err)
@@ -254,7 +259,7 @@ def test_relu_at_zero():
 
 
 def bump(u: cr.Tensor) -> cr.Tensor:
-    """phi(u) = exp(-1 / (1 - u^2)) on (-1, 1), 0 outside; smooth, written with chainrule ops only."""
+    """phi(u) = exp(-1 / (1 - u^2)) on (-1, 1), 0 outside: smooth, written with chainrule ops."""
     inside = cr.less(cr.abs(u), 1.0)
     u_safe = cr.where(inside, u, 0.0)  # keeps 1 / (1 - u^2) finite, so no nan reaches the gradient
     return cr.where(inside, cr.exp(-1.0 / (1.0 - u_safe * u_safe)), 0.0)
@@ -283,11 +288,12 @@ BUMPS = [
 def test_distributional_derivative_of_heaviside_is_dirac_trapezoid(centre, width, amplitude):
     phi = make_phi(centre, width, amplitude)
     phi0 = phi(t64(0.0)).item()
-    np.testing.assert_allclose(phi0, amplitude * np.exp(-1.0 / (1.0 - (centre / width) ** 2))
-                               if abs(centre) < width else 0.0, rtol=1e-14)
-    # -∫ H(x) phi'(x) dx over a fine uniform grid covering the support (and beyond it). The grid is
-    # h * integers, so 0 is a node; with H(0) = 1/2 there the O(h) errors of the two panels next to
-    # the jump cancel and the trapezoid rule stays O(h^2).
+    u0 = -centre / width
+    expected_phi0 = amplitude * np.exp(-1.0 / (1.0 - u0**2)) if abs(u0) < 1 else 0.0
+    np.testing.assert_allclose(phi0, expected_phi0, rtol=1e-14)
+    # -∫ H(x) phi'(x) dx over a fine uniform grid covering the support (and beyond it).
+    # The grid is h * integers, so 0 is a node; with H(0) = 1/2 there the O(h) errors of the
+    # two panels next to the jump cancel and the trapezoid rule stays O(h^2).
     h = 2.4 * width / 200_000
     x = h * np.arange(np.floor((centre - 1.2 * width) / h), np.ceil((centre + 1.2 * width) / h) + 1)
     dphi = phi_prime(phi, x)
@@ -308,7 +314,8 @@ def test_distributional_derivative_of_heaviside_is_dirac_quad(centre, width, amp
         return cr.heaviside(t64(x)).item() * cr.grad(phi)(t64(x)).item()
 
     lo, hi = centre - width, centre + width
-    value, abserr = integrate.quad(integrand, lo, hi, points=[0.0], epsabs=1e-12, epsrel=1e-12, limit=200)
+    value, _ = integrate.quad(integrand, lo, hi, points=[0.0], epsabs=1e-12, epsrel=1e-12,
+                              limit=200)
     np.testing.assert_allclose(-value, phi0, rtol=1e-9, atol=1e-12)
     # sanity: the same quadrature without H integrates phi' over the whole support, giving 0
     total, _ = integrate.quad(lambda x: cr.grad(phi)(t64(x)).item(), lo, hi, points=[centre],
@@ -407,8 +414,10 @@ def test_hand_derived_max_of_sigmoids_explicit_central_differences():
         return float(np.max(special.expit(W @ x)))
 
     dW, dx = cr.grad(max_of_two_sigmoid_units, argnums=(0, 1))(t64(W_HAND), t64(X_HAND))
-    np.testing.assert_allclose(dW.numpy(), fd_gradient(numpy_loss, [W_HAND, X_HAND], 0), rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(dx.numpy(), fd_gradient(numpy_loss, [W_HAND, X_HAND], 1), rtol=1e-7, atol=1e-10)
+    fd_W = fd_gradient(numpy_loss, [W_HAND, X_HAND], 0)
+    fd_x = fd_gradient(numpy_loss, [W_HAND, X_HAND], 1)
+    np.testing.assert_allclose(dW.numpy(), fd_W, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(dx.numpy(), fd_x, rtol=1e-7, atol=1e-10)
 
 
 @FAST
@@ -452,8 +461,8 @@ def test_step_and_sign_conventions():
     # sign(x) = H(x) - H(-x) with either value at 0
     for v0 in (0.0, 0.5, 1.0):
         t = t64(x)
-        np.testing.assert_array_equal(
-            cr.sign(t).numpy(), (cr.heaviside(t, value_at_zero=v0) - cr.heaviside(-t, value_at_zero=v0)).numpy())
+        difference = cr.heaviside(t, value_at_zero=v0) - cr.heaviside(-t, value_at_zero=v0)
+        np.testing.assert_array_equal(cr.sign(t).numpy(), difference.numpy())
 
 
 @pytest.mark.parametrize("fn", [cr.heaviside, cr.step, cr.sign], ids=["heaviside", "step", "sign"])
@@ -482,13 +491,17 @@ def test_surrogate_gradient_is_scaled_sigmoid_derivative(fn, scale, k):
 
 
 def _train_threshold_unit(surrogate_slope, steps=200, lr=0.5):
-    """Fit y = step(w.x + b) to a linearly separable set with a squared loss; returns (w, b, accuracy)."""
+    """Fit y = step(w.x + b) to separable data with a squared loss; returns (w, b, accuracy)."""
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, size=(64, 2))
     y = (X @ np.array([1.5, -1.0]) + 0.2 > 0).astype(F64)
     w = np.array([-0.3, 0.4])  # starts wrong
     b = np.array(0.0)
-    loss_fn = lambda w_, b_: cr.mean((cr.step(t64(X) @ w_ + b_, surrogate_slope=surrogate_slope) - t64(y)) ** 2)
+
+    def loss_fn(w_, b_):
+        prediction = cr.step(t64(X) @ w_ + b_, surrogate_slope=surrogate_slope)
+        return cr.mean((prediction - t64(y)) ** 2)
+
     for _ in range(steps):
         gw, gb = cr.grad(loss_fn, argnums=(0, 1))(t64(w), t64(b))
         w = w - lr * gw.numpy()
@@ -537,15 +550,16 @@ def test_tanh_network_equals_rescaled_sigmoid_network(n_in, n_hidden, batch, see
 
     # the two nets are the same function of X, so their input gradients agree as well
     g_tanh = cr.grad(lambda x: cr.sum(tanh_net(x, t64(W), t64(b), t64(v), t64(c))))(t64(X)).numpy()
-    g_sig = cr.grad(lambda x: cr.sum(sigmoid_net(x, t64(2 * W), t64(2 * b), t64(2 * v), t64(c - v.sum()))))(
-        t64(X)).numpy()
+    sig_params = (t64(2 * W), t64(2 * b), t64(2 * v), t64(c - v.sum()))
+    g_sig = cr.grad(lambda x: cr.sum(sigmoid_net(x, *sig_params)))(t64(X)).numpy()
     np.testing.assert_allclose(g_tanh, g_sig, rtol=0, atol=1e-12)
 
 
 def test_tanh_sigmoid_equivalence_needs_the_offset():
     # without "- sum(v)" (or without doubling) the nets differ: the identity is not vacuous
     rng = np.random.default_rng(1)
-    X, W, b, v = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=4), rng.normal(size=4)
+    X, W = rng.normal(size=(3, 2)), rng.normal(size=(4, 2))
+    b, v = rng.normal(size=4), rng.normal(size=4)
     c = 0.3
     out_tanh = tanh_net(t64(X), t64(W), t64(b), t64(v), t64(c)).numpy()
     no_offset = sigmoid_net(t64(X), t64(2 * W), t64(2 * b), t64(2 * v), t64(c)).numpy()

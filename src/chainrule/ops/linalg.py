@@ -108,9 +108,15 @@ def einsum(subscripts: str, *operands) -> Tensor:
     """
     operands = [as_tensor(x) for x in operands]
     inputs, _ = _parse_einsum(subscripts, len(operands))
-    for term, x in zip(inputs, operands):
+    sizes: dict[str, tuple[int, int]] = {}
+    for k, (term, x) in enumerate(zip(inputs, operands)):
         if len(term) != x.ndim:
-            raise ShapeError(f"einsum: subscripts {term!r} name {len(term)} axes, the operand has shape {x.shape}")
+            raise ShapeError(f"einsum: subscripts {term!r} name {len(term)} axes, operand {k} has shape {x.shape}")
+        for letter, n in zip(term, x.shape):
+            first = sizes.setdefault(letter, (n, k))
+            if first[0] != n and 1 not in (first[0], n):
+                raise ShapeError(f"einsum: index {letter!r} has size {first[0]} in operand {first[1]} "
+                                 f"but {n} in operand {k}")
     try:
         return einsum_p.bind(*operands, subscripts=subscripts)
     except ValueError as error:

@@ -115,7 +115,7 @@ def _class_weights(target: np.ndarray, n_classes: int, weight, ignore_index: int
     valid = target != ignore_index
     if np.any((target[valid] < 0) | (target[valid] >= n_classes)):
         bad = target[valid][(target[valid] < 0) | (target[valid] >= n_classes)][0]
-        raise ValueError(f"target holds class {bad}, outside 0..{n_classes - 1} (ignore_index={ignore_index})")
+        raise ValueError(f"cross_entropy/nll_loss: target holds class {bad}, outside 0..{n_classes - 1} (ignore_index={ignore_index})")
     safe = np.where(valid, target, 0)
     per_class = np.ones(n_classes, dtype) if weight is None else as_tensor(weight).data.astype(dtype)
     return np.where(valid, per_class[safe], 0).astype(dtype)
