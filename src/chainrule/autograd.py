@@ -24,7 +24,6 @@ from chainrule.grad_mode import set_grad_enabled
 
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
-    from chainrule.tensor import Tensor
 
 __all__ = ["Node", "backward", "grad"]
 
@@ -79,10 +78,8 @@ def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
 
 def _fit_to(g: "Tensor", x: "Tensor") -> "Tensor":
     """The one place broadcasting is undone: sum ``g`` down to ``x``'s shape, cast to its dtype."""
-    from chainrule import ops
-
     if g.shape != x.shape:
-        g = ops.sum_to(g, x.shape)
+        g = ops.reductions.sum_to_p.bind(g, shape=x.shape)
     if g.dtype != x.dtype:
         g = g.astype(x.dtype)
     return g
@@ -100,8 +97,6 @@ def _run(
 
     Without ``targets`` (``Tensor.backward``) leaves accumulate their entry into ``.grad``.
     """
-    from chainrule import ops
-
     order = topological_order(roots)
     grad_table: dict[int, Tensor] = {}
     for root, g in zip(roots, root_grads):
@@ -148,8 +143,6 @@ def _run(
 
 def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: set) -> None:
     """``tensor.grad += g``; a fresh array each time so no two ``.grad`` share memory."""
-    from chainrule.tensor import Tensor
-
     if not create_graph:
         data = g.data
         if id(data) in handed_out or data.base is not None:
@@ -165,8 +158,6 @@ def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: s
 
 
 def _default_root_grad(out: "Tensor") -> "Tensor":
-    from chainrule import ops
-
     if out.size != 1:
         raise RuntimeError(
             f"grad can be implicitly created only for scalar outputs, but the output has shape "
@@ -176,9 +167,7 @@ def _default_root_grad(out: "Tensor") -> "Tensor":
 
 
 def _check_root_grad(out: "Tensor", g) -> "Tensor":
-    from chainrule.ops.primitive import as_tensor
-
-    g = as_tensor(g, like=out)
+    g = ops.as_tensor(g, like=out)
     if g.shape != out.shape:
         raise ValueError(f"gradient has shape {g.shape} but the output has shape {out.shape}")
     return g
@@ -213,8 +202,6 @@ def grad(
     ``sum_k grad_outputs[k] . d outputs[k] / d inputs[i]`` for each input i. An input the outputs do
     not depend on raises unless ``allow_unused=True``, when its gradient is None.
     """
-    from chainrule.tensor import Tensor
-
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -245,3 +232,8 @@ def grad(
             )
         results.append(g)
     return tuple(results)
+
+
+# ops and Tensor import this module (for Node): bind them last.
+from chainrule import ops  # noqa: E402
+from chainrule.tensor import Tensor  # noqa: E402

@@ -120,6 +120,7 @@ def _ref_ce_index(z, target, weight=None, smoothing=0.0):
 
 
 _TARGET = np.array([2, 0, 3, 3, 1])
+_TARGET_IGNORED = np.array([2, -100, 3, 0, -100])
 _TARGET_2D = np.array([[0, 2], [1, 1]])
 _CLASS_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5])
 
@@ -254,18 +255,24 @@ OPINFO: list[OpInfo] = [
            lambda t, z, y: t.nn.functional.binary_cross_entropy_with_logits(z, y), covers=("softplus",)),
     OpInfo("cross_entropy", lambda z: cr.cross_entropy(z, _TARGET), fixed((5, 4)),
            lambda z: _ref_ce_index(z, _TARGET), lambda t, z: t.nn.functional.cross_entropy(z, t.tensor(_TARGET)),
-           covers=("log_softmax",)),
+           covers=("softmax_cross_entropy",)),
     OpInfo("cross_entropy_weighted_smoothed",
            lambda z: cr.cross_entropy(z, _TARGET, weight=_CLASS_WEIGHT, label_smoothing=0.2), fixed((5, 4)),
            lambda z: _ref_ce_index(z, _TARGET, _CLASS_WEIGHT, 0.2),
            lambda t, z: t.nn.functional.cross_entropy(z, t.tensor(_TARGET), weight=t.tensor(_CLASS_WEIGHT),
-                                                      label_smoothing=0.2), covers=("log_softmax",)),
+                                                      label_smoothing=0.2),
+           covers=("softmax_cross_entropy", "log_softmax")),
     OpInfo("cross_entropy_probs", cr.cross_entropy, lambda rng: [(rng.standard_normal((3, 4)), _probabilities(rng, (3, 4)))],
            lambda z, q: -(q * special.log_softmax(z, axis=1)).sum(axis=1).mean(),
            lambda t, z, q: t.nn.functional.cross_entropy(z, q), covers=("log_softmax",), differentiable=(0,)),
     OpInfo("cross_entropy_spatial", lambda z: cr.cross_entropy(z, _TARGET_2D), fixed((2, 3, 2)),
            lambda z: -np.mean(np.take_along_axis(special.log_softmax(z, axis=1), _TARGET_2D[:, None], 1)),
-           lambda t, z: t.nn.functional.cross_entropy(z, t.tensor(_TARGET_2D)), covers=("log_softmax",)),
+           lambda t, z: t.nn.functional.cross_entropy(z, t.tensor(_TARGET_2D)), covers=("softmax_cross_entropy",)),
+    OpInfo("cross_entropy_ignore_none", lambda z: cr.cross_entropy(z, _TARGET_IGNORED, reduction="none"), fixed((5, 4)),
+           lambda z: np.where(_TARGET_IGNORED == -100, 0, -special.log_softmax(z, axis=1)[
+               np.arange(5), np.where(_TARGET_IGNORED == -100, 0, _TARGET_IGNORED)]),
+           lambda t, z: t.nn.functional.cross_entropy(z, t.tensor(_TARGET_IGNORED), reduction="none"),
+           covers=("softmax_cross_entropy",)),
     OpInfo("nll_loss", lambda x: cr.nll_loss(x, _TARGET, reduction="sum"), fixed((5, 4)),
            lambda x: -x[np.arange(5), _TARGET].sum(),
            lambda t, x: t.nn.functional.nll_loss(x, t.tensor(_TARGET), reduction="sum"), covers=("mul", "sum")),

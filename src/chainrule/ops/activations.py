@@ -46,7 +46,7 @@ def _log_softmax_impl(x, *, axis):
 
 # fmt: off
 relu_p        = Primitive("relu", lambda x: np.maximum(x, 0), smooth=False).defvjp(
-    lambda g, out, x: where(greater(x, 0), g, 0.0))
+    lambda g, out, x: g * greater(x, 0))  # g times the 0/1 mask H(x), H(0) = 0
 heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
 sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(

@@ -15,20 +15,26 @@ from chainrule.tensor import Tensor
 __all__ = ["matmul", "dot", "outer", "einsum"]
 
 
+def _mT(x: Tensor) -> Tensor:
+    """x with its last two axes swapped (shapes already validated: bind directly, this is a hot path)."""
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose_p.bind(x, axes=axes)
+
+
 def _matmul_vjp_a(g, out, a, b):
     if b.ndim == 1:  # out[..., m] = a[..., m, k] b[k]
         return expand_dims(g, -1) * b
     if a.ndim == 1:  # out[..., n] = a[k] b[..., k, n]
         return squeeze(matmul(b, expand_dims(g, -1)), -1)
-    return matmul(g, swapaxes(b, -1, -2))
+    return matmul_p.bind(g, _mT(b))  # G B^T
 
 
 def _matmul_vjp_b(g, out, a, b):
     if a.ndim == 1:
         return g * a if b.ndim == 1 else expand_dims(a, -1) * expand_dims(g, -2)
     if b.ndim == 1:
-        return squeeze(matmul(swapaxes(a, -1, -2), expand_dims(g, -1)), -1)
-    return matmul(swapaxes(a, -1, -2), g)
+        return squeeze(matmul(_mT(a), expand_dims(g, -1)), -1)
+    return matmul_p.bind(_mT(a), g)  # A^T G
 
 
 def _parse_einsum(subscripts: str, n_operands: int) -> tuple[list[str], str]:
@@ -124,4 +130,4 @@ def einsum(subscripts: str, *operands) -> Tensor:
 
 
 from chainrule.ops.reductions import broadcast_to  # noqa: E402
-from chainrule.ops.shape import expand_dims, reshape, squeeze, swapaxes  # noqa: E402
+from chainrule.ops.shape import expand_dims, reshape, squeeze, transpose_p  # noqa: E402

@@ -1,10 +1,9 @@
 """Loss functions (PyTorch names, layouts and ``reduction='mean'|'sum'|'none'``).
 
-All but binary_cross_entropy (a primitive, for PyTorch's clamped log and gradient) are
-composites of primitives, so their gradients need no rules of their own: the
-cross-entropy is log_softmax followed by picking the target's entry, whose gradient with
-respect to the logits is softmax(z) - onehot(y) (divided by N for the mean), finite for any
-finite logits.
+Two are primitives with fused rules: binary_cross_entropy (PyTorch's clamped log and
+gradient) and softmax_cross_entropy, the per-sample -log softmax(z)[y] behind ``cross_entropy``
+with integer targets, whose VJP is g (softmax(z) - onehot(y)), finite for any finite logits.
+The rest are composites of primitives and need no rules of their own.
 """
 
 from __future__ import annotations
@@ -74,6 +73,24 @@ def _bce_vjp_y(g, out, p, y):
 
 _BCE_EPS = 1e-12
 bce_p = Primitive("binary_cross_entropy", _bce_impl).defvjp(_bce_vjp_p, _bce_vjp_y)
+
+
+def _softmax_ce_impl(z, *, target, sample_weight):
+    """Per-sample -w_n log softmax(z_n)[y_n], class axis 1, the log-softmax shifted by the max."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    picked = np.take_along_axis(shifted, np.expand_dims(target, 1), axis=1).squeeze(1)
+    return (log_norm - picked) * sample_weight
+
+
+def _softmax_ce_vjp(g, out, z, *, target, sample_weight):
+    """The fused gradient w_n g_n (softmax(z_n) - onehot(y_n)): finite for any finite logits."""
+    onehot = _one_hot_along_1(target, z.shape[1], z.dtype)
+    gw = expand_dims(g * sample_weight, 1)
+    return gw * (softmax(z, axis=1) - Tensor._from_array(onehot))
+
+
+softmax_cross_entropy_p = Primitive("softmax_cross_entropy", _softmax_ce_impl).defvjp(_softmax_ce_vjp)
 
 
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
@@ -172,7 +189,6 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}")
-    log_p = log_softmax(input, axis=1)
     n_classes = input.shape[1]
     target_t = as_tensor(target, like=input)
     if target_t.dtype.kind == "f":  # class probabilities
@@ -182,28 +198,31 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
                              f"got {target_t.shape}")
         if label_smoothing:
             target_t = target_t * (1 - label_smoothing) + label_smoothing / n_classes
-        terms = target_t * log_p
+        terms = target_t * log_softmax(input, axis=1)
         if weight is not None:
             terms = terms * reshape(as_tensor(weight, like=input), (1, n_classes) + (1,) * (input.ndim - 2))
         return _reduce(-sum(terms, axis=1), reduction)
-    nll = nll_loss(log_p, target_t, weight, ignore_index, reduction)
+    target_array = _int_target("cross_entropy", input, target_t)
+    sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
+    safe_target = np.where(target_array == ignore_index, 0, target_array)
+    losses = softmax_cross_entropy_p.bind(input, target=safe_target, sample_weight=sample_weight)
+    nll = sum(losses) / sample_weight.sum() if reduction == "mean" else _reduce(losses, reduction)
     if not label_smoothing:
         return nll
+    log_p = log_softmax(input, axis=1)
     # smoothing term: -sum_c w_c log p_c / C for every non-ignored sample
-    target_array = target_t.data
     class_w = np.ones(n_classes, input.dtype) if weight is None else as_tensor(weight).data.astype(input.dtype)
     valid = (target_array != ignore_index).astype(input.dtype)
     coef = np.expand_dims(valid, 1) * class_w.reshape((1, n_classes) + (1,) * (input.ndim - 2))
     smooth = -sum(log_p * Tensor._from_array(coef), axis=1) / n_classes
     if reduction == "mean":
-        sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
         smooth = sum(smooth) / sample_weight.sum()
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
 
 
-from chainrule.ops.activations import log_softmax, softplus  # noqa: E402
+from chainrule.ops.activations import log_softmax, softmax, softplus  # noqa: E402
 from chainrule.ops.elementwise import astype, log, log1p, maximum  # noqa: E402
 from chainrule.ops.reductions import mean, sum  # noqa: E402
-from chainrule.ops.shape import reshape  # noqa: E402
+from chainrule.ops.shape import expand_dims, reshape  # noqa: E402

@@ -84,7 +84,7 @@ def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
     ``float32_tensor * 2.0`` must stay float32 (NEP 50): a Python number combined with a tensor
     adopts the tensor's dtype when it fits its kind.
     """
-    if isinstance(value, Tensor):
+    if type(value) is Tensor or isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float, bool)) and not isinstance(value, np.generic):
         dtype = np.result_type(like.data.dtype, value)
