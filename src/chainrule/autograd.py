@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Sequence
 
+import numpy as np
+
 from chainrule.errors import GraphFreedError
 from chainrule.grad_mode import set_grad_enabled
 
@@ -78,10 +80,11 @@ def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
 
 def _fit_to(g: "Tensor", x: "Tensor") -> "Tensor":
     """The one place broadcasting is undone: sum ``g`` down to ``x``'s shape, cast to its dtype."""
-    if g.shape != x.shape:
-        g = ops.reductions.sum_to_p.bind(g, shape=x.shape)
-    if g.dtype != x.dtype:
-        g = g.astype(x.dtype)
+    target = x.data
+    if g.data.shape != target.shape:
+        g = ops.reductions.sum_to_p.bind(g, shape=target.shape)
+    if g.data.dtype is not target.dtype and g.data.dtype != target.dtype:  # `is`: the usual, cheap case
+        g = g.astype(target.dtype)
     return g
 
 
@@ -120,22 +123,21 @@ def _run(
                 continue
             if tensor._retains_grad and wanted is None:
                 _accumulate(tensor, g, create_graph, handed_out)
-            inputs = node.inputs
-            prim = node.prim
+            inputs, params, prim = node.inputs, node.params, node.prim
             for i, x in enumerate(inputs):
                 if not x.requires_grad:
                     continue
                 if prim.variadic:
-                    gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **node.params)
+                    gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
                 else:
                     rule = prim.vjps[i]
-                    gx = None if rule is None else rule(g, tensor, *inputs, **node.params)
+                    gx = None if rule is None else rule(g, tensor, *inputs, **params)
                 if gx is None:
                     continue
-                gx = _fit_to(gx, x)
-                key = id(x)
-                previous = grad_table.get(key)
-                grad_table[key] = gx if previous is None else ops.add(previous, gx)
+                if gx.data.shape != x.data.shape or gx.data.dtype is not x.data.dtype:
+                    gx = _fit_to(gx, x)
+                previous = grad_table.get(id(x))
+                grad_table[id(x)] = gx if previous is None else ops.add(previous, gx)
             if not retain_graph:
                 node.inputs = None
     return found
@@ -163,7 +165,7 @@ def _default_root_grad(out: "Tensor") -> "Tensor":
             f"grad can be implicitly created only for scalar outputs, but the output has shape "
             f"{out.shape}: pass gradient= (a tensor of that shape) to backward()"
         )
-    return ops.ones_like(out)
+    return Tensor._from_array(np.ones_like(out.data))
 
 
 def _check_root_grad(out: "Tensor", g) -> "Tensor":

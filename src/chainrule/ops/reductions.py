@@ -42,7 +42,9 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 
 def _expand_to(g: Tensor, shape: tuple, axes: tuple) -> Tensor:
     """A reduction's output gradient ``g`` broadcast back over the reduced ``axes`` of ``shape``."""
-    return broadcast_to(g.reshape(_kept_shape(shape, axes)), shape)
+    if g.ndim:  # a 0-d gradient (a full reduction) broadcasts as it is
+        g = g.reshape(_kept_shape(shape, axes))
+    return broadcast_to(g, shape)
 
 
 def _sum_to_impl(x: np.ndarray, *, shape: tuple) -> np.ndarray:
