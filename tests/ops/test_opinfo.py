@@ -19,14 +19,16 @@ except ImportError:  # the oracle is optional: the other checks still run
     torch = None
 
 
-def _cases(order=1, with_torch=False):
+def _cases(order=1, with_torch=False) -> list:
+    cases = []
     for info in OPINFO:
         if order == 2 and info.order < 2:
             continue
         if with_torch and info.torch is None:
             continue
         for k, sample in enumerate(info.samples(np.random.default_rng(0))):
-            yield pytest.param(info, sample, id=f"{info.name}-{k}")
+            cases.append(pytest.param(info, sample, id=f"{info.name}-{k}"))
+    return cases
 
 
 def test_every_primitive_has_a_row():
