@@ -10,10 +10,11 @@ chainrule never imports torch), the gradient order to check and the tolerances. 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
-from scipy import special
+from scipy import signal, special
 
 import chainrule as cr
 
@@ -27,7 +28,7 @@ class OpInfo:
     name: str
     fn: Callable  # chainrule function of the sample's inputs
     samples: Callable[[np.random.Generator], list]  # rng -> list of input tuples
-    reference: Callable  # the same function on ndarrays, computed independently
+    reference: Optional[Callable]  # the same function on ndarrays, computed independently (None: torch is the reference)
     torch: Optional[Callable] = None  # (torch module, *torch tensors) -> torch tensor
     covers: tuple = ()  # primitives this row exercises (default: the row's name)
     order: int = 2  # 2: also check second derivatives; 1: first only (kinks, jumps)
@@ -129,6 +130,13 @@ def _probabilities(rng, shape):
     return special.softmax(rng.standard_normal(shape), axis=1)
 
 
+# signal processing: (x, k) shapes, 0-D to 3-D, odd and even kernels, k larger than x (in all axes, in some)
+_CONV_COVERS = ("correlate_valid", "pad", "getitem")
+_CONV_SHAPES = (((), ()), ((7,), (3,)), ((6,), (2,)), ((3,), (5,)), ((5, 4), (2, 3)), ((2, 3), (4, 4)),
+                ((4, 2), (2, 3)), ((3, 4, 3), (2, 2, 3)), ((2, 2, 1), (3, 2, 2)))
+_CONV_SHAPES_VALID = tuple(s for s in _CONV_SHAPES if s != ((4, 2), (2, 3)))  # 'valid': one side larger
+
+
 # ------------------------------------------------------------------ the table
 # fmt: off
 OPINFO: list[OpInfo] = [
@@ -219,6 +227,13 @@ OPINFO: list[OpInfo] = [
            lambda x: x[np.array([True, False, True])], None, covers=("getitem",)),
     OpInfo("index_add", lambda x: cr.index_add(x, (np.array([0, 2, 0]),), (4, 2)), fixed((3, 2)),
            lambda x: np.add.at(out := np.zeros((4, 2)), np.array([0, 2, 0]), x) or out, None),
+    # signal processing
+    OpInfo("convolve_full", partial(cr.convolve, mode="full"), cases(*_CONV_SHAPES), partial(signal.convolve, mode="full"), None, covers=_CONV_COVERS),
+    OpInfo("convolve_valid", partial(cr.convolve, mode="valid"), cases(*_CONV_SHAPES_VALID), partial(signal.convolve, mode="valid"), None, covers=_CONV_COVERS),
+    OpInfo("convolve_same", partial(cr.convolve, mode="same"), cases(*_CONV_SHAPES), partial(signal.convolve, mode="same"), None, covers=_CONV_COVERS),
+    OpInfo("correlate_full", partial(cr.correlate, mode="full"), cases(*_CONV_SHAPES), partial(signal.correlate, mode="full"), None, covers=_CONV_COVERS),
+    OpInfo("correlate_valid", partial(cr.correlate, mode="valid"), cases(*_CONV_SHAPES_VALID), partial(signal.correlate, mode="valid"), None, covers=_CONV_COVERS),
+    OpInfo("correlate_same", partial(cr.correlate, mode="same"), cases(*_CONV_SHAPES), partial(signal.correlate, mode="same"), None, covers=_CONV_COVERS),
     # activations
     OpInfo("relu", cr.relu, lambda rng: [(_away_from_zero(rng, (3, 4)),), (_away_from_zero(rng, ()),)],
            lambda x: np.maximum(x, 0), lambda t, x: t.relu(x), order=1),
@@ -242,6 +257,31 @@ OPINFO: list[OpInfo] = [
            lambda x: special.log_softmax(x, axis=-1), lambda t, x: t.log_softmax(x, dim=-1)),
     OpInfo("maxout", lambda x: cr.maxout(x, 3, axis=1), lambda rng: [(_separated(rng, (2, 6, 2)),)],
            lambda x: x.reshape(2, 2, 3, 2).max(axis=2), None, covers=("max", "reshape"), order=1),
+    # convolution and pooling (PyTorch layout); second order exercises the adjoint primitives
+    OpInfo("conv2d", lambda x, w, b: cr.conv2d(x, w, b, stride=2, padding=1, groups=2), fixed((2, 4, 5, 4), (6, 2, 3, 2), (6,)),
+           None, lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1, groups=2),
+           covers=("conv", "conv_transpose", "conv_weight")),
+    OpInfo("conv2d_same_dilated", lambda x, w: cr.conv2d(x, w, padding="same", dilation=(2, 1)), fixed((1, 2, 6, 5), (3, 2, 2, 3)),
+           None, lambda t, x, w: t.nn.functional.conv2d(x, w, padding="same", dilation=(2, 1)), covers=("conv",)),
+    OpInfo("conv1d", lambda x, w: cr.conv1d(x, w, stride=2, padding=2, dilation=2), fixed((2, 3, 9), (4, 3, 3)),
+           None, lambda t, x, w: t.nn.functional.conv1d(x, w, stride=2, padding=2, dilation=2), covers=("conv",)),
+    OpInfo("conv_transpose2d", lambda x, w: cr.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2),
+           fixed((2, 4, 3, 3), (4, 3, 3, 2)), None,
+           lambda t, x, w: t.nn.functional.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2),
+           covers=("conv_transpose",)),
+    OpInfo("max_pool2d", lambda x: cr.max_pool2d(x, 3, stride=2, padding=1) ** 2, lambda rng: [(_separated(rng, (2, 2, 5, 6)),)],
+           None, lambda t, x: t.nn.functional.max_pool2d(x, 3, stride=2, padding=1) ** 2,
+           covers=("max_pool", "max_pool_scatter", "max_pool_gather")),
+    OpInfo("max_pool1d", lambda x: cr.max_pool1d(x, 2, ceil_mode=True), lambda rng: [(_separated(rng, (2, 3, 7)),)],
+           None, lambda t, x: t.nn.functional.max_pool1d(x, 2, ceil_mode=True), covers=("max_pool",), order=1),
+    OpInfo("avg_pool2d", lambda x: cr.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False) ** 2,
+           fixed((2, 2, 6, 5)), None,
+           lambda t, x: t.nn.functional.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False) ** 2,
+           covers=("avg_pool", "avg_pool_adjoint")),
+    OpInfo("avg_pool1d", lambda x: cr.avg_pool1d(x, 2, stride=1, padding=1), fixed((2, 3, 5)), None,
+           lambda t, x: t.nn.functional.avg_pool1d(x, 2, stride=1, padding=1), covers=("avg_pool",)),
+    OpInfo("adaptive_avg_pool2d", lambda x: cr.adaptive_avg_pool2d(x, (2, 3)), fixed((2, 3, 5, 7)), None,
+           lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (2, 3)), covers=("getitem", "sum")),
     # losses
     OpInfo("mse_loss", cr.mse_loss, cases(((3, 4), (3, 4)), ((), ())), lambda x, y: np.mean((x - y) ** 2), lambda t, x, y: t.nn.functional.mse_loss(x, y)),
     OpInfo("binary_cross_entropy", cr.binary_cross_entropy, fixed((4, 3), (4, 3), domain=(0.05, 0.95)),

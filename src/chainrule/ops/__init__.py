@@ -2,7 +2,7 @@
 module (``REGISTRY`` lists them) or composites of those; only this package calls NumPy for math.
 
 Families: ``elementwise``, ``reductions``, ``shape``, ``linalg``, ``activations``, ``losses``,
-and ``creation`` (leaves, random numbers).
+``signal`` (convolve/correlate, kernel flipped or not), ``conv`` (convolution and pooling layers), and ``creation`` (leaves, random numbers).
 """
 
 from chainrule.ops.primitive import REGISTRY, Primitive, as_tensor
@@ -18,10 +18,14 @@ from chainrule.ops.activations import *  # noqa: F401,F403
 from chainrule.ops.activations import __all__ as _activations
 from chainrule.ops.losses import *  # noqa: F401,F403
 from chainrule.ops.losses import __all__ as _losses
+from chainrule.ops.signal import *  # noqa: F401,F403
+from chainrule.ops.signal import __all__ as _signal
+from chainrule.ops.conv import *  # noqa: F401,F403
+from chainrule.ops.conv import __all__ as _conv
 from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.creation import __all__ as _creation
 
 __all__ = [
     "REGISTRY", "Primitive", "as_tensor",
-    *_elementwise, *_reductions, *_shape, *_linalg, *_activations, *_losses, *_creation,
+    *_elementwise, *_reductions, *_shape, *_linalg, *_activations, *_losses, *_signal, *_conv, *_creation,
 ]

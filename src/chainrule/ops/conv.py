@@ -1,0 +1,536 @@
+"""Deep-learning convolution and pooling: cross-correlation in PyTorch's layout (N, C, *spatial).
+
+Three primitives close the convolution under differentiation. With C(x, w) the convolution,
+T(g, w) its adjoint in x (the transposed convolution) and W(x, g) its adjoint in w:
+
+    C(x, w):  dx = T(g, w)            dw = W(x, g)
+    T(g, w):  dg = C(h, w)            dw = W(h, g)
+    W(x, g):  dx = T(g, k)            dg = C(x, k)
+
+so every VJP is again a convolution and derivatives of any order work (``create_graph=True``).
+Implementation: the padded input is cut into windows by stride tricks and copied once into an
+im2col matrix (G, Cg*K, N*L) held in a reusable workspace (fresh 30 MB temporaries cost page
+faults on every step); the forward and the weight gradient are one GEMM each; the input gradient
+is one GEMM followed by a strided add per kernel offset (col2im), never ``np.add.at``.
+
+Pooling: ``max_pool`` (gradient to the *first* maximum of each window, as PyTorch) and
+``avg_pool`` are primitives whose VJPs are again pooling-shaped primitives (a scatter to the
+arg-max and its gather; the average and its adjoint), so they too have higher derivatives.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Optional, Sequence, Union
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from chainrule.errors import ShapeError
+from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = [
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
+    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+]
+
+
+# ---------------------------------------------------------------- scratch memory
+class _Workspace:
+    """A few scratch arrays reused across calls, keyed by purpose, shape and dtype (LRU)."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self.arrays: OrderedDict = OrderedDict()
+
+    def get(self, key: tuple, shape: tuple, dtype, fill=None) -> tuple[np.ndarray, bool]:
+        """An array for ``key`` (contents left from the previous use) and whether it is new."""
+        key = (key, shape, np.dtype(dtype).str)
+        array = self.arrays.pop(key, None)
+        fresh = array is None
+        if fresh:
+            array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+        self.arrays[key] = array
+        while len(self.arrays) > self.capacity:
+            self.arrays.popitem(last=False)
+        return array, fresh
+
+
+_workspace = _Workspace()
+
+
+def _padded(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
+    """x with per-side ``padding`` of the spatial axes, in a reused buffer whose border keeps ``fill``."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding))
+    buffer, _ = _workspace.get(("pad", padding, fill), shape, x.dtype, fill=fill)
+    buffer[_interior(x.shape, padding)] = x  # the border is never written, so it keeps `fill`
+    return buffer
+
+
+def _interior(shape: tuple, padding: tuple) -> tuple:
+    return (slice(None), slice(None)) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], padding))
+
+
+def _offset_slices(offset: tuple, stride: tuple, dilation: tuple, out_size: tuple) -> tuple:
+    """The positions a kernel offset touches in the padded input, for every output position."""
+    return (slice(None), slice(None)) + tuple(
+        slice(o * d, o * d + s * (n - 1) + 1, s) for o, s, d, n in zip(offset, stride, dilation, out_size)
+    )
+
+
+def _windows(xp: np.ndarray, groups: int, kernel: tuple, stride: tuple, dilation: tuple,
+             out_size: tuple) -> np.ndarray:
+    """A strided view (G, Cg, *kernel, N, *out) of the padded input: no copy."""
+    n, c = xp.shape[:2]
+    s_n, s_c = xp.strides[:2]
+    s_sp = xp.strides[2:]
+    shape = (groups, c // groups) + kernel + (n,) + out_size
+    strides = ((c // groups) * s_c, s_c) + tuple(s * d for s, d in zip(s_sp, dilation)) + (s_n,) + tuple(
+        s * st for s, st in zip(s_sp, stride))
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size) -> np.ndarray:
+    """The (G, Cg*K, N*L) matrix of input windows, copied once into the workspace."""
+    view = _windows(_padded(x, padding, 0.0), groups, kernel, stride, dilation, out_size)
+    cols, _ = _workspace.get("im2col", view.shape, x.dtype)
+    for group in range(groups):  # per group: NumPy copies a 6-d view much faster than a 7-d one
+        np.copyto(cols[group], view[group])
+    k = int(np.prod(kernel))
+    return cols.reshape(groups, (x.shape[1] // groups) * k, -1)
+
+
+def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a[g] @ b[g] for every group as 2-d GEMMs (NumPy's batched matmul skips BLAS on transposed operands)."""
+    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a.dtype, b.dtype))
+    for group in range(a.shape[0]):
+        np.matmul(a[group], b[group], out=out[group])
+    return out
+
+
+def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
+    """(N, O, *out) -> (G, Og, N*L): the gradient laid out for the GEMMs."""
+    n, o = g.shape[:2]
+    return np.ascontiguousarray(np.swapaxes(g.reshape(n, o, -1), 0, 1)).reshape(groups, o // groups, -1)
+
+
+# ---------------------------------------------------------------- the three convolution primitives
+def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
+    cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                   kernel=w.shape[2:], out_size=output_size)
+    out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols)  # (G, Og, N*L): one GEMM
+    out = out.reshape((w.shape[0], x.shape[0]) + output_size)
+    return np.ascontiguousarray(np.swapaxes(out, 0, 1))
+
+
+def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size):
+    """T(g, w): scatter every output position's gradient back over its window (col2im)."""
+    kernel, out_size = w.shape[2:], g.shape[2:]
+    w3 = w.reshape(groups, w.shape[0] // groups, -1)
+    dcols = _grouped_matmul(np.swapaxes(w3, 1, 2), _to_group_major(g, groups))  # (G, Cg*K, N*L): one GEMM
+    c = groups * w.shape[1]
+    dcols = dcols.reshape((c,) + kernel + (g.shape[0],) + out_size)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(input_size, padding))
+    dx = np.zeros((g.shape[0], c) + padded, dtype=np.result_type(g.dtype, w.dtype))
+    for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
+        dx[_offset_slices(offset, stride, dilation, out_size)] += np.swapaxes(dcols[(slice(None),) + offset], 0, 1)
+    return dx[_interior((None, None) + input_size, padding)]
+
+
+def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):
+    """W(x, g): dw[o, c, k] = sum over n and positions of g * the window entry; one GEMM."""
+    cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                   kernel=kernel_size, out_size=g.shape[2:])
+    dw = _grouped_matmul(_to_group_major(g, groups), np.swapaxes(cols, 1, 2))  # (G, Og, Cg*K)
+    return dw.reshape((g.shape[1], x.shape[1] // groups) + kernel_size)
+
+
+# fmt: off
+conv_p           = Primitive("conv", _conv_impl)
+conv_transpose_p = Primitive("conv_transpose", _conv_transpose_impl)
+conv_weight_p    = Primitive("conv_weight", _conv_weight_impl)
+conv_p.defvjp(
+    lambda g, out, x, w, *, output_size, **p: conv_transpose_p.bind(g, w, input_size=x.shape[2:], **p),
+    lambda g, out, x, w, *, output_size, **p: conv_weight_p.bind(x, g, kernel_size=w.shape[2:], **p))
+conv_transpose_p.defvjp(
+    lambda h, out, g, w, *, input_size, **p: conv_p.bind(h, w, output_size=g.shape[2:], **p),
+    lambda h, out, g, w, *, input_size, **p: conv_weight_p.bind(h, g, kernel_size=w.shape[2:], **p))
+conv_weight_p.defvjp(
+    lambda k, out, x, g, *, kernel_size, **p: conv_transpose_p.bind(g, k, input_size=x.shape[2:], **p),
+    lambda k, out, x, g, *, kernel_size, **p: conv_p.bind(x, k, output_size=g.shape[2:], **p))
+# fmt: on
+
+
+# ---------------------------------------------------------------- pooling primitives
+def _pool_views(xp: np.ndarray, kernel, stride, dilation, out_size):
+    """(offset, strided view (N, C, *out)) for every kernel offset, in row-major order."""
+    for offset in itertools.product(*map(range, kernel)):
+        yield offset, xp[_offset_slices(offset, stride, dilation, out_size)]
+
+
+def _max_pool_impl(x, *, kernel, stride, padding, dilation, output_size):
+    views = _pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size)
+    _, first = next(views)
+    out = first.copy()
+    for _, view in views:
+        np.maximum(out, view, out=out)
+    return out
+
+
+def _argmax_masks(x, *, kernel, stride, padding, dilation, output_size):
+    """For each kernel offset, where it holds its window's *first* maximum (PyTorch's tie rule)."""
+    views = list(_pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size))
+    best = views[0][1].copy()
+    winner = np.zeros(best.shape, dtype=np.int32)
+    for index, (_, view) in enumerate(views[1:], start=1):
+        better = view > best  # strict: an equal later value does not take over
+        np.copyto(best, view, where=better)
+        np.copyto(winner, index, where=better)
+    return [(offset, winner == index) for index, (offset, _) in enumerate(views)]
+
+
+def _max_pool_scatter_impl(g, x, **params):
+    """Each window's gradient goes to the position of its first maximum (overlaps accumulate)."""
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], params["padding"]))
+    dx = np.zeros(x.shape[:2] + padded, dtype=g.dtype)
+    for offset, mask in _argmax_masks(x, **params):
+        dx[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])] += g * mask
+    return dx[_interior(x.shape, params["padding"])]
+
+
+def _max_pool_gather_impl(h, x, **params):
+    """The adjoint of the scatter: each window reads ``h`` at its arg-max position."""
+    hp = _padded(h, params["padding"], 0.0)
+    out = np.zeros(x.shape[:2] + params["output_size"], dtype=h.dtype)
+    for offset, mask in _argmax_masks(x, **params):
+        out += hp[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])] * mask
+    return out
+
+
+def _avg_pool_impl(x, *, kernel, stride, padding, output_size, divisor):
+    out = np.zeros(x.shape[:2] + output_size, dtype=x.dtype)
+    for _, view in _pool_views(_padded(x, padding, 0.0), kernel, stride, (1,) * len(kernel), output_size):
+        out += view
+    out /= divisor
+    return out
+
+
+def _avg_pool_adjoint_impl(g, *, kernel, stride, padding, output_size, divisor, input_size):
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(input_size, padding))
+    dx = np.zeros(g.shape[:2] + padded, dtype=g.dtype)
+    share = g / divisor
+    for offset in itertools.product(*map(range, kernel)):
+        dx[_offset_slices(offset, stride, (1,) * len(kernel), output_size)] += share
+    return dx[_interior((None, None) + input_size, padding)]
+
+
+# fmt: off
+max_pool_p         = Primitive("max_pool", _max_pool_impl, smooth=False)
+max_pool_scatter_p = Primitive("max_pool_scatter", _max_pool_scatter_impl, smooth=False)
+max_pool_gather_p  = Primitive("max_pool_gather", _max_pool_gather_impl, smooth=False)
+avg_pool_p         = Primitive("avg_pool", _avg_pool_impl)
+avg_pool_adjoint_p = Primitive("avg_pool_adjoint", _avg_pool_adjoint_impl)
+max_pool_p.defvjp(lambda g, out, x, **p: max_pool_scatter_p.bind(g, x.detach(), **p))
+max_pool_scatter_p.defvjp(lambda h, out, g, x, **p: max_pool_gather_p.bind(h, x, **p), None)
+max_pool_gather_p.defvjp(lambda k, out, h, x, **p: max_pool_scatter_p.bind(k, x, **p), None)
+avg_pool_p.defvjp(lambda g, out, x, **p: avg_pool_adjoint_p.bind(g, input_size=x.shape[2:], **p))
+avg_pool_adjoint_p.defvjp(lambda h, out, g, *, input_size, **p: avg_pool_p.bind(h, **p))
+# fmt: on
+
+
+# ---------------------------------------------------------------- argument handling
+Size = Union[int, Sequence[int]]
+Padding = Union[int, str, Sequence]
+
+
+def _ntuple(value, n: int, name: str, minimum: int = 1) -> tuple:
+    values = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != n or not all(isinstance(v, (int, np.integer)) for v in values):
+        raise ValueError(f"{name}={value!r}: expected an int or {n} ints")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{name}={value!r}: every entry must be >= {minimum}")
+    return tuple(int(v) for v in values)
+
+
+def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """Per-side pads ((lo, hi), ...) from an int, a tuple (per axis, or per-side pairs) or a mode name.
+
+    In 1-d a pair of ints is (before, after).
+    'same' has TensorFlow's meaning for every stride: output = ceil(input / stride), the odd pad
+    on the far side. 'full' pads d(k-1) on both sides, 'valid' nothing.
+    """
+    n = len(sizes)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "full":
+            return tuple((d * (k - 1),) * 2 for k, d in zip(kernel, dilation))
+        if padding == "same":
+            return tuple(same_padding(i, k, s, d) for i, k, s, d in zip(sizes, kernel, stride, dilation))
+        raise ValueError(f"padding={padding!r}: use an int, a tuple, or 'valid', 'same', 'full'")
+    if isinstance(padding, (int, np.integer)):
+        padding = (padding,) * n
+    padding = tuple(padding)
+    if n == 1 and len(padding) == 2 and all(isinstance(p, (int, np.integer)) for p in padding):
+        padding = (padding,)  # 1-d: a pair of ints is (before, after)
+    if len(padding) == n and all(isinstance(p, (int, np.integer)) for p in padding):
+        pairs = tuple((int(p), int(p)) for p in padding)
+    elif len(padding) == n and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding):
+        pairs = tuple((int(lo), int(hi)) for lo, hi in padding)
+    else:
+        raise ValueError(f"padding={padding!r}: expected an int, {n} ints, or {n} (before, after) pairs")
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"padding={padding!r} must not be negative")
+    return pairs
+
+
+def _output_sizes(sizes, padding, kernel, stride, dilation, what: str) -> tuple:
+    out = tuple((i + lo + hi - d * (k - 1) - 1) // s + 1
+                for i, (lo, hi), k, s, d in zip(sizes, padding, kernel, stride, dilation))
+    if any(o < 1 for o in out):
+        raise ShapeError(
+            f"{what}: input size {sizes} with kernel {kernel}, dilation {dilation} and padding {padding} "
+            f"leaves no output position (the dilated kernel d(k-1)+1 must fit in the padded input)"
+        )
+    return out
+
+
+def _batched(x: Tensor, n_spatial: int, name: str) -> tuple[Tensor, bool]:
+    """Accept (N, C, *spatial) or the unbatched (C, *spatial); return the batched tensor and a flag."""
+    if x.ndim == n_spatial + 1:
+        return x.reshape((1,) + x.shape), True
+    if x.ndim != n_spatial + 2:
+        raise ShapeError(f"{name}: input must be (N, C, {'L' if n_spatial == 1 else 'H, W'}) "
+                         f"or unbatched, got shape {x.shape}")
+    return x, False
+
+
+def _convnd(x, weight, bias, stride, padding, dilation, groups, n: int) -> Tensor:
+    name = f"conv{n}d"
+    x, weight = as_tensor(x), as_tensor(weight)
+    x, unbatched = _batched(x, n, name)
+    if weight.ndim != n + 2:
+        raise ShapeError(f"{name}: weight must be (out_channels, in_channels/groups, *kernel) with {n + 2} "
+                         f"dimensions, got shape {weight.shape}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{name}: groups={groups!r} must be a positive int")
+    c_in, c_out = x.shape[1], weight.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ShapeError(f"{name}: in_channels {c_in} and out_channels {c_out} must both be divisible by groups={groups}")
+    if weight.shape[1] * groups != c_in:
+        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[1] * groups} input channels "
+                         f"(weight.shape[1] * groups), the input has {c_in}")
+    kernel = weight.shape[2:]
+    stride, dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
+    pads = _conv_padding(padding, x.shape[2:], kernel, stride, dilation)
+    out_size = _output_sizes(x.shape[2:], pads, kernel, stride, dilation, name)
+    out = conv_p.bind(x, weight, stride=stride, padding=pads, dilation=dilation, groups=int(groups),
+                      output_size=out_size)
+    out = _add_bias(out, bias, c_out, name)
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def _add_bias(out: Tensor, bias, channels: int, name: str) -> Tensor:
+    if bias is None:
+        return out
+    bias = as_tensor(bias)
+    if bias.shape != (channels,):
+        raise ShapeError(f"{name}: bias must have shape ({channels},), got {bias.shape}")
+    return out + bias.reshape((1, channels) + (1,) * (out.ndim - 2))
+
+
+def conv1d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation of x (N, C_in, L) with weight (C_out, C_in/groups, k), as ``torch.nn.functional.conv1d``.
+
+    out[n, o, l] = bias[o] + sum_{c, j} weight[o, c, j] x_pad[n, g(o) C_in/groups + c, l s + j d].
+    ``padding``: int, tuple, per-side pairs, or 'valid' / 'same' (any stride: output ceil(L / s)) / 'full'.
+    """
+    return _convnd(x, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation of x (N, C_in, H, W) with weight (C_out, C_in/groups, kH, kW), as PyTorch.
+
+    Output size per axis: floor((i + pad_lo + pad_hi - d(k-1) - 1) / s) + 1. ``padding='same'`` works for
+    every stride with TensorFlow's meaning (output ceil(i / s), the odd pad on the far side).
+    """
+    return _convnd(x, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, n: int) -> Tensor:
+    name = f"conv_transpose{n}d"
+    x, weight = as_tensor(x), as_tensor(weight)
+    x, unbatched = _batched(x, n, name)
+    if weight.ndim != n + 2:
+        raise ShapeError(f"{name}: weight must be (in_channels, out_channels/groups, *kernel), got shape {weight.shape}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1 or x.shape[1] % groups:
+        raise ShapeError(f"{name}: groups={groups!r} must be a positive int dividing in_channels {x.shape[1]}")
+    if weight.shape[0] != x.shape[1]:
+        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[0]} input channels, input has {x.shape[1]}")
+    kernel = weight.shape[2:]
+    stride, dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
+    pad = _ntuple(padding, n, "padding", minimum=0)
+    extra = _ntuple(output_padding, n, "output_padding", minimum=0)
+    for e, s, d in zip(extra, stride, dilation):
+        if e >= max(s, d):
+            raise ShapeError(f"{name}: output_padding={output_padding!r} must be smaller than stride or dilation")
+    input_size = tuple((i - 1) * s - 2 * p + d * (k - 1) + e + 1
+                       for i, s, p, d, k, e in zip(x.shape[2:], stride, pad, dilation, kernel, extra))
+    if any(size < 1 for size in input_size):
+        raise ShapeError(f"{name}: padding={padding!r} removes the whole output (size {input_size})")
+    out = conv_transpose_p.bind(x, weight, stride=stride, padding=tuple((p, p) for p in pad),
+                                dilation=dilation, groups=int(groups), input_size=input_size)
+    out = _add_bias(out, bias, weight.shape[1] * groups, name)
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def conv_transpose1d(x, weight, bias=None, stride: Size = 1, padding: Size = 0, output_padding: Size = 0,
+                     groups: int = 1, dilation: Size = 1) -> Tensor:
+    """The adjoint of conv1d in its input (``torch.nn.functional.conv_transpose1d``): weight (C_in, C_out/groups, k)."""
+    return _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(x, weight, bias=None, stride: Size = 1, padding: Size = 0, output_padding: Size = 0,
+                     groups: int = 1, dilation: Size = 1) -> Tensor:
+    """The adjoint of conv2d in its input, as ``torch.nn.functional.conv_transpose2d``.
+
+    weight is (C_in, C_out/groups, kH, kW); output size (i-1)s - 2p + d(k-1) + output_padding + 1.
+    """
+    return _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, 2)
+
+
+def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, n: int, name: str):
+    """(kernel, stride, per-side padding incl. ceil-mode extra, dilation, output size), PyTorch's rules."""
+    kernel = _ntuple(kernel_size, n, "kernel_size")
+    stride = kernel if stride is None or stride == () else _ntuple(stride, n, "stride")
+    pad = _ntuple(padding, n, "padding", minimum=0)
+    dilation = _ntuple(dilation, n, "dilation")
+    for p, k in zip(pad, kernel):
+        if p > k // 2:
+            raise ShapeError(f"{name}: padding={padding!r} must be at most half the kernel size ({k // 2})")
+    sizes = x.shape[2:]
+    out = []
+    for i, k, s, p, d in zip(sizes, kernel, stride, pad, dilation):
+        span = i + 2 * p - d * (k - 1) - 1
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= i + p:  # the last window must start inside input or left pad
+            o -= 1
+        if o < 1:
+            raise ShapeError(f"{name}: input size {sizes} is too small for kernel {kernel} "
+                             f"(dilation {dilation}, padding {pad})")
+        out.append(o)
+    pads = tuple((p, max(p, (o - 1) * s + d * (k - 1) + 1 - i - p))
+                 for i, k, s, p, d, o in zip(sizes, kernel, stride, pad, dilation, out))
+    return kernel, stride, pads, dilation, tuple(out)
+
+
+def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int) -> Tensor:
+    name = f"max_pool{n}d"
+    x, unbatched = _batched(as_tensor(x), n, name)
+    kernel, stride, pads, dilation, out_size = _pool_geometry(x, kernel_size, stride, padding, dilation,
+                                                              ceil_mode, n, name)
+    out = max_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation, output_size=out_size)
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def max_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
+               ceil_mode: bool = False) -> Tensor:
+    """Maximum over windows of (N, C, L). The gradient goes to the first maximum of each window (PyTorch)."""
+    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 1)
+
+
+def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
+               ceil_mode: bool = False) -> Tensor:
+    """Maximum over windows of (N, C, H, W), stride defaulting to the kernel size; padding counts as -inf.
+
+    Ties: the whole gradient goes to the *first* maximum of the window in row-major order, as
+    PyTorch does (a valid subgradient; ``max`` splits ties instead).
+    """
+    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 2)
+
+
+def _avg_divisor(sizes, kernel, stride, pads, out_size, count_include_pad: bool) -> np.ndarray:
+    """Per-output-position divisor, as PyTorch: windows clipped to input + padding (or to the input)."""
+    divisor = np.ones((), dtype=np.float64)
+    for i, k, s, (p, _), o in zip(sizes, kernel, stride, pads, out_size):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, i + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, i)
+        divisor = np.multiply.outer(divisor, (end - start).astype(np.float64))
+    return divisor
+
+
+def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, n: int) -> Tensor:
+    name = f"avg_pool{n}d"
+    x, unbatched = _batched(as_tensor(x), n, name)
+    kernel, stride, pads, _, out_size = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, n, name)
+    divisor = _avg_divisor(x.shape[2:], kernel, stride, pads, out_size, count_include_pad).astype(x.dtype)
+    out = avg_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, output_size=out_size, divisor=divisor)
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def avg_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of (N, C, L), as ``torch.nn.functional.avg_pool1d``."""
+    return _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, 1)
+
+
+def avg_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of (N, C, H, W). ``count_include_pad`` decides whether zero padding counts in the divisor."""
+    return _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, 2)
+
+
+def _adaptive_avg_poolnd(x, output_size, n: int) -> Tensor:
+    name = f"adaptive_avg_pool{n}d"
+    x, unbatched = _batched(as_tensor(x), n, name)
+    sizes = x.shape[2:]
+    out_size = tuple(i if o is None else o for i, o in zip(sizes, _ntuple_or_none(output_size, n, name)))
+    if all(i % o == 0 for i, o in zip(sizes, out_size)):  # equal windows: a plain average pool
+        kernel = tuple(i // o for i, o in zip(sizes, out_size))
+        out = _avg_poolnd(x, kernel, kernel, 0, False, True, n)
+    else:  # PyTorch's windows: [floor(j i / o), ceil((j + 1) i / o)) on each axis
+        out = _adaptive_by_slices(x, sizes, out_size)
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def _ntuple_or_none(value, n: int, name: str) -> tuple:
+    values = (value,) * n if value is None or isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != n or any(v is not None and (not isinstance(v, (int, np.integer)) or v < 1) for v in values):
+        raise ValueError(f"{name}: output_size={value!r} must be a positive int, None, or {n} of those")
+    return values
+
+
+def _adaptive_by_slices(x: Tensor, sizes: tuple, out_size: tuple) -> Tensor:
+    bounds = [[(j * i // o, -(-(j + 1) * i // o)) for j in range(o)] for i, o in zip(sizes, out_size)]
+    cells = []
+    for region in itertools.product(*bounds):
+        index = (slice(None), slice(None)) + tuple(slice(a, b) for a, b in region)
+        cells.append(mean(getitem(x, index), axis=tuple(range(2, x.ndim))))
+    return reshape(stack(cells, axis=-1), x.shape[:2] + out_size)
+
+
+def adaptive_avg_pool1d(x, output_size: int) -> Tensor:
+    """Average pooling to a fixed output length (PyTorch's window boundaries)."""
+    return _adaptive_avg_poolnd(x, output_size, 1)
+
+
+def adaptive_avg_pool2d(x, output_size) -> Tensor:
+    """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global average pooling."""
+    return _adaptive_avg_poolnd(x, output_size, 2)
+
+
+def same_padding(i: int, k: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's 'same' pads (lo, hi): output ceil(i / s), total pad split with the odd one on the far side."""
+    out = -(-i // stride)
+    total = max((out - 1) * stride + dilation * (k - 1) + 1 - i, 0)
+    return total // 2, total - total // 2
+
+
+from chainrule.ops.reductions import mean  # noqa: E402
+from chainrule.ops.shape import getitem, reshape, stack  # noqa: E402
