@@ -20,6 +20,7 @@ arg-max and its gather; the average and its adjoint), so they too have higher de
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import OrderedDict
 from typing import Optional, Sequence, Union
@@ -27,6 +28,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from chainrule import shapes
 from chainrule.errors import ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
@@ -145,7 +147,9 @@ def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):
     """W(x, g): dw[o, c, k] = sum over n and positions of g * the window entry; one GEMM."""
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
                    kernel=kernel_size, out_size=g.shape[2:])
-    dw = _grouped_matmul(_to_group_major(g, groups), np.swapaxes(cols, 1, 2))  # (G, Og, Cg*K)
+    # (cols G^T)^T rather than G cols^T: OpenBLAS is faster with the long axis as the inner one
+    dw_t = _grouped_matmul(cols, np.swapaxes(_to_group_major(g, groups), 1, 2))  # (G, Cg*K, Og)
+    dw = np.ascontiguousarray(np.swapaxes(dw_t, 1, 2))
     return dw.reshape((g.shape[1], x.shape[1] // groups) + kernel_size)
 
 
@@ -268,9 +272,9 @@ def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, 
         if padding == "valid":
             return ((0, 0),) * n
         if padding == "full":
-            return tuple((d * (k - 1),) * 2 for k, d in zip(kernel, dilation))
+            return tuple((shapes.effective_kernel(k, d) - 1,) * 2 for k, d in zip(kernel, dilation))
         if padding == "same":
-            return tuple(same_padding(i, k, s, d) for i, k, s, d in zip(sizes, kernel, stride, dilation))
+            return tuple(shapes.same_padding(i, k, s, d) for i, k, s, d in zip(sizes, kernel, stride, dilation))
         raise ValueError(f"padding={padding!r}: use an int, a tuple, or 'valid', 'same', 'full'")
     if isinstance(padding, (int, np.integer)):
         padding = (padding,) * n
@@ -289,14 +293,19 @@ def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, 
 
 
 def _output_sizes(sizes, padding, kernel, stride, dilation, what: str) -> tuple:
-    out = tuple((i + lo + hi - d * (k - 1) - 1) // s + 1
-                for i, (lo, hi), k, s, d in zip(sizes, padding, kernel, stride, dilation))
-    if any(o < 1 for o in out):
-        raise ShapeError(
-            f"{what}: input size {sizes} with kernel {kernel}, dilation {dilation} and padding {padding} "
-            f"leaves no output position (the dilated kernel d(k-1)+1 must fit in the padded input)"
-        )
-    return out
+    """floor((i + lo + hi - d(k-1) - 1) / s) + 1 per axis (``shapes.conv_output_size``)."""
+    with _named(what):
+        return tuple(shapes.conv_output_size(i, k, s, pads, d)
+                     for i, pads, k, s, d in zip(sizes, padding, kernel, stride, dilation))
+
+
+@contextlib.contextmanager
+def _named(what: str):
+    """Prefix the shape arithmetic's errors with the function the user called."""
+    try:
+        yield
+    except ShapeError as error:
+        raise ShapeError(f"{what}: {error}") from None
 
 
 def _batched(x: Tensor, n_spatial: int, name: str) -> tuple[Tensor, bool]:
@@ -375,13 +384,9 @@ def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, 
     stride, dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
     pad = _ntuple(padding, n, "padding", minimum=0)
     extra = _ntuple(output_padding, n, "output_padding", minimum=0)
-    for e, s, d in zip(extra, stride, dilation):
-        if e >= max(s, d):
-            raise ShapeError(f"{name}: output_padding={output_padding!r} must be smaller than stride or dilation")
-    input_size = tuple((i - 1) * s - 2 * p + d * (k - 1) + e + 1
-                       for i, s, p, d, k, e in zip(x.shape[2:], stride, pad, dilation, kernel, extra))
-    if any(size < 1 for size in input_size):
-        raise ShapeError(f"{name}: padding={padding!r} removes the whole output (size {input_size})")
+    with _named(name):
+        input_size = tuple(shapes.conv_transpose_output_size(i, k, s, p, e, d)
+                           for i, k, s, p, e, d in zip(x.shape[2:], kernel, stride, pad, extra, dilation))
     out = conv_transpose_p.bind(x, weight, stride=stride, padding=tuple((p, p) for p in pad),
                                 dilation=dilation, groups=int(groups), input_size=input_size)
     out = _add_bias(out, bias, weight.shape[1] * groups, name)
@@ -409,20 +414,11 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode,
     stride = kernel if stride is None or stride == () else _ntuple(stride, n, "stride")
     pad = _ntuple(padding, n, "padding", minimum=0)
     dilation = _ntuple(dilation, n, "dilation")
-    for p, k in zip(pad, kernel):
-        if p > k // 2:
-            raise ShapeError(f"{name}: padding={padding!r} must be at most half the kernel size ({k // 2})")
     sizes = x.shape[2:]
-    out = []
-    for i, k, s, p, d in zip(sizes, kernel, stride, pad, dilation):
-        span = i + 2 * p - d * (k - 1) - 1
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (o - 1) * s >= i + p:  # the last window must start inside input or left pad
-            o -= 1
-        if o < 1:
-            raise ShapeError(f"{name}: input size {sizes} is too small for kernel {kernel} "
-                             f"(dilation {dilation}, padding {pad})")
-        out.append(o)
+    with _named(name):
+        out = [shapes.pool_output_size(i, k, s, p, d, bool(ceil_mode))
+               for i, k, s, p, d in zip(sizes, kernel, stride, pad, dilation)]
+    # ceil mode's last window may run past the padding: pad the far side as far as it reaches
     pads = tuple((p, max(p, (o - 1) * s + d * (k - 1) + 1 - i - p))
                  for i, k, s, p, d, o in zip(sizes, kernel, stride, pad, dilation, out))
     return kernel, stride, pads, dilation, tuple(out)
@@ -523,13 +519,6 @@ def adaptive_avg_pool1d(x, output_size: int) -> Tensor:
 def adaptive_avg_pool2d(x, output_size) -> Tensor:
     """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global average pooling."""
     return _adaptive_avg_poolnd(x, output_size, 2)
-
-
-def same_padding(i: int, k: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow's 'same' pads (lo, hi): output ceil(i / s), total pad split with the odd one on the far side."""
-    out = -(-i // stride)
-    total = max((out - 1) * stride + dilation * (k - 1) + 1 - i, 0)
-    return total // 2, total - total // 2
 
 
 from chainrule.ops.reductions import mean  # noqa: E402

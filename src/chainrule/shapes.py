@@ -1,0 +1,391 @@
+"""The arithmetic of convolution shapes, with PyTorch's conventions (cross-correlation layers).
+
+Per spatial axis, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`` and dilation ``d``:
+
+* effective kernel          ``d(k-1) + 1``
+* convolution               ``floor((i + 2p - d(k-1) - 1) / s) + 1``
+* pooling                   the same, ``ceil`` instead of ``floor`` under ``ceil_mode`` (and then the
+  last window must start inside the input or the left padding); the stride defaults to ``k``
+* transposed convolution    ``(i-1)s - 2p + d(k-1) + output_padding + 1``
+
+Every configuration PyTorch rejects raises :class:`chainrule.ShapeError` naming the argument and
+what would be valid. :func:`solve` inverts the convolution formula; :func:`parse_layer` and
+:func:`plan` read the layer specs of ``chainrule shapes`` (layout ``(C, H, W)`` or ``(C, L)``).
+This module is pure integer arithmetic: it imports neither NumPy nor PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from chainrule.errors import ShapeError
+
+__all__ = [
+    "effective_kernel", "same_padding", "conv_output_size", "pool_output_size",
+    "conv_transpose_output_size", "ConvParams", "solve",
+    "Layer", "Row", "parse_shape", "parse_layer", "plan",
+]
+
+Padding = Union[int, Tuple[int, int], str]
+Shape = Union[int, Sequence[int]]
+
+
+def _integer(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (bools and floats refused), else ShapeError naming ``name``."""
+    if isinstance(value, bool):
+        raise ShapeError(f"{name} must be an integer >= {minimum}, got the bool {value}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ShapeError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if number < minimum:
+        raise ShapeError(f"{name} must be an integer >= {minimum}, got {number}")
+    return number
+
+
+def effective_kernel(k: int, d: int = 1) -> int:
+    """The span of a kernel of size ``k`` with dilation ``d``: ``d(k-1) + 1``."""
+    return _integer("dilation", d, 1) * (_integer("kernel_size", k, 1) - 1) + 1
+
+
+def same_padding(i: int, k: int, stride: int = 1, dilation: int = 1) -> Tuple[int, int]:
+    """TensorFlow's 'same' padding ``(lo, hi)``, for every stride: the output is ``ceil(i / s)``.
+
+    total = max((ceil(i/s) - 1)s + d(k-1) + 1 - i, 0); lo = total // 2; hi = total - lo (the extra
+    pad goes on the far side, as in TensorFlow and PyTorch's stride-1 ``padding='same'``).
+    """
+    i, s = _integer("input size", i, 1), _integer("stride", stride, 1)
+    total = max((-(-i // s) - 1) * s + effective_kernel(k, dilation) - i, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(padding: Padding, i: int, k: int, s: int, d: int) -> Tuple[int, int]:
+    """The per-side pads ``(lo, hi)`` that ``padding`` means (int, pair, 'valid', 'same' or 'full')."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return 0, 0
+        if mode == "same":
+            return same_padding(i, k, s, d)
+        if mode == "full":
+            return (effective_kernel(k, d) - 1,) * 2
+        raise ShapeError(f"padding must be an integer >= 0, a pair (lo, hi) or one of 'valid', 'same', "
+                         f"'full'; got {padding!r}")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) != 2:
+            raise ShapeError(f"padding as a sequence must be a pair (lo, hi), got {tuple(padding)!r}")
+        return _integer("padding lo", padding[0], 0), _integer("padding hi", padding[1], 0)
+    p = _integer("padding", padding, 0)
+    return p, p
+
+
+def conv_output_size(i: int, k: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> int:
+    """Output size of a convolution: ``floor((i + lo + hi - d(k-1) - 1) / s) + 1``.
+
+    ``padding`` is ``p`` (``lo = hi = p``), a pair ``(lo, hi)``, ``'valid'`` (0), ``'same'``
+    (:func:`same_padding`, output ``ceil(i/s)``) or ``'full'`` (``d(k-1)`` each side).
+    Raises ShapeError when the effective kernel is larger than the padded input (PyTorch's rule).
+    """
+    i, k = _integer("input size", i, 1), _integer("kernel_size", k, 1)
+    s, d = _integer("stride", stride, 1), _integer("dilation", dilation, 1)
+    lo, hi = _pads(padding, i, k, s, d)
+    span = effective_kernel(k, d)
+    if i + lo + hi < span:
+        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger than the "
+                         f"padded input {i + lo + hi} (input {i} + padding {lo + hi}); valid: an effective "
+                         f"kernel <= {i + lo + hi}, or at least {span - i} padding in total")
+    return (i + lo + hi - span) // s + 1
+
+
+def pool_output_size(i: int, k: int, stride: Optional[int] = None, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """Output size of max/avg pooling: ``floor((i + 2p - d(k-1) - 1) / s) + 1``, stride defaulting to k.
+
+    With ``ceil_mode``, ``ceil`` replaces ``floor``, then PyTorch's rule: the last window must start
+    inside the input or the left padding (``if (out-1)s >= i + p: out -= 1``).
+    PyTorch requires ``padding <= k // 2`` and an output of at least 1; both raise ShapeError.
+    """
+    i, k = _integer("input size", i, 1), _integer("kernel_size", k, 1)
+    s = k if stride is None else _integer("stride", stride, 1)
+    p, d = _integer("padding", padding, 0), _integer("dilation", dilation, 1)
+    if ceil_mode not in (True, False):
+        raise ShapeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
+    if p > k // 2:
+        raise ShapeError(f"padding={p} is more than half the pool window kernel_size={k}; "
+                         f"valid: padding <= {k // 2}")
+    span = effective_kernel(k, d)
+    out = (i + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= i + p:
+        out -= 1
+    if out < 1:
+        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger than the "
+                         f"padded input {i + 2 * p} (input {i} + padding {p} each side); valid: an "
+                         f"effective kernel <= {i + 2 * p}")
+    return out
+
+
+def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+                               dilation: int = 1) -> int:
+    """Output size of a transposed convolution: ``(i-1)s - 2p + d(k-1) + output_padding + 1``.
+
+    PyTorch requires ``output_padding < max(stride, dilation)`` and an output of at least 1.
+    """
+    i, k = _integer("input size", i, 1), _integer("kernel_size", k, 1)
+    s, p = _integer("stride", stride, 1), _integer("padding", padding, 0)
+    op, d = _integer("output_padding", output_padding, 0), _integer("dilation", dilation, 1)
+    if op >= max(s, d):
+        raise ShapeError(f"output_padding={op} must be smaller than stride={s} or dilation={d}; "
+                         f"valid: 0 <= output_padding <= {max(s, d) - 1}")
+    full = (i - 1) * s + effective_kernel(k, d) + op
+    if full - 2 * p < 1:
+        raise ShapeError(f"padding={p} leaves an output of size {full - 2 * p}; "
+                         f"valid: padding <= {(full - 1) // 2}")
+    return full - 2 * p
+
+
+# ---------------------------------------------------------------------------------------- solve
+
+class ConvParams(NamedTuple):
+    """One convolution (kernel ``k``, stride ``s``, padding ``p`` each side, dilation ``d``)."""
+
+    k: int
+    s: int
+    p: int
+    d: int
+
+
+def _spatial(name: str, shape: Shape) -> Tuple[int, ...]:
+    """The spatial sizes of an int, ``(L,)``, ``(H, W)`` or ``(C, H, W)`` (channels are dropped)."""
+    sizes = (shape,) if not isinstance(shape, (tuple, list)) else tuple(shape)
+    if not 1 <= len(sizes) <= 3:
+        raise ShapeError(f"{name} must be an int, (H, W) or (C, H, W), got {shape!r}")
+    sizes = sizes[1:] if len(sizes) == 3 else sizes
+    return tuple(_integer(f"{name} size", n, 1) for n in sizes)
+
+
+def _choices(name: str, fixed: Optional[int], low: int, bound: str, high: int) -> range:
+    """``[fixed]`` when fixed (its bound ignored), else ``low..high``."""
+    if fixed is not None:
+        value = _integer(name, fixed, low)
+        return range(value, value + 1)
+    return range(low, _integer(bound, high, low) + 1)
+
+
+def _maps(i: int, o: int, k: int, s: int, p: int, d: int) -> bool:
+    """Whether ``conv_output_size(i, k, s, p, d) == o`` (no validation: the search's inner loop)."""
+    span = d * (k - 1) + 1
+    return i + 2 * p >= span and (i + 2 * p - span) // s + 1 == o
+
+
+def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = None,
+          stride: Optional[int] = None, padding: Optional[int] = None, dilation: Optional[int] = None,
+          max_kernel: int = 11, max_stride: int = 4, max_padding: Optional[int] = None,
+          max_dilation: int = 3) -> List[ConvParams]:
+    """Every convolution ``(k, s, p, d)`` within the bounds mapping each spatial size to the output's.
+
+    Shapes are ints, ``(H, W)`` or ``(C, H, W)`` (channels are free); the same parameters serve every
+    spatial axis. Fixed arguments are used as given (their bound is ignored); padding defaults to
+    ``0..effective_kernel(k, d) - 1`` unless ``max_padding`` is given. Sorted by ``(k, s, p, d)``.
+    """
+    sizes_in, sizes_out = _spatial("input_shape", input_shape), _spatial("output_shape", output_shape)
+    if len(sizes_in) != len(sizes_out):
+        raise ShapeError(f"input_shape {input_shape!r} and output_shape {output_shape!r} have different "
+                         f"numbers of spatial axes")
+    if max_padding is not None:
+        max_padding = _integer("max_padding", max_padding, 0)
+    results = []
+    for k, s, d in product(_choices("kernel_size", kernel_size, 1, "max_kernel", max_kernel),
+                           _choices("stride", stride, 1, "max_stride", max_stride),
+                           _choices("dilation", dilation, 1, "max_dilation", max_dilation)):
+        top = effective_kernel(k, d) - 1 if max_padding is None else max_padding
+        for p in _choices("padding", padding, 0, "max_padding", top):
+            if all(_maps(i, o, k, s, p, d) for i, o in zip(sizes_in, sizes_out)):
+                results.append(ConvParams(k, s, p, d))
+    return sorted(results)
+
+
+# ------------------------------------------------------------------------------ layer specs, plan
+
+class Row(NamedTuple):
+    """One line of a plan: the layer's spec, its output shape and its parameter counts."""
+
+    layer: str
+    shape: Tuple[int, ...]
+    weights: int
+    biases: int
+
+
+_REQUIRED = None  # an option's default meaning "must be given"
+_AUTO = "auto"    # maxpool/avgpool's stride: defaults to the kernel size
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A layer kind: the meaning of its leading positional value ``out`` (if any), its options with
+    defaults (_REQUIRED: must be given) and the words an option may take instead of an integer."""
+
+    positional: Optional[str]
+    options: Dict[str, object]
+    apply: Callable[["Layer", Tuple[int, ...]], Row]
+    words: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+
+    def describe(self, name: str) -> str:
+        listed = ([f"the {self.positional} first"] if self.positional else []) + list(self.options)
+        return f"{name} takes {', '.join(listed) or 'no options'}"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A parsed layer spec: ``kind`` (conv, convT, maxpool, avgpool, flatten, linear) and ``options``
+    (``out`` holds the leading output channels / features)."""
+
+    kind: str
+    spec: str
+    options: Dict[str, object]
+
+    def apply(self, shape: Tuple[int, ...]) -> Row:
+        """The row this layer gives for an input of ``shape`` (ShapeError if it cannot)."""
+        return _KINDS[self.kind].apply(self, shape)
+
+
+def _need_spatial(layer: Layer, shape: Tuple[int, ...]) -> None:
+    if len(shape) not in (2, 3):
+        raise ShapeError(f"{layer.kind} needs a (C, L) or (C, H, W) input, got {_show(shape)}")
+
+
+def _show(shape: Tuple[int, ...]) -> str:
+    return "x".join(f"{n:,}" for n in shape)
+
+
+def _flag(layer: Layer, name: str) -> bool:
+    value = layer.options[name]
+    if value not in (0, 1):
+        raise ShapeError(f"{name} must be 0 or 1, got {value}")
+    return bool(value)
+
+
+def _grouped_weights(layer: Layer, c_in: int, c_out: int, k: int, axes: int) -> int:
+    """``c_in * c_out / g * k^axes`` (conv and convT alike), after PyTorch's checks on groups."""
+    g = _integer("g (groups)", layer.options["g"], 1)
+    if c_in % g or c_out % g:
+        raise ShapeError(f"g={g} must divide the input channels {c_in:,} and the output channels {c_out:,}")
+    return c_in * (c_out // g) * k ** axes
+
+
+def _conv(layer: Layer, shape: Tuple[int, ...]) -> Row:
+    _need_spatial(layer, shape)
+    o = layer.options
+    c_out = _integer("output channels", o["out"], 1)
+    sizes = tuple(conv_output_size(i, o["k"], o["s"], o["p"], o["d"]) for i in shape[1:])
+    weights = _grouped_weights(layer, shape[0], c_out, o["k"], len(sizes))
+    return Row(layer.spec, (c_out, *sizes), weights, c_out if _flag(layer, "bias") else 0)
+
+
+def _conv_t(layer: Layer, shape: Tuple[int, ...]) -> Row:
+    _need_spatial(layer, shape)
+    o = layer.options
+    c_out = _integer("output channels", o["out"], 1)
+    sizes = tuple(conv_transpose_output_size(i, o["k"], o["s"], o["p"], o["op"], o["d"]) for i in shape[1:])
+    weights = _grouped_weights(layer, shape[0], c_out, o["k"], len(sizes))
+    return Row(layer.spec, (c_out, *sizes), weights, c_out if _flag(layer, "bias") else 0)
+
+
+def _pool(layer: Layer, shape: Tuple[int, ...]) -> Row:
+    _need_spatial(layer, shape)
+    o = layer.options
+    ceil = _flag(layer, "ceil")
+    stride = None if o["s"] == _AUTO else o["s"]
+    sizes = tuple(pool_output_size(i, o["k"], stride, o["p"], o.get("d", 1), ceil) for i in shape[1:])
+    return Row(layer.spec, (shape[0], *sizes), 0, 0)
+
+
+def _flatten(layer: Layer, shape: Tuple[int, ...]) -> Row:
+    return Row(layer.spec, (math.prod(shape),), 0, 0)
+
+
+def _linear(layer: Layer, shape: Tuple[int, ...]) -> Row:
+    """PyTorch's Linear: maps the last axis (flatten first for the usual classifier head)."""
+    n = _integer("output features", layer.options["out"], 1)
+    return Row(layer.spec, (*shape[:-1], n), shape[-1] * n, n if _flag(layer, "bias") else 0)
+
+
+_KINDS: Dict[str, _Kind] = {
+    "conv": _Kind("output channels", {"k": _REQUIRED, "s": 1, "p": 0, "d": 1, "g": 1, "bias": 1}, _conv,
+                  {"p": ("same", "valid", "full")}),
+    "convT": _Kind("output channels", {"k": _REQUIRED, "s": 1, "p": 0, "op": 0, "d": 1, "g": 1, "bias": 1},
+                   _conv_t),
+    "maxpool": _Kind(None, {"k": _REQUIRED, "s": _AUTO, "p": 0, "d": 1, "ceil": 0}, _pool),
+    "avgpool": _Kind(None, {"k": _REQUIRED, "s": _AUTO, "p": 0, "ceil": 0}, _pool),
+    "flatten": _Kind(None, {}, _flatten),
+    "linear": _Kind("output features", {"bias": 1}, _linear),
+}
+_LOWER = {name.lower(): name for name in _KINDS}  # kinds are matched case-insensitively
+
+
+def parse_shape(text: str) -> Tuple[int, ...]:
+    """``'3x256x256'`` -> ``(3, 256, 256)``: sizes >= 1 joined by ``x``."""
+    parts = text.lower().split("x")
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise ShapeError(f"shape {text!r} must be sizes >= 1 joined by 'x', like 3x256x256 or 3x100")
+    return tuple(int(part) for part in parts)
+
+
+def _value(kind: _Kind, name: str, text: str, spec: str) -> object:
+    """An option's value: an integer, or one of the words the option takes (p=same)."""
+    if text.lower() in kind.words.get(name, ()):
+        return text.lower()
+    try:
+        return int(text)
+    except ValueError:
+        allowed = " or ".join(["an integer", *kind.words.get(name, ())])
+        what = "the leading value" if name == "out" else f"option {name}"
+        raise ShapeError(f"{what} in {spec!r} must be {allowed}, got {text!r}") from None
+
+
+def parse_layer(spec: str) -> Layer:
+    """Read a layer spec ``kind[:value,key=value,...]``, like ``conv:64,k=3,s=2,p=same`` or ``flatten``.
+
+    Kinds: conv (out channels, k, s, p: int/same/valid/full, d, g, bias=0/1), convT (out channels, k,
+    s, p, op, d, g, bias), maxpool (k, s, p, d, ceil=0/1), avgpool (k, s, p, ceil), flatten, linear:N.
+    """
+    head, _, rest = spec.partition(":")
+    name = _LOWER.get(head.lower())
+    if name is None:
+        raise ShapeError(f"unknown layer kind {head!r} in {spec!r}; known: {', '.join(_KINDS)}")
+    kind = _KINDS[name]
+    options: Dict[str, object] = {}
+    for position, item in enumerate(filter(None, rest.split(","))):
+        key, equals, text = item.partition("=")
+        if not equals and position == 0 and kind.positional:
+            key, text = "out", item
+        elif key not in kind.options or key in options:
+            problem = "repeated" if key in options else ("unknown" if equals else "unexpected")
+            raise ShapeError(f"{problem} option {item!r} in {spec!r}; {kind.describe(name)}")
+        options[key] = _value(kind, key, text, spec)
+    required = (["out"] if kind.positional else []) + [k for k, v in kind.options.items() if v is _REQUIRED]
+    missing = [kind.positional if key == "out" else key for key in required if key not in options]
+    if missing:
+        raise ShapeError(f"{spec!r} is missing {' and '.join(missing)}; {kind.describe(name)}")
+    return Layer(name, spec, {**kind.options, **options})
+
+
+def plan(input_shape: Sequence[int], layers: Iterable[Union[str, Layer]]) -> List[Row]:
+    """The row (spec, output shape, weights, biases) of each layer applied in turn to ``input_shape``.
+
+    ``input_shape`` is ``(C, H, W)`` or ``(C, L)``; layers are specs (see :func:`parse_layer`) or
+    :class:`Layer` objects. A layer that cannot take its input raises ShapeError naming it.
+    """
+    shape = tuple(_integer("input size", n, 1) for n in input_shape)
+    rows = []
+    for number, layer in enumerate(layers, start=1):
+        layer = parse_layer(layer) if isinstance(layer, str) else layer
+        try:
+            rows.append(layer.apply(shape))
+        except ShapeError as error:
+            raise ShapeError(f"layer {number} {layer.spec!r} on input {_show(shape)}: {error}") from None
+        shape = rows[-1].shape
+    return rows
