@@ -42,15 +42,9 @@ The table is Markdown, ready to paste into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import glob
-import os
-import platform
-import statistics
 import sys
-import time
 
+import harness
 import numpy as np
 
 import chainrule as cr
@@ -64,92 +58,6 @@ BATCHES = (128, 32)
 LR = 0.01
 TARGET_MLP = 1.1  # chainrule / torch, at most
 TARGET_PER_OP = 2.0
-SETTLE_S = 0.03  # untimed warm calls after each switch of library (see main)
-
-
-# --------------------------------------------------------------------------- BLAS / threads
-def _bundled_openblas():
-    """NumPy's bundled scipy-openblas as a ctypes library, or None."""
-    here = os.path.dirname(np.__file__)
-    for pattern in ("*openblas*.so*", "*openblas*.dylib", "*openblas*.dll"):
-        for path in sorted(glob.glob(os.path.join(here, "..", "numpy.libs", pattern))) + sorted(
-            glob.glob(os.path.join(here, ".libs", pattern))
-        ):
-            try:
-                return ctypes.CDLL(path), path
-            except OSError:
-                continue
-    return None, None
-
-
-def blas_info() -> tuple[int, list[str]]:
-    """(threads NumPy's BLAS uses, lines describing it)."""
-    lines = []
-    try:
-        import threadpoolctl
-    except ImportError:
-        threadpoolctl = None
-    if threadpoolctl is not None:
-        infos = threadpoolctl.threadpool_info()
-        threads = None
-        for info in infos:
-            lines.append(
-                f"threadpoolctl: {info.get('user_api')} {info.get('internal_api')} "
-                f"{info.get('version')} arch={info.get('architecture')} "
-                f"threads={info.get('num_threads')} ({os.path.basename(info.get('filepath', ''))})"
-            )
-            if info.get("user_api") == "blas" and "numpy" in info.get("filepath", "") and threads is None:
-                threads = info.get("num_threads")
-        if threads is None:
-            blas = [i for i in infos if i.get("user_api") == "blas"]
-            threads = blas[0]["num_threads"] if blas else os.cpu_count()
-        return int(threads), lines
-
-    lines.append("threadpoolctl is NOT installed: asking NumPy's bundled OpenBLAS directly (ctypes)")
-    lib, path = _bundled_openblas()
-    if lib is not None:
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
-                               ("openblas_", "")):
-            get_threads = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-            if get_threads is None:
-                continue
-            corename = getattr(lib, f"{prefix}get_corename{suffix}", None)
-            config = getattr(lib, f"{prefix}get_config{suffix}", None)
-            threads = int(get_threads())
-            desc = f"{os.path.basename(path)}: threads={threads}"
-            if corename is not None:
-                corename.restype = ctypes.c_char_p
-                desc += f", kernel (core type)={corename().decode()}"
-            lines.append(desc)
-            if config is not None:
-                config.restype = ctypes.c_char_p
-                lines.append(f"config: {config().decode()}")
-            return threads, lines
-    threads = os.cpu_count() or 1
-    lines.append(f"could not query NumPy's BLAS: using os.cpu_count() = {threads} threads")
-    return threads, lines
-
-
-# --------------------------------------------------------------------------- timing helpers
-def _time(fn, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def _settle(fn):
-    """Call ``fn`` untimed for SETTLE_S seconds (at least once)."""
-    t_end = time.perf_counter() + SETTLE_S
-    fn()
-    while time.perf_counter() < t_end:
-        fn()
-
-
-def _q(values, q):
-    return float(np.quantile(np.asarray(values), q))
 
 
 # --------------------------------------------------------------------------- (a) per-op chain
@@ -259,121 +167,29 @@ def main(argv=None):
     chain_rounds = 4 if args.quick and args.rounds is None else max(min(15, mlp_rounds), mlp_rounds // 2)
     mlp_reps = 3 if args.quick else 10  # timed steps per library per round
     chain_reps = 2 if args.quick else 5
-    # Untimed calls after switching library in a round: the other library's worker threads
-    # (torch's OpenMP pool, OpenBLAS's pool) keep spinning for a few ms after their last call
-    # and, on 2 cores, slow the steps of the first ~8 ms after a switch 2-4x (measured). A
-    # training loop never switches library, so the steps of the first SETTLE_S are not timed.
 
-    print("# chainrule vs PyTorch (CPU) engine benchmark\n")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            print(f"WARNING: {var}={os.environ[var]} is set; it slows NumPy here. Run with "
-                  f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_engine.py`.")
-    threads, lines = blas_info()
-    torch.set_num_threads(threads)
-    print(f"- Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}, "
-          f"chainrule {cr.__version__}; {platform.machine()}, os.cpu_count()={os.cpu_count()}")
-    print("- NumPy BLAS:")
-    for line in lines:
-        print(f"  - {line}")
-    print(f"- torch.set_num_threads({threads}) -> torch.get_num_threads()={torch.get_num_threads()} "
-          f"(interop {torch.get_num_interop_threads()}); torch BLAS: "
-          f"{'MKL' if torch.backends.mkl.is_available() else 'other'}, "
-          f"mkldnn={'on' if torch.backends.mkldnn.is_available() else 'off'}")
+    threads = harness.print_setup("chainrule vs PyTorch (CPU) engine benchmark", "benchmarks/bench_engine.py")
     print(f"- rounds: MLP {mlp_rounds} x {mlp_reps} timed steps, chain {chain_rounds} x {chain_reps} timed "
           f"runs, per library; order alternates per round; after each switch of library, untimed "
-          f"calls for {SETTLE_S * 1e3:.0f} ms let the other library's spinning worker threads go idle\n")
-
+          f"calls for {harness.SETTLE_S * 1e3:.0f} ms let the other library's spinning worker threads go idle\n")
     print("Equivalence check (one SGD step, same weights and data):")
     for b in BATCHES:
         print(f"- {verify(b)}")
     print()
 
-    # benchmark states
     x_cr = cr.tensor(np.full(CHAIN_SHAPE, 0.5, np.float32), requires_grad=True)
     x_t = torch.full(CHAIN_SHAPE, 0.5, dtype=torch.float32, requires_grad=True)
-    cases = {"chain": (lambda: chain_cr(x_cr), lambda: chain_torch(x_t), chain_reps, chain_rounds)}
+    cases = [harness.Case(f"per-op overhead: {CHAIN_LEN}-op elementwise chain, shape {CHAIN_SHAPE}, fwd+bwd, per op",
+                          lambda: chain_cr(x_cr), lambda: chain_torch(x_t), chain_reps, chain_rounds,
+                          TARGET_PER_OP, scale=1e6 / CHAIN_LEN, unit="us", warmup=3)]
     for b in BATCHES:
         (pc, xc, yc), (pt, xt, yt) = setup_mlp(b)
-        cases[f"mlp{b}"] = (
-            (lambda pc=pc, xc=xc, yc=yc: step_cr(pc, xc, yc)),
-            (lambda pt=pt, xt=xt, yt=yt: step_torch(pt, xt, yt)),
-            mlp_reps, mlp_rounds,
-        )
-
-    # Objects alive now (torch's and NumPy's import-time objects, the benchmark states) go to the
-    # permanent generation: the collector stays on, but a full collection no longer walks them
-    # (one would take tens of ms with torch loaded, an artefact neither library is to blame for).
-    gc.collect()
-    gc.freeze()
-
-    # warm-up
-    t_start = time.perf_counter()
-    for name, (f_cr, f_t, _, _) in cases.items():
-        for _ in range(3 if name == "chain" else 10):
-            f_cr()
-            f_t()
-
-    # times[name][lib]: one list of timed repetitions per round
-    times = {name: {"cr": [], "torch": []} for name in cases}
-    n_rounds = max(c[3] for c in cases.values())
-    for r in range(n_rounds):
-        for name, (f_cr, f_t, reps, rounds) in cases.items():
-            if r >= rounds:
-                continue
-            order = (("cr", f_cr), ("torch", f_t)) if r % 2 == 0 else (("torch", f_t), ("cr", f_cr))
-            for lib, fn in order:
-                gc.collect()
-                _settle(fn)
-                times[name][lib].append(_time(fn, reps))
-    elapsed = time.perf_counter() - t_start
-
-    # table
-    rows = []
-    noisy = []
-
-    def row(label, name, scale, unit, target):
-        per_round_cr = [[t * scale for t in block] for block in times[name]["cr"]]
-        per_round_t = [[t * scale for t in block] for block in times[name]["torch"]]
-        cr_t = [t for block in per_round_cr for t in block]
-        to_t = [t for block in per_round_t for t in block]
-        m_cr, m_t = statistics.median(cr_t), statistics.median(to_t)
-        ratio = m_cr / m_t
-        # paired: each round's chainrule median over the same round's torch median (the two ran
-        # seconds apart, so slow machine-wide drift cancels), then the median over rounds
-        paired = statistics.median(statistics.median(a) / statistics.median(b)
-                                   for a, b in zip(per_round_cr, per_round_t))
-        p10 = _q(cr_t, .10) / _q(to_t, .10)
-        # judged conservatively: noise on 2 shared cores moves the ratio of medians by +-0.2
-        met = ("yes" if max(ratio, paired, p10) <= target else
-               "**no**" if min(ratio, paired, p10) > target else "borderline")
-        spread = max((_q(v, .75) - _q(v, .25)) / statistics.median(v) for v in (cr_t, to_t))
-        if spread > 0.25:
-            noisy.append(label)
-        rows.append((label, f"{m_cr:.2f} {unit} ({_q(cr_t, .25):.2f}-{_q(cr_t, .75):.2f})",
-                     f"{m_t:.2f} {unit} ({_q(to_t, .25):.2f}-{_q(to_t, .75):.2f})",
-                     f"**{ratio:.2f}x**", f"{paired:.2f}x", f"{p10:.2f}x",
-                     f"<= {target:g}x", met))
-
-    row(f"per-op overhead: {CHAIN_LEN}-op elementwise chain, shape {CHAIN_SHAPE}, fwd+bwd, per op",
-        "chain", 1e6 / CHAIN_LEN, "us", TARGET_PER_OP)
-    for b in BATCHES:
-        row(f"MLP 784-256-256-10 SGD step, float32, batch {b}", f"mlp{b}", 1e3, "ms", TARGET_MLP)
-
-    header = ("benchmark", "chainrule median (IQR)", "torch median (IQR)", "ratio of medians",
-              "paired ratio", "ratio of p10", "target", "met")
-    print(f"Results ({threads} thread(s) each, median of all timed repetitions; ratios are chainrule / torch; "
-          f"'paired ratio' is the median over rounds of the per-round ratio; 'ratio of p10' compares "
-          f"the fastest 10% (least disturbed) runs; 'met': yes if all three ratios are within the target, "
-          f"no if none is, else borderline):\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(["---"] + ["---:"] * 5 + [":---:"] * 2) + "|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    print(f"\n(timed section {elapsed:.0f} s)")
-    if noisy:
-        print(f"\nNOTE: the machine was noisy during this run (interquartile range over 25% of the median "
-              f"for: {'; '.join(noisy)}); the paired and p10 ratios are the more trustworthy ones, or run again.")
+        cases.append(harness.Case(f"MLP 784-256-256-10 SGD step, float32, batch {b}",
+                                  (lambda pc=pc, xc=xc, yc=yc: step_cr(pc, xc, yc)),
+                                  (lambda pt=pt, xt=xt, yt=yt: step_torch(pt, xt, yt)),
+                                  mlp_reps, mlp_rounds, TARGET_MLP, warmup=10))
+    times, elapsed = harness.measure(cases)
+    harness.print_table(cases, times, threads, elapsed)
 
 
 if __name__ == "__main__":

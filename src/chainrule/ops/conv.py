@@ -106,9 +106,13 @@ def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_siz
     return cols.reshape(groups, (x.shape[1] // groups) * k, -1)
 
 
-def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a[g] @ b[g] for every group as 2-d GEMMs (NumPy's batched matmul skips BLAS on transposed operands)."""
-    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a.dtype, b.dtype))
+def _grouped_matmul(a: np.ndarray, b: np.ndarray, scratch: Optional[str] = None) -> np.ndarray:
+    """a[g] @ b[g] for every group as 2-d GEMMs (NumPy's batched matmul skips BLAS on transposed operands).
+
+    With ``scratch`` the result lives in the workspace (for temporaries that do not escape).
+    """
+    shape, dtype = (a.shape[0], a.shape[1], b.shape[2]), np.result_type(a.dtype, b.dtype)
+    out = np.empty(shape, dtype) if scratch is None else _workspace.get(scratch, shape, dtype)[0]
     for group in range(a.shape[0]):
         np.matmul(a[group], b[group], out=out[group])
     return out
@@ -124,23 +128,25 @@ def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
 def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
                    kernel=w.shape[2:], out_size=output_size)
-    out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols)  # (G, Og, N*L): one GEMM
+    out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
-    return np.ascontiguousarray(np.swapaxes(out, 0, 1))
+    return np.swapaxes(out, 0, 1).copy()  # always a copy: `out` is workspace memory
 
 
 def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size):
     """T(g, w): scatter every output position's gradient back over its window (col2im)."""
     kernel, out_size = w.shape[2:], g.shape[2:]
-    w3 = w.reshape(groups, w.shape[0] // groups, -1)
-    dcols = _grouped_matmul(np.swapaxes(w3, 1, 2), _to_group_major(g, groups))  # (G, Cg*K, N*L): one GEMM
-    c = groups * w.shape[1]
-    dcols = dcols.reshape((c,) + kernel + (g.shape[0],) + out_size)
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(input_size, padding))
-    dx = np.zeros((g.shape[0], c) + padded, dtype=np.result_type(g.dtype, w.dtype))
+    w3_t = np.ascontiguousarray(np.swapaxes(w.reshape(groups, w.shape[0] // groups, -1), 1, 2))
+    dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")  # (G, Cg*K, N*L): one GEMM
+    c, n = groups * w.shape[1], g.shape[0]
+    dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
+    padded = tuple(size + lo + hi for size, (lo, hi) in zip(input_size, padding))
+    # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
+    acc, _ = _workspace.get("col2im", (c, n) + padded, dcols.dtype)
+    acc.fill(0)
     for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
-        dx[_offset_slices(offset, stride, dilation, out_size)] += np.swapaxes(dcols[(slice(None),) + offset], 0, 1)
-    return dx[_interior((None, None) + input_size, padding)]
+        acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
+    return np.swapaxes(acc[_interior((None, None) + input_size, padding)], 0, 1).copy()  # out of the workspace
 
 
 def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):
@@ -187,22 +193,34 @@ def _max_pool_impl(x, *, kernel, stride, padding, dilation, output_size):
 
 def _argmax_masks(x, *, kernel, stride, padding, dilation, output_size):
     """For each kernel offset, where it holds its window's *first* maximum (PyTorch's tie rule)."""
-    views = list(_pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size))
-    best = views[0][1].copy()
-    winner = np.zeros(best.shape, dtype=np.int32)
-    for index, (_, view) in enumerate(views[1:], start=1):
-        better = view > best  # strict: an equal later value does not take over
-        np.copyto(best, view, where=better)
-        np.copyto(winner, index, where=better)
-    return [(offset, winner == index) for index, (offset, _) in enumerate(views)]
+    best = _max_pool_impl(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                          output_size=output_size)
+    taken = np.zeros(best.shape, dtype=bool)
+    masks = []
+    for offset, view in _pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size):
+        mask = view == best
+        mask &= ~taken  # a later offset holding the same value does not take over
+        taken |= mask
+        masks.append((offset, mask))
+    return masks
+
+
+def _windows_disjoint(kernel, stride, dilation) -> bool:
+    """True when no input position lies in two windows, so scatters may write instead of add."""
+    return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
 def _max_pool_scatter_impl(g, x, **params):
     """Each window's gradient goes to the position of its first maximum (overlaps accumulate)."""
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], params["padding"]))
     dx = np.zeros(x.shape[:2] + padded, dtype=g.dtype)
+    disjoint = _windows_disjoint(params["kernel"], params["stride"], params["dilation"])
     for offset, mask in _argmax_masks(x, **params):
-        dx[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])] += g * mask
+        target = dx[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])]
+        if disjoint:
+            np.multiply(g, mask, out=target)  # each position is written once: no temporary, no add
+        else:
+            target += g * mask
     return dx[_interior(x.shape, params["padding"])]
 
 
@@ -211,7 +229,8 @@ def _max_pool_gather_impl(h, x, **params):
     hp = _padded(h, params["padding"], 0.0)
     out = np.zeros(x.shape[:2] + params["output_size"], dtype=h.dtype)
     for offset, mask in _argmax_masks(x, **params):
-        out += hp[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])] * mask
+        np.copyto(out, hp[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])],
+                  where=mask)  # exactly one offset per window holds the arg-max
     return out
 
 
