@@ -22,10 +22,12 @@ from chainrule.ops.signal import *  # noqa: F401,F403
 from chainrule.ops.signal import __all__ as _signal
 from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.conv import __all__ as _conv
+from chainrule.ops.normalization import *  # noqa: F401,F403
+from chainrule.ops.normalization import __all__ as _normalization
 from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.creation import __all__ as _creation
 
 __all__ = [
     "REGISTRY", "Primitive", "as_tensor",
-    *_elementwise, *_reductions, *_shape, *_linalg, *_activations, *_losses, *_signal, *_conv, *_creation,
+    *_elementwise, *_reductions, *_shape, *_linalg, *_activations, *_losses, *_signal, *_conv, *_normalization, *_creation,
 ]

@@ -1,0 +1,294 @@
+"""Layers with PyTorch's names, arguments, weight layouts and default initialisation."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import chainrule as cr
+from chainrule.nn import init
+from chainrule.nn.module import Module, Parameter
+from chainrule.tensor import Tensor
+
+__all__ = [
+    "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
+    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
+    "LayerNorm", "Residual",
+]
+
+Size = Union[int, Sequence[int]]
+
+
+def _pair(value: Size, n: int) -> tuple:
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+def _empty(*shape: int) -> Parameter:
+    return Parameter(cr.zeros(*shape).data)
+
+
+def _default_init(weight: Parameter, bias: Optional[Parameter], fan_in: int) -> None:
+    """PyTorch's default for Linear and Conv: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(bias, -bound, bound)
+
+
+class Identity(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features), as ``torch.nn.Linear``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _empty(out_features, in_features)
+        self.register_parameter("bias", _empty(out_features) if bias else None)
+        _default_init(self.weight, self.bias, in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = cr.matmul(x, self.weight.T)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class LowRankLinear(Module):
+    """y = x (U V)^T + b with U (out, rank) and V (rank, in): (in + out) * rank weights instead of in * out.
+
+    Computed as (x V^T) U^T, never forming U V. Each factor starts as PyTorch's Linear default for
+    its own fan-in.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True) -> None:
+        super().__init__()
+        if not 1 <= rank <= min(in_features, out_features):
+            raise ValueError(f"LowRankLinear: rank={rank} must be between 1 and min(in, out) = "
+                             f"{min(in_features, out_features)}")
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.V = _empty(rank, in_features)
+        self.U = _empty(out_features, rank)
+        self.register_parameter("bias", _empty(out_features) if bias else None)
+        _default_init(self.V, None, in_features)
+        _default_init(self.U, self.bias, in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = cr.matmul(cr.matmul(x, self.V.T), self.U.T)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
+
+
+class _ConvNd(Module):
+    def __init__(self, n: int, in_channels: int, out_channels: int, kernel_size: Size, stride: Size, padding,
+                 dilation: Size, groups: int, bias: bool, transposed: bool = False, output_padding: Size = 0) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                             f"by groups={groups}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _pair(kernel_size, n)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.output_padding = output_padding
+        shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
+        self.weight = _empty(*shape, *self.kernel_size)
+        self.register_parameter("bias", _empty(out_channels) if bias else None)
+        fan_in = shape[1] * math.prod(self.kernel_size)
+        _default_init(self.weight, self.bias, fan_in)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}" + (f", groups={self.groups}" if self.groups != 1 else ""))
+
+
+class Conv1d(_ConvNd):
+    """1-d convolution layer (cross-correlation), weight (out, in/groups, k)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
+                 dilation: Size = 1, groups: int = 1, bias: bool = True) -> None:
+        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution layer (cross-correlation), weight (out, in/groups, kH, kW), input (N, C, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
+                 dilation: Size = 1, groups: int = 1, bias: bool = True) -> None:
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """The adjoint of Conv2d in its input; weight (in, out/groups, kH, kW)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding: Size = 0,
+                 output_padding: Size = 0, groups: int = 1, bias: bool = True, dilation: Size = 1) -> None:
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         transposed=True, output_padding=output_padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                   self.groups, self.dilation)
+
+
+class _Pool(Module):
+    def __init__(self, fn, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, **options) -> None:
+        super().__init__()
+        self._fn = fn
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.options = options
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._fn(x, self.kernel_size, self.stride, self.padding, **self.options)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+
+
+class MaxPool1d(_Pool):
+    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(cr.max_pool1d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+
+
+class MaxPool2d(_Pool):
+    """Max over windows; the gradient goes to the first maximum of each window (PyTorch's rule)."""
+
+    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+
+
+class AvgPool1d(_Pool):
+    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__(cr.avg_pool1d, kernel_size, stride, padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad)
+
+
+class AvgPool2d(_Pool):
+    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__(cr.avg_pool2d, kernel_size, stride, padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Flatten(Module):
+    """Merge axes start_dim..end_dim (default: all but the batch axis)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.flatten(x, self.start_dim, self.end_dim)
+
+
+class Dropout(Module):
+    """Inverted dropout in training mode (keep with probability 1-p, scale by 1/(1-p)); identity in eval mode."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p={p} must be in [0, 1]")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    _dims: tuple
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.register_parameter("weight", Parameter(cr.ones(num_features).data) if affine else None)
+        self.register_parameter("bias", Parameter(cr.zeros(num_features).data) if affine else None)
+        if track_running_stats:
+            self.register_buffer("running_mean", cr.zeros(num_features))
+            self.register_buffer("running_var", cr.ones(num_features))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self._dims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with {self._dims} "
+                             f"dimensions and {self.num_features} channels on axis 1, got {x.shape}")
+        return cr.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             self.training or not self.track_running_stats, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) over the batch (and length) axes."""
+
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) over the batch and spatial axes."""
+
+    _dims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalisation over the trailing ``normalized_shape`` axes, with elementwise affine weight and bias."""
+
+    def __init__(self, normalized_shape: Size, eps: float = 1e-5, elementwise_affine: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape = _pair(normalized_shape, 1) if isinstance(normalized_shape, int) else tuple(
+            normalized_shape)
+        self.eps = eps
+        self.register_parameter("weight", Parameter(cr.ones(*self.normalized_shape).data)
+                                if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(cr.zeros(*self.normalized_shape).data)
+                                if elementwise_affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class Residual(Module):
+    """x + f(x): the skip connection of residual networks (f must keep the shape)."""
+
+    def __init__(self, f: Module) -> None:
+        super().__init__()
+        self.f = f
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.f(x)

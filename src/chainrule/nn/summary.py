@@ -1,0 +1,101 @@
+"""``summary(model, input_shape)``: per layer, the output shape and the parameters it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+import chainrule as cr
+from chainrule.grad_mode import no_grad
+from chainrule.nn.module import Module
+from chainrule.tensor import Tensor
+
+__all__ = ["summary", "Summary", "LayerRow"]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str  # dotted path in the model
+    kind: str  # class name
+    output_shape: tuple  # per sample (batch axis removed)
+    trainable: int  # parameters with requires_grad
+    non_trainable: int  # frozen parameters and buffers (running statistics)
+    counts: tuple = ()  # (parameter name, number of entries) for each parameter of the layer
+
+    @property
+    def breakdown(self) -> str:
+        return " + ".join(f"{name} {n:,}" for name, n in self.counts)
+
+
+@dataclass(frozen=True)
+class Summary:
+    input_shape: tuple
+    rows: tuple
+    batch_size: int
+    activation_bytes: int  # forward outputs of every layer for one batch (what backward keeps)
+
+    @property
+    def trainable(self) -> int:
+        return sum(r.trainable for r in self.rows)
+
+    @property
+    def non_trainable(self) -> int:
+        return sum(r.non_trainable for r in self.rows)
+
+    def __str__(self) -> str:
+        header = ("layer", "type", "output shape", "trainable", "non-trainable", "parameters")
+        body = [(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.trainable:,}", f"{r.non_trainable:,}",
+                 r.breakdown) for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(6)]
+        aligns = ["<", "<", "<", ">", ">", "<"]
+        lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, aligns, widths)).rstrip()
+                 for row in [header, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        mib = self.activation_bytes / 2**20
+        lines += ["", f"input: {'x'.join(map(str, self.input_shape))} (batch of {self.batch_size})",
+                  f"parameters: {self.trainable + self.non_trainable:,} ({self.trainable:,} trainable, "
+                  f"{self.non_trainable:,} non-trainable)",
+                  f"activation memory (forward outputs kept for backward, batch of {self.batch_size}): {mib:.2f} MiB"]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _leaves(model: Module) -> list[tuple[str, Module]]:
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    return leaves or [("", model)]
+
+
+def summary(model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32") -> Summary:
+    """Run one forward pass on zeros of shape (batch_size, *input_shape) and tabulate every leaf layer."""
+    input_shape = tuple(int(n) for n in input_shape)
+    outputs: dict[int, Tensor] = {}
+    handles = []
+    for _, module in _leaves(model):
+        def record(m, inputs, output, key=id(module)):
+            outputs[key] = output
+        handles.append(module.register_forward_hook(record))
+    was_training = model.training
+    try:
+        model.eval()
+        with no_grad():
+            model(cr.zeros((batch_size,) + input_shape, dtype=dtype))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    rows, activation = [], 0
+    for name, module in _leaves(model):
+        out = outputs.get(id(module))
+        shape = tuple(out.shape[1:]) if isinstance(out, Tensor) else ()
+        if isinstance(out, Tensor):
+            activation += out.size * out.dtype.itemsize
+        params = list(module.parameters(recurse=False))
+        trainable = sum(p.size for p in params if p.requires_grad)
+        frozen = sum(p.size for p in params if not p.requires_grad) + sum(
+            b.size for b in module.buffers(recurse=False))
+        counts = tuple((n, p.size) for n, p in module.named_parameters(recurse=False))
+        rows.append(LayerRow(name or type(module).__name__, type(module).__name__, shape, trainable, frozen, counts))
+    return Summary(input_shape, tuple(rows), batch_size, int(activation))

@@ -1,0 +1,109 @@
+"""Dropout and normalisation (batch norm, layer norm), PyTorch's semantics, as composites.
+
+None of these needs a rule of its own: dropout is a multiplication by a constant random mask,
+the normalisations are means, variances and elementwise arithmetic of primitives. The running
+statistics of batch norm are updated in place, outside the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from chainrule.errors import ShapeError
+from chainrule.grad_mode import no_grad
+from chainrule.ops.creation import Generator, _rng
+from chainrule.ops.primitive import as_tensor
+from chainrule.tensor import Tensor
+
+__all__ = ["dropout", "batch_norm", "layer_norm"]
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator: Optional[Generator] = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p) (training only).
+
+    The gradient passes through the kept elements with the same 1/(1-p) scale.
+    """
+    x = as_tensor(x)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p={p} must be a probability in [0, 1]")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _rng(generator).random(x.shape) >= p
+    mask = Tensor._from_array((keep / (1.0 - p)).astype(x.dtype))
+    return x * mask
+
+
+def _stat_axes(x: Tensor, name: str) -> tuple:
+    if x.ndim < 2:
+        raise ShapeError(f"{name}: input must be (N, C) or (N, C, ...), got shape {x.shape}")
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def batch_norm(x, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight=None, bias=None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the batch (and spatial) axes, channel axis 1.
+
+    In training the batch's mean and biased variance normalise, and the running statistics move
+    towards them: running = (1 - momentum) running + momentum * batch (the unbiased variance, as
+    PyTorch). In evaluation the running statistics normalise.
+    """
+    x = as_tensor(x)
+    axes = _stat_axes(x, "batch_norm")
+    channels = x.shape[1]
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    use_batch = training or running_mean is None
+    if use_batch:
+        count = x.size // channels
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel in training, got input {x.shape}")
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        if running_mean is not None and training:
+            _update_running(running_mean, running_var, mean, var, count, momentum)
+    else:
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+        centred = x - mean
+    out = centred / sqrt(var + eps)
+    if weight is not None:
+        out = out * reshape(weight, shape)
+    if bias is not None:
+        out = out + reshape(bias, shape)
+    return out
+
+
+def _update_running(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
+                    momentum: float) -> None:
+    """In place, outside the graph: the buffers are state, not variables."""
+    with no_grad():
+        unbiased = var.data.reshape(-1) * (count / (count - 1))
+        running_mean.data *= 1 - momentum
+        running_mean.data += momentum * mean.data.reshape(-1)
+        running_var.data *= 1 - momentum
+        running_var.data += momentum * unbiased
+
+
+def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` axes: (x - mean) / sqrt(var + eps) * weight + bias."""
+    x = as_tensor(x)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape):] != shape:
+        raise ShapeError(f"layer_norm: normalized_shape {shape} must match the last axes of the input {x.shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    out = centred / sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+from chainrule.ops.elementwise import sqrt  # noqa: E402
+from chainrule.ops.shape import reshape  # noqa: E402
