@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -143,6 +144,42 @@ def _shapes(args: argparse.Namespace) -> int:
         return 2
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Train (or resume) a run; one line of metrics per epoch, then the test accuracy."""
+    from chainrule.checkpoint import CheckpointError
+    from chainrule.data import DatasetError
+    from chainrule.runs import RunConfig, RunError, train_run
+
+    try:
+        if args.resume:
+            config = RunConfig.load(Path(args.resume))
+            train_run(config, args.resume, resume=True, progress=not args.quiet, epochs=args.epochs)
+            return 0
+        settings = {k: v for k, v in vars(args).items()
+                    if k in ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed")
+                    and v is not None}
+        config = RunConfig(**settings)
+        folder = args.out or f"runs/{config.dataset.split(':')[0]}-{config.model}-seed{config.seed}"
+        train_run(config, folder, progress=not args.quiet)
+        return 0
+    except (RunError, CheckpointError, DatasetError, OSError) as error:
+        print(f"chainrule train: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from chainrule.checkpoint import CheckpointError
+    from chainrule.data import DatasetError
+    from chainrule.runs import RunError, evaluate_run
+
+    try:
+        evaluate_run(args.folder)
+    except (RunError, CheckpointError, DatasetError, OSError) as error:
+        print(f"chainrule evaluate: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chainrule", description="Exact, tested, explainable autodiff on NumPy.")
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
@@ -162,6 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "maxpool:k,s,p,d,ceil  avgpool:k,s,p,ceil  flatten  linear:N.")
     shapes.add_argument("args", nargs=argparse.REMAINDER, help="INPUT LAYER... or solve INPUT OUTPUT [options]")
     shapes.set_defaults(run=_shapes)
+    train = commands.add_parser(
+        "train", help="train an MLP or a CNN (default: MLP on the bundled 8x8 digits) and save the run",
+        description="Train on the bundled digits (80/20 train/test split, 10%% of training held out for "
+                    "validation, all seeded) or on IDX files, print one line of metrics per epoch and the "
+                    "test accuracy, and write model.safetensors, optimizer.safetensors, config.json, "
+                    "metrics.csv, curves.png and confusion.png to the run folder.")
+    train.add_argument("--dataset", help="digits (default) or idx:IMAGES,LABELS (MNIST-style files, raw or .gz)")
+    train.add_argument("--model", choices=("mlp", "cnn"), help="mlp (default) or cnn")
+    train.add_argument("--epochs", type=int, help="number of epochs (default 30; with --resume: the new total)")
+    train.add_argument("--batch-size", type=int, help="default 32")
+    train.add_argument("--lr", type=float, help="learning rate (default 0.001)")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), help="adam (default) or sgd (momentum 0.9)")
+    train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
+    train.add_argument("--seed", type=int, help="seed of the split, the weights and the shuffling (default 0)")
+    train.add_argument("--out", help="run folder (default runs/DATASET-MODEL-seedSEED)")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed epoch")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+    evaluate = commands.add_parser("evaluate", help="reload a run and print its test accuracy per class")
+    evaluate.add_argument("folder", help="a run folder written by chainrule train")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

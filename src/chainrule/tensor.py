@@ -247,6 +247,8 @@ class Tensor:
         return _ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
     def max(self, axis=None, keepdims=False): return _ops.max(self, axis=axis, keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return _ops.min(self, axis=axis, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis=axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return _ops.argmin(self, axis=axis, keepdims=keepdims)
     def logsumexp(self, axis=None, keepdims=False):
         return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
 

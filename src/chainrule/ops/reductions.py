@@ -15,7 +15,7 @@ from chainrule.errors import ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
-__all__ = ["sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to"]
+__all__ = ["sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to", "argmax", "argmin"]
 
 Axis = Optional[Union[int, tuple]]
 
@@ -117,6 +117,27 @@ def min(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
     axes = normalize_axis(axis, x.ndim)
     _check_not_empty("min", x, axes)
     return min_p.bind(x, axis=axes, keepdims=keepdims)
+
+
+def argmax(x, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
+    """Index of the maximum along ``axis`` (of the flattened tensor if None), int64; the first one on ties.
+
+    Not differentiable (an index has no gradient): the result is outside the graph.
+    """
+    return _arg_extreme(np.argmax, "argmax", x, axis, keepdims)
+
+
+def argmin(x, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
+    """Index of the minimum along ``axis``, int64; the first one on ties. Not differentiable."""
+    return _arg_extreme(np.argmin, "argmin", x, axis, keepdims)
+
+
+def _arg_extreme(fn, name: str, x, axis, keepdims: bool) -> Tensor:
+    x = as_tensor(x)
+    if axis is not None:
+        (axis,) = normalize_axis(axis, x.ndim)
+    _check_not_empty(name, x, tuple(range(x.ndim)) if axis is None else (axis,))
+    return Tensor._from_array(np.asarray(fn(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
 def _check_not_empty(name: str, x: Tensor, axes: tuple) -> None:

@@ -1,0 +1,266 @@
+"""Datasets: scikit-learn's 8x8 digits, MNIST-style IDX files, and the course's small synthetic sets.
+
+Every loader returns ``(inputs, targets)`` as chainrule Tensors, ready for
+``TensorDataset(inputs, targets)``. Images follow PyTorch's layout ``(N, channels, height, width)``,
+float32 in [0, 1]; class labels are int64.
+
+IDX (the format of MNIST and Fashion-MNIST) is a 4-byte big-endian magic number ``0x0000TTDD``
+(``TT`` the element type, ``DD`` the number of dimensions), one big-endian uint32 per dimension,
+then the elements in C order, big-endian. Images files are ``0x00000803`` (unsigned bytes, N x H x W),
+labels files ``0x00000801`` (unsigned bytes, N). Files may be gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from chainrule.errors import ChainruleError
+from chainrule.ops.creation import Generator
+from chainrule.tensor import Tensor
+
+__all__ = ["DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points",
+           "two_spirals"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class DatasetError(ChainruleError, ValueError):
+    """A data file that cannot be used: not IDX, corrupt, truncated, or inconsistent with its partner."""
+
+
+# ---------------------------------------------------------------------------------------- digits
+def load_digits() -> tuple[Tensor, Tensor]:
+    """The 1797 8x8 handwritten digits that scikit-learn ships (no download needed).
+
+    Returns ``(images, labels)``: images ``(1797, 1, 8, 8)`` float32 in [0, 1] (the original 0..16
+    grey levels divided by 16), labels ``(1797,)`` int64 in 0..9. Source: the UCI "Optical
+    Recognition of Handwritten Digits" test set, via ``sklearn.datasets.load_digits``.
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_load_digits
+    except ImportError as error:  # pragma: no cover - scikit-learn is a dependency
+        raise ImportError("load_digits needs scikit-learn: pip install scikit-learn") from error
+    bunch = sklearn_load_digits()
+    images = (np.asarray(bunch.images, dtype=np.float32) / np.float32(16.0))[:, None, :, :]
+    labels = np.asarray(bunch.target, dtype=np.int64)
+    return Tensor._from_array(np.ascontiguousarray(images)), Tensor._from_array(labels)
+
+
+# ---------------------------------------------------------------------------------------- IDX
+_IDX_TYPES = {  # type code -> big-endian dtype
+    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
+_IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they start with gzip's magic bytes.
+
+    A ``.gz`` file that is not gzip-compressed is read as is (browsers often decompress MNIST's
+    files on download but keep the name).
+    """
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetError(f"{path}: corrupt gzip data ({error})") from None
+
+
+def _describe_magic(magic: int) -> str:
+    dtype = _IDX_TYPES.get((magic >> 8) & 0xFF)
+    kind = f"{dtype.newbyteorder('=').name}" if dtype is not None else "unknown type"
+    return f"0x{magic:08X} ({kind}, {magic & 0xFF} dimensions)"
+
+
+def _parse_idx(path: Path, expected_magic: Optional[int] = None, role: str = "") -> np.ndarray:
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DatasetError(f"{path}: truncated: {len(data)} bytes, not even the 4-byte IDX magic number")
+    magic = int.from_bytes(data[:4], "big")
+    if data[0] != 0 or data[1] != 0:
+        raise DatasetError(f"{path}: bad magic number 0x{magic:08X}: not an IDX file (an IDX file starts "
+                           f"with two zero bytes, then a type code and the number of dimensions)")
+    code, ndim = data[2], data[3]
+    if code not in _IDX_TYPES:
+        codes = ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
+        raise DatasetError(f"{path}: bad dtype code 0x{code:02X} in magic number 0x{magic:08X} "
+                           f"(IDX type codes are {codes})")
+    if expected_magic is not None and magic != expected_magic:
+        hint = " (are the images and labels files swapped?)" if magic in (_IMAGES_MAGIC, _LABELS_MAGIC) else ""
+        raise DatasetError(f"{path}: bad magic number {_describe_magic(magic)}: an IDX {role} file has "
+                           f"{_describe_magic(expected_magic)}{hint}")
+    if ndim == 0:
+        raise DatasetError(f"{path}: magic number 0x{magic:08X} declares 0 dimensions")
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise DatasetError(f"{path}: truncated header: {ndim} dimensions need {offset} bytes, "
+                           f"the file has {len(data)}")
+    shape = struct.unpack(f">{ndim}I", data[4:offset])
+    dtype = _IDX_TYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    present = len(data) - offset
+    if present < expected:
+        raise DatasetError(f"{path}: truncated data: the header declares shape {shape} ({expected} bytes) "
+                           f"but only {present} bytes follow it")
+    if present > expected:
+        raise DatasetError(f"{path}: {present - expected} unexpected bytes after the data of shape {shape} "
+                           f"({expected} bytes)")
+    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=offset)
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """The array stored in an IDX file (raw or gzip), in native byte order.
+
+    Raises :class:`DatasetError` naming the file and the problem: bad magic number, unknown type
+    code, truncated header or data, trailing bytes, corrupt gzip stream.
+    """
+    return _parse_idx(Path(path))
+
+
+def load_idx(images_path: PathLike, labels_path: PathLike) -> tuple[Tensor, Tensor]:
+    """MNIST / Fashion-MNIST style IDX files (raw or gzip) as ``(images, labels)``.
+
+    ``images_path`` must hold ``0x00000803`` (unsigned bytes, N x H x W) and ``labels_path``
+    ``0x00000801`` (unsigned bytes, N) with the same N. Returns images ``(N, 1, H, W)`` float32 in
+    [0, 1] (divided by 255) and labels ``(N,)`` int64. Raises :class:`DatasetError` naming the file
+    and what is wrong (bad magic number or type code, truncated file, count mismatch).
+    """
+    images_path, labels_path = Path(images_path), Path(labels_path)
+    images = _parse_idx(images_path, _IMAGES_MAGIC, "images")
+    labels = _parse_idx(labels_path, _LABELS_MAGIC, "labels")
+    if len(images) != len(labels):
+        raise DatasetError(f"count mismatch: {images_path} holds {len(images)} images but {labels_path} "
+                           f"holds {len(labels)} labels")
+    pixels = images.astype(np.float32)[:, None, :, :]
+    pixels /= np.float32(255.0)
+    return Tensor._from_array(pixels), Tensor._from_array(labels.astype(np.int64))
+
+
+def _checked_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if array.dtype == dtype:
+        return array
+    if dtype.kind in "iu" and array.size:
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all() or not (array == np.round(array)).all():
+                raise ValueError(f"write_idx: cannot store non-integer {array.dtype} values as {dtype} "
+                                 f"(round or scale them first)")
+        elif array.dtype.kind not in "biu":
+            raise TypeError(f"write_idx: cannot store {array.dtype} values as {dtype}")
+        info = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise ValueError(f"write_idx: values in [{low}, {high}] do not fit in {dtype} "
+                             f"([{info.min}, {info.max}])")
+    elif array.dtype.kind not in "biuf":
+        raise TypeError(f"write_idx: cannot store {array.dtype} values as {dtype}")
+    return array.astype(dtype)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, then ``os.replace`` it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_idx(path: PathLike, array: Any, dtype: Any = None, compress: Optional[bool] = None) -> None:
+    """Write ``array`` (Tensor or array-like, at least 1-d) as an IDX file, atomically.
+
+    ``dtype`` is the stored element type: uint8, int8, int16, int32, float32 or float64 (IDX has no
+    others); by default the array's own, which must be one of those. Converting checks that the
+    values fit (``write_idx(p, labels, dtype="uint8")`` for int64 labels). ``compress`` gzips the
+    file; by default when ``path`` ends in ``.gz``. The file appears complete or not at all.
+    """
+    path = Path(path)
+    array = np.asarray(array.data if isinstance(array, Tensor) else array)
+    target = np.dtype(dtype) if dtype is not None else array.dtype
+    if target.newbyteorder("=") not in _IDX_CODES:
+        hint = " (pass dtype='uint8' or 'int32')" if target.kind in "iub" else ""
+        raise TypeError(f"write_idx: IDX cannot store {target}: use uint8, int8, int16, int32, float32 "
+                        f"or float64{hint}")
+    target = target.newbyteorder("=")
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(f"write_idx: an IDX array has 1 to 255 dimensions, got shape {array.shape}")
+    if any(n >= 2 ** 32 for n in array.shape):
+        raise ValueError(f"write_idx: dimension sizes must fit in 32 bits, got shape {array.shape}")
+    array = _checked_cast(array, target)
+    header = bytes([0, 0, _IDX_CODES[target], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array, dtype=target.newbyteorder(">")).tobytes()
+    if compress if compress is not None else path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    _atomic_write(path, data)
+
+
+# ---------------------------------------------------------------------------------------- synthetic
+def xor() -> tuple[Tensor, Tensor]:
+    """The XOR problem: X (4, 2) float32 = (0,0), (0,1), (1,0), (1,1); y (4,) int64 = 0, 1, 1, 0.
+
+    Not linearly separable: the smallest problem a single-layer perceptron cannot solve.
+    """
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0], dtype=np.int64)
+    return Tensor._from_array(X), Tensor._from_array(y)
+
+
+def four_points() -> tuple[Tensor, Tensor]:
+    """Four points with sign targets: X = (-2,0), (2,0), (0,2), (0,-2) float32; y = +1, +1, -1, -1 float32.
+
+    The points on the x axis are +1, those on the y axis -1: no line separates them, but a
+    feature such as x1^2 - x2^2 does (the course's example for hidden units / feature maps).
+    """
+    X = np.array([[-2, 0], [2, 0], [0, 2], [0, -2]], dtype=np.float32)
+    y = np.array([1, 1, -1, -1], dtype=np.float32)
+    return Tensor._from_array(X), Tensor._from_array(y)
+
+
+def two_spirals(n: int = 100, noise: float = 0.0, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Two interleaved spirals (Lang and Witbrock's benchmark, 1988), ``n`` points each.
+
+    Point i of spiral 0, with s = i / (n - 1) running from 0 to 1, is (r sin a, r cos a) at angle
+    a = 6 pi s (three full turns) and radius r = (104 - 96 s) / 104 (from 1 down to 1/13, so the
+    two spirals never meet); spiral 1 is spiral 0 turned by 180 degrees (-x, -y). ``noise`` is the
+    standard deviation of Gaussian noise added to every coordinate, drawn from
+    ``chainrule.Generator(seed)``: the same arguments always give the same points.
+
+    Returns X (2n, 2) float32 (spiral 0 first) and y (2n,) int64: 0 for spiral 0, 1 for spiral 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"two_spirals: n must be a positive int, got {n!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"two_spirals: noise must be a finite standard deviation >= 0, got {noise!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"two_spirals: seed must be a non-negative int, got {seed!r}")
+    s = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+    angle = 6.0 * np.pi * s
+    radius = (104.0 - 96.0 * s) / 104.0
+    first = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
+    X = np.concatenate([first, -first])
+    if noise > 0:
+        X = X + noise * Generator(seed).numpy.standard_normal(X.shape)
+    y = np.repeat(np.array([0, 1], dtype=np.int64), n)
+    return Tensor._from_array(X.astype(np.float32)), Tensor._from_array(y)

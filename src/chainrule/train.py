@@ -1,0 +1,102 @@
+"""Training loops: ``fit`` and ``evaluate``, with a progress bar and per-epoch metrics.
+
+``fit`` is the plain loop of every course, written once: for each batch, zero the gradients,
+forward, loss, backward, step; after each epoch, evaluate on the validation loader and call the
+callbacks. A callback is a callable ``cb(metrics)`` run at the end of each epoch, or an object
+with ``on_epoch_start(epoch)`` and/or ``on_epoch_end(metrics)`` methods.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Optional, Sequence
+
+from tqdm.auto import tqdm
+
+import chainrule as cr
+from chainrule.nn import Module
+from chainrule.tensor import Tensor
+
+__all__ = ["fit", "evaluate", "predict"]
+
+
+def _call(callbacks: Sequence, hook: str, *args) -> None:
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+        elif hook == "on_epoch_end" and callable(callback):
+            callback(*args)
+
+
+def _accuracy_count(output: Tensor, target: Tensor) -> int:
+    """Correct predictions: argmax over the class axis 1 equals an integer target."""
+    if output.ndim < 2 or target.dtype.kind not in "iu":
+        return 0
+    return int(cr.sum(cr.equal(cr.argmax(output, axis=1), target)).item())
+
+
+def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epochs: int,
+        val_loader: Optional[Iterable] = None, callbacks: Sequence = (), start_epoch: int = 0,
+        scheduler=None, progress: bool = True) -> list[dict]:
+    """Train for epochs ``start_epoch + 1 .. epochs``; return one dict of metrics per epoch run.
+
+    Metrics: epoch, train_loss (mean over samples), train_accuracy (integer targets), val_loss and
+    val_accuracy (with a validation loader), lr (first parameter group), seconds.
+    """
+    if epochs < 1 or start_epoch < 0:
+        raise ValueError(f"fit: epochs={epochs} must be >= 1 and start_epoch={start_epoch} >= 0")
+    history = []
+    for epoch in range(start_epoch, epochs):
+        _call(callbacks, "on_epoch_start", epoch)
+        started = time.perf_counter()
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress,
+                   unit="batch", dynamic_ncols=True)
+        for inputs, target in bar:
+            optimizer.zero_grad()
+            output = model(inputs)
+            loss = loss_fn(output, target)
+            loss.backward()
+            optimizer.step()
+            n = len(target)
+            total_loss += loss.item() * n
+            correct += _accuracy_count(output.detach(), target)
+            seen += n
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        bar.close()
+        metrics = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
+                   "train_accuracy": correct / max(seen, 1)}
+        if val_loader is not None:
+            result = evaluate(model, val_loader, loss_fn)
+            metrics.update(val_loss=result["loss"], val_accuracy=result["accuracy"])
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        metrics["seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        _call(callbacks, "on_epoch_end", metrics)
+    return history
+
+
+def predict(model: Module, loader: Iterable) -> tuple[Tensor, Tensor]:
+    """(outputs, targets) over a whole loader, in evaluation mode and without a graph."""
+    model.eval()
+    outputs, targets = [], []
+    with cr.no_grad():
+        for inputs, target in loader:
+            outputs.append(model(inputs))
+            targets.append(target if isinstance(target, Tensor) else cr.tensor(target))
+    return cr.concatenate(outputs), cr.concatenate(targets)
+
+
+def evaluate(model: Module, loader: Iterable, loss_fn: Optional[Callable] = None) -> dict:
+    """Accuracy, predicted classes, targets and (with ``loss_fn``) the mean loss over ``loader``."""
+    outputs, targets = predict(model, loader)
+    predictions = cr.argmax(outputs, axis=1)
+    result = {"accuracy": cr.mean(cr.equal(predictions, targets).astype("float64")).item(),
+              "predictions": predictions, "targets": targets}
+    if loss_fn is not None:
+        result["loss"] = loss_fn(outputs, targets).item()
+    return result
