@@ -135,7 +135,7 @@ def _format_metrics(m: dict) -> str:
     line = f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  acc {m['train_accuracy']:.4f}"
     if "val_loss" in m:
         line += f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_accuracy']:.4f}"
-    return line + f"  ({m['seconds']:.1f}s)"
+    return line + f"  ({m['seconds']:.2f}s)"
 
 
 def _write_metrics(path: Path, rows: list) -> None:
