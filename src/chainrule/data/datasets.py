@@ -15,13 +15,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 
+from chainrule.checkpoint import atomic_write
 from chainrule.errors import ChainruleError
 from chainrule.ops.creation import Generator
 from chainrule.tensor import Tensor
@@ -170,24 +170,6 @@ def _checked_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def write_idx(path: PathLike, array: Any, dtype: Any = None, compress: Optional[bool] = None) -> None:
     """Write ``array`` (Tensor or array-like, at least 1-d) as an IDX file, atomically.
 
@@ -213,7 +195,7 @@ def write_idx(path: PathLike, array: Any, dtype: Any = None, compress: Optional[
     data = header + np.ascontiguousarray(array, dtype=target.newbyteorder(">")).tobytes()
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    _atomic_write(path, data)
+    atomic_write(path, data)
 
 
 # ---------------------------------------------------------------------------------------- synthetic

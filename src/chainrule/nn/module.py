@@ -247,7 +247,25 @@ class Module:
         return head + "\n  " + "\n  ".join(children) + "\n)"
 
 
-class Sequential(Module):
+class _Container(Module):
+    """Modules held in order under the names "0", "1", ...: indexing, len and iteration."""
+
+    def _append(self, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: expected a Module, got {type(module).__name__}")
+        self.add_module(str(len(self._modules)), module)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_Container):
     """Modules applied in order: ``Sequential(Linear(2, 4), ReLU(), Linear(4, 1))``."""
 
     def __init__(self, *modules: Module) -> None:
@@ -256,49 +274,27 @@ class Sequential(Module):
             for name, module in modules[0].items():
                 self.add_module(name, module)
         else:
-            for index, module in enumerate(modules):
-                if not isinstance(module, Module):
-                    raise TypeError(f"Sequential: argument {index} is a {type(module).__name__}, not a Module")
-                self.add_module(str(index), module)
+            for module in modules:
+                self._append(module)
 
     def forward(self, x: Any) -> Any:
         for module in self._modules.values():
             x = module(x)
         return x
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self._modules)), module)
+        self._append(module)
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_Container):
     """A list of modules whose parameters are registered (it has no forward of its own)."""
 
     def __init__(self, modules=()) -> None:
         super().__init__()
         for module in modules:
-            self.append(module)
+            self._append(module)
 
     def append(self, module: Module) -> "ModuleList":
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList.append: expected a Module, got {type(module).__name__}")
-        self.add_module(str(len(self._modules)), module)
+        self._append(module)
         return self
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
