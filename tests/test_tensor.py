@@ -26,6 +26,7 @@ def test_dtype_rules_follow_pytorch(data, dtype):
 
 def test_dtype_argument_overrides():
     assert cr.tensor([1, 2], dtype="float64").dtype == np.float64
+    assert cr.tensor([0.1], dtype="float64").item() == 0.1  # no float32 detour
 
 
 def test_tensor_copies_its_input():

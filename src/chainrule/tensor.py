@@ -26,6 +26,8 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
         array = data.data
     elif isinstance(data, (np.ndarray, np.generic)):
         array = np.asarray(data)
+    elif dtype is not None:  # straight to the requested dtype: no float32 detour for Python floats
+        array = np.asarray(data, dtype=np.dtype(dtype))
     else:
         array = np.asarray(data)
         if array.dtype == np.float64:
