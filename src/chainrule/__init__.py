@@ -18,12 +18,13 @@ from chainrule.gradcheck import gradcheck
 from chainrule import nn  # noqa: E402  (nn, optim and data sit on top of the public API above)
 from chainrule import data, optim  # noqa: E402
 from chainrule import analysis, constructions  # noqa: E402  (the course's networks and statistics)
+from chainrule.explain import draw_graph, explain  # noqa: E402
 from chainrule.nn.summary import summary
 
 __all__ = [
     "__version__", "Tensor", "tensor", "autograd_grad",
     "ChainruleError", "GradcheckError", "GraphFreedError", "ShapeError",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions", "draw_graph", "explain",
     *[name for name in _ops_all if name not in ("REGISTRY", "Primitive", "as_tensor")],
 ]

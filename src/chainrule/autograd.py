@@ -123,24 +123,43 @@ def _run(
                 continue
             if tensor._retains_grad and wanted is None:
                 _accumulate(tensor, g, create_graph, handed_out)
-            inputs, params, prim = node.inputs, node.params, node.prim
-            for i, x in enumerate(inputs):
-                if not x.requires_grad:
-                    continue
-                if prim.variadic:
-                    gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
-                else:
-                    rule = prim.vjps[i]
-                    gx = None if rule is None else rule(g, tensor, *inputs, **params)
-                if gx is None:
-                    continue
-                if gx.data.shape != x.data.shape or gx.data.dtype is not x.data.dtype:
-                    gx = _fit_to(gx, x)
-                previous = grad_table.get(id(x))
-                grad_table[id(x)] = gx if previous is None else ops.add(previous, gx)
+            propagate(tensor, g, grad_table)
             if not retain_graph:
                 node.inputs = None
     return found
+
+
+def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None) -> None:
+    """One step of the algorithm: each input's VJP rule applied to ``g``, added to the input's entry.
+
+    ``report(i, x, status, contribution, entry)``, when given, hears about every input: status is
+    'ok', 'constant' (the input does not require grad), 'not differentiable' (no rule) or 'zero'
+    (the rule returned None). ``explain`` uses it to show the table being filled.
+    """
+    node = tensor.grad_fn
+    inputs, params, prim = node.inputs, node.params, node.prim
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            if report is not None:
+                report(i, x, "constant", None, None)
+            continue
+        if prim.variadic:
+            gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
+        else:
+            rule = prim.vjps[i]
+            gx = None if rule is None else rule(g, tensor, *inputs, **params)
+        if gx is None:
+            if report is not None:
+                status = "zero" if prim.variadic or prim.vjps[i] is not None else "not differentiable"
+                report(i, x, status, None, grad_table.get(id(x)))
+            continue
+        if gx.data.shape != x.data.shape or gx.data.dtype is not x.data.dtype:
+            gx = _fit_to(gx, x)
+        previous = grad_table.get(id(x))
+        entry = gx if previous is None else ops.add(previous, gx)
+        grad_table[id(x)] = entry
+        if report is not None:
+            report(i, x, "ok", gx, entry)
 
 
 def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: set) -> None:

@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: ``chainrule --version``, ``chainrule check``, ``chainrule shapes``."""
+"""The ``chainrule`` command: ``chainrule --version``, ``check``, ``shapes``, ``train``, ``evaluate``, ``graph``."""
 
 from __future__ import annotations
 
@@ -180,6 +180,127 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+_GRAPH_USAGE = """usage: chainrule graph EXPR [--let NAME=VALUE ...] [--out FILE]
+
+Evaluate EXPR, print the forward value of every node of its graph, the gradient of the output with
+respect to every variable and every node, and draw the graph: graph.svg when Graphviz's dot program
+is installed, else graph.dot (the DOT source). Every --let NAME=VALUE (a number or nested lists of
+numbers) is a float64 variable that requires grad. EXPR uses numbers, lists of numbers, the --let
+names, + - * / ** @, subscripts (x[0], x[:, 1]) and chainrule's functions (sigmoid, exp, sum, mean,
+softmax, matmul, reshape, where, ...; max(a, b) and min(a, b) of two tensors are maximum and
+minimum), with literal keyword arguments (axis=0). It is checked against a whitelist and never
+passed to eval. The output must be a scalar (wrap it in sum(...)).
+
+example: chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" --let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"
+"""
+
+
+def _graph_options(argv: Sequence[str]) -> Optional[tuple]:
+    """(expression, lets, out) from the arguments of ``chainrule graph``; None for --help."""
+    expression, lets, out, i = None, [], None, 0
+    only_positional = False
+    while i < len(argv):
+        arg = argv[i]
+        option = None if only_positional else next(
+            (name for name in ("--let", "--out") if arg == name or arg.startswith(name + "=")), None)
+        if not only_positional and arg in ("-h", "--help"):
+            return None
+        if not only_positional and arg == "--":
+            only_positional = True
+        elif option is not None:
+            if arg == option:
+                if i + 1 >= len(argv):
+                    raise _UsageError(f"{option} needs a value" + (" NAME=VALUE" if option == "--let" else " FILE"))
+                value, i = argv[i + 1], i + 1
+            else:
+                value = arg[len(option) + 1:]
+            if option == "--let":
+                lets.append(value)
+            else:
+                out = value
+        elif not only_positional and arg.startswith("--") and arg[2:3].isalpha():
+            raise _UsageError(f"unknown option {arg} (options: --let NAME=VALUE, --out FILE)")
+        elif expression is not None:
+            raise _UsageError("give one expression (quote it: chainrule graph \"sum(x * x)\" --let x=[1,2])")
+        else:
+            expression = arg
+        i += 1
+    if expression is None:
+        raise _UsageError("give an expression, like: chainrule graph \"sum(x * x)\" --let \"x=[1,2]\"")
+    return expression, lets, out
+
+
+def _write_graph(digraph, out: Optional[str]) -> str:
+    """graph.svg (or --out's format) when dot exists, else the DOT source; returns what was written."""
+    import shutil
+
+    target = Path(out or "graph.svg")
+    source_suffixes = (".dot", ".gv")
+    if target.suffix.lower() not in source_suffixes and shutil.which("dot"):
+        fmt = (target.suffix[1:] or "svg").lower()
+        try:
+            target.write_bytes(digraph.pipe(format=fmt))
+            return f"wrote {target} ({fmt.upper()}, drawn by Graphviz's dot)"
+        except Exception as error:  # dot failed: fall back to the source below
+            reason = f"dot failed ({' '.join(str(error).split())[:200]})"
+    else:
+        reason = "" if target.suffix.lower() in source_suffixes else "the dot program was not found"
+    if target.suffix.lower() not in source_suffixes:
+        target = target.with_suffix(".dot")
+    target.write_text(digraph.source, encoding="utf-8")
+    why = f"; {reason}: render it with dot -Tsvg {target} -o {target.with_suffix('.svg')}" if reason else ""
+    return f"wrote {target} (Graphviz DOT source{why})"
+
+
+def _graph(args: argparse.Namespace) -> int:
+    """``chainrule graph EXPR --let NAME=VALUE ...``: values, gradients and a drawing of the graph."""
+    from chainrule.calculator import CalculatorError, calculate
+    from chainrule.explain import draw_graph, format_array
+
+    try:
+        options = _graph_options(args.args)
+        if options is None:
+            print(_GRAPH_USAGE, end="")
+            return 0
+        expression, lets, out = options
+        result = calculate(expression, lets)
+    except (CalculatorError, _UsageError) as error:
+        print(f"chainrule graph: error: {error}", file=sys.stderr)
+        return 2
+    labels = {id(t): name for name, t in result.variables.items()}
+    rows = []
+    for t in result.order:
+        short = result.names[id(t)]
+        node = t.grad_fn
+        if node is not None:
+            what = node.prim.name
+            inputs = ", ".join(result.names[id(x)] for x in node.inputs)
+        else:
+            what = f"{labels[id(t)]} (variable)" if id(t) in labels else "constant"
+            inputs = "-"
+        gradient = result.node_gradients.get(short)
+        if gradient is None:
+            gradient_text = "0." if t.requires_grad else "- (no gradient)"
+        else:
+            gradient_text = format_array(gradient)
+        shape = "(" + ", ".join(map(str, t.shape)) + ("," if t.ndim == 1 else "") + ")"
+        rows.append((short, what, shape, inputs, format_array(t), gradient_text))
+    _table(("node", "op", "shape", "inputs", "value", "d output / d node"), rows)
+    output_name = result.names[id(result.output)]
+    print(f"\noutput {output_name} = {result.output.item():.10g}")
+    if result.gradients:
+        print("\ngradient of the output with respect to each variable:")
+        width = max(len(name) for name in result.gradients)
+        for name, gradient in result.gradients.items():
+            print(f"  d output / d {name.ljust(width)} = {format_array(gradient)}")
+    try:
+        print("\n" + _write_graph(draw_graph(result.output, names=result.variables), out))
+    except OSError as error:
+        print(f"chainrule graph: error: cannot write the graph: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chainrule", description="Exact, tested, explainable autodiff on NumPy.")
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
@@ -220,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="reload a run and print its test accuracy per class")
     evaluate.add_argument("folder", help="a run folder written by chainrule train")
     evaluate.set_defaults(run=_evaluate)
+    graph = commands.add_parser(
+        "graph", prefix_chars="+", add_help=False,  # '+': an expression like -x is not an option
+        help="evaluate an expression, print every node's value and gradient, draw the graph")
+    graph.add_argument("args", nargs=argparse.REMAINDER, help="EXPR [--let NAME=VALUE ...] [--out FILE]")
+    graph.set_defaults(run=_graph)
     return parser
 
 
