@@ -48,11 +48,19 @@ class Node:
         return f"<{self.prim.name}Backward>"
 
 
-def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
-    """Tensors that require grad and lead to ``roots``, each before the inputs it was made from."""
+def graph_walk(roots: Sequence["Tensor"], *, constants: bool = False, freed_ok: bool = False,
+               left_first: bool = False) -> list["Tensor"]:
+    """The tensors that lead to ``roots``, each after the inputs it was made from.
+
+    An explicit-stack depth-first search, so a chain of 100,000 operations needs no recursion.
+    Only tensors that require grad, unless ``constants``. A node whose saved inputs were freed by
+    ``backward()`` raises GraphFreedError, unless ``freed_ok`` (then it counts as having no inputs).
+    ``left_first`` visits a node's first input first (numbering reads left to right); otherwise the
+    last input is visited first, so the reversed order (the backward pass) follows the first input.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack = [(root, False) for root in roots if root.requires_grad]
+    stack = [(root, False) for root in roots if constants or root.requires_grad]
     while stack:
         tensor, inputs_done = stack.pop()
         if inputs_done:
@@ -66,14 +74,22 @@ def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
         if node is None:
             continue
         if node.inputs is None:
+            if freed_ok:
+                continue
             raise GraphFreedError(
                 f"trying to backward through the graph a second time: the saved tensors of "
                 f"{node!r} were freed by the first backward(); pass retain_graph=True to the "
                 f"first call if you need to backward twice"
             )
-        for parent in node.inputs:
-            if parent.requires_grad and id(parent) not in visited:
+        for parent in (reversed(node.inputs) if left_first else node.inputs):
+            if (constants or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
+    return order
+
+
+def topological_order(roots: Sequence["Tensor"]) -> list["Tensor"]:
+    """Tensors that require grad and lead to ``roots``, each before the inputs it was made from."""
+    order = graph_walk(roots)
     order.reverse()
     return order
 

@@ -23,7 +23,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from chainrule.autograd import _check_root_grad, _default_root_grad, propagate, topological_order
+from chainrule.autograd import _check_root_grad, _default_root_grad, graph_walk, propagate, topological_order
 from chainrule.errors import GraphFreedError
 from chainrule.grad_mode import no_grad
 from chainrule.tensor import Tensor
@@ -38,28 +38,9 @@ SMALL = 6
 def graph_order(root: Tensor) -> list[Tensor]:
     """Every tensor of ``root``'s graph (constants too), each after the inputs it was made from.
 
-    An explicit-stack depth-first search; a node whose inputs were freed by ``backward()`` is
-    treated as having none. The order is deterministic (inputs visited left to right).
+    A node whose inputs were freed by ``backward()`` counts as having none.
     """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
-            continue
-        if id(tensor) in visited:
-            continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor.grad_fn
-        if node is None or node.inputs is None:
-            continue
-        for parent in reversed(node.inputs):  # reversed: the first input is numbered first
-            if id(parent) not in visited:
-                stack.append((parent, False))
-    return order
+    return graph_walk([root], constants=True, freed_ok=True, left_first=True)
 
 
 def _short_names(order: list[Tensor]) -> dict[int, str]:
