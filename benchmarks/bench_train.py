@@ -6,8 +6,8 @@ Run (from the repository root):
 
 Unset those two variables for benchmark runs only: they make NumPy's OpenBLAS pick a slower
 kernel here. Options: ``--quick`` (few rounds, a smoke test), ``--rounds N`` (rounds of the
-digits cases, default 30; the LeNet case uses a third as many, at least 5), ``--no-steps-only``
-(skip the second, loader-free measurement). The default run takes about two minutes on 2 cores.
+digits cases, default 24; the LeNet case uses a third as many, at least 5), ``--no-steps-only``
+(skip the second, loader-free measurement). The default run takes 95-110 s on 2 cores.
 
 Both libraries run in ONE process with the same number of threads (harness.print_setup gives
 torch NumPy's BLAS thread count), the same model (chainrule's initial weights copied into the
@@ -313,12 +313,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="rounds of the digits cases (default 30; LeNet gets a third, at least 5)")
+                    help="rounds of the digits cases (default 24; LeNet gets a third, at least 5)")
     ap.add_argument("--no-steps-only", action="store_true", help="skip the loader-free table")
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be at least 1")
-    rounds = args.rounds if args.rounds is not None else (4 if args.quick else 30)
+    rounds = args.rounds if args.rounds is not None else (4 if args.quick else 24)
     lenet_rounds = 2 if args.quick and args.rounds is None else max(min(5, rounds), rounds // 3)
 
     threads = harness.print_setup("chainrule vs PyTorch (CPU) training throughput", "benchmarks/bench_train.py")
@@ -347,7 +347,8 @@ def main(argv=None):
             label = f"{spec.title}, batch {spec.batch}: {what} ({len(y):,} samples, {n_steps} steps)"
             lenet = spec.kind == "lenet"
             cases.append(harness.Case(label, getattr(ours, variant), getattr(theirs, variant), reps=1,
-                                      rounds=lenet_rounds if lenet else rounds, target=1 / TARGETS[spec.kind],
+                                      rounds=lenet_rounds if lenet else rounds,
+                                      target=round(1 / TARGETS[spec.kind], 2),  # a time ratio, at most
                                       warmup=1 if lenet else 3))
             samples[label], targets[label] = len(y), TARGETS[spec.kind]
     times, elapsed = harness.measure(cases)
