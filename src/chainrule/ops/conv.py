@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import weakref
 from collections import OrderedDict
 from typing import Optional, Sequence, Union
 
@@ -63,6 +64,11 @@ class _Workspace:
 _workspace = _Workspace()
 
 
+def _copy_swapped(a: np.ndarray) -> np.ndarray:
+    """``np.swapaxes(a, 0, 1)`` as a new C-contiguous array."""
+    return np.swapaxes(a, 0, 1).copy()
+
+
 def _padded(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
     """x with per-side ``padding`` of the spatial axes, in a reused buffer whose border keeps ``fill``."""
     if not any(lo or hi for lo, hi in padding):
@@ -96,12 +102,73 @@ def _windows(xp: np.ndarray, groups: int, kernel: tuple, stride: tuple, dilation
     return as_strided(xp, shape, strides, writeable=False)
 
 
-def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size) -> np.ndarray:
-    """The (G, Cg*K, N*L) matrix of input windows, copied once into the workspace."""
-    view = _windows(_padded(x, padding, 0.0), groups, kernel, stride, dilation, out_size)
-    cols, _ = _workspace.get("im2col", view.shape, x.dtype)
-    for group in range(groups):  # per group: NumPy copies a 6-d view much faster than a 7-d one
-        np.copyto(cols[group], view[group])
+class _SavedColumns:
+    """The im2col matrices of recent forward passes, kept for the weight gradient of the same input.
+
+    W(x, g) needs exactly the windows of x that the forward C(x, w) copied out; rebuilding them
+    costs as much again. Each matrix is tagged with a weak reference to the ndarray it was cut
+    from and the geometry: it is found again only while that very array is alive (the graph keeps
+    it alive until the backward pass has run), and the matrix of a dead array is recycled by the
+    next forward of the same shape, so steady-state training allocates nothing new.
+    Past ``max_bytes`` the oldest matrices are dropped; W then rebuilds its columns.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.entries: list[list] = []  # [weakref to the source array, geometry, columns], oldest first
+
+    def find(self, x: np.ndarray, geometry: tuple) -> Optional[np.ndarray]:
+        for source, saved_geometry, cols in self.entries:
+            if source() is x and saved_geometry == geometry:
+                return cols
+        return None
+
+    def new(self, x: np.ndarray, geometry: tuple, shape: tuple, dtype) -> np.ndarray:
+        """A matrix to fill for x: the buffer of a dead entry, or of x's own older entry, else a fresh one."""
+        for entry in self.entries:
+            source, cols = entry[0](), entry[2]
+            if (source is None or (source is x and entry[1] == geometry)) and cols.shape == shape \
+                    and cols.dtype == dtype:
+                self.entries.remove(entry)
+                break
+        else:
+            cols = np.empty(shape, dtype)
+        self.entries.append([weakref.ref(x), geometry, cols])
+        self._trim()
+        return cols
+
+    def _trim(self) -> None:
+        """Drop dead entries first, then the oldest live ones, until within ``max_bytes``."""
+        total = sum(entry[2].nbytes for entry in self.entries)
+        for alive in (False, True):
+            for entry in list(self.entries[:-1]):  # never the entry just made
+                if total <= self.max_bytes:
+                    return
+                if (entry[0]() is not None) == alive:
+                    self.entries.remove(entry)
+                    total -= entry[2].nbytes
+
+
+_saved_columns = _SavedColumns()
+
+
+def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size, keep: bool) -> np.ndarray:
+    """The (G, Cg*K, N*L) matrix of input windows.
+
+    The forward (``keep=True``) always copies the windows out of x and keeps the matrix; the
+    weight gradient (``keep=False``) uses the kept one when x is the very array of that forward.
+    So the weight gradient sees x as it was at the forward, as the recorded graph requires.
+    """
+    geometry = (stride, padding, dilation, groups, kernel, out_size)
+    cols = None if keep else _saved_columns.find(x, geometry)
+    if cols is None:
+        view = _windows(_padded(x, padding, 0.0), groups, kernel, stride, dilation, out_size)
+        if keep:
+            cols = _saved_columns.new(x, geometry, view.shape, x.dtype)
+        else:
+            cols, _ = _workspace.get("im2col", view.shape, x.dtype)
+        for group in range(groups):  # per group: NumPy copies a 6-d view much faster than a 7-d one
+            np.copyto(cols[group], view[group])
     k = int(np.prod(kernel))
     return cols.reshape(groups, (x.shape[1] // groups) * k, -1)
 
@@ -121,16 +188,16 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, scratch: Optional[str] = None)
 def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
     """(N, O, *out) -> (G, Og, N*L): the gradient laid out for the GEMMs."""
     n, o = g.shape[:2]
-    return np.ascontiguousarray(np.swapaxes(g.reshape(n, o, -1), 0, 1)).reshape(groups, o // groups, -1)
+    return _copy_swapped(g.reshape(n, o, -1)).reshape(groups, o // groups, -1)
 
 
 # ---------------------------------------------------------------- the three convolution primitives
 def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=w.shape[2:], out_size=output_size)
+                   kernel=w.shape[2:], out_size=output_size, keep=True)
     out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
-    return np.swapaxes(out, 0, 1).copy()  # always a copy: `out` is workspace memory
+    return _copy_swapped(out)  # always a copy: `out` is workspace memory
 
 
 def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size):
@@ -143,16 +210,17 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(input_size, padding))
     # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
     acc, _ = _workspace.get("col2im", (c, n) + padded, dcols.dtype)
+
     acc.fill(0)
     for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
         acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
-    return np.swapaxes(acc[_interior((None, None) + input_size, padding)], 0, 1).copy()  # out of the workspace
+    return _copy_swapped(acc[_interior((None, None) + input_size, padding)])  # out of the workspace
 
 
 def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):
     """W(x, g): dw[o, c, k] = sum over n and positions of g * the window entry; one GEMM."""
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=kernel_size, out_size=g.shape[2:])
+                   kernel=kernel_size, out_size=g.shape[2:], keep=False)
     # (cols G^T)^T rather than G cols^T: OpenBLAS is faster with the long axis as the inner one
     dw_t = _grouped_matmul(cols, np.swapaxes(_to_group_major(g, groups), 1, 2))  # (G, Cg*K, Og)
     dw = np.ascontiguousarray(np.swapaxes(dw_t, 1, 2))
@@ -191,16 +259,17 @@ def _max_pool_impl(x, *, kernel, stride, padding, dilation, output_size):
     return out
 
 
-def _argmax_masks(x, *, kernel, stride, padding, dilation, output_size):
-    """For each kernel offset, where it holds its window's *first* maximum (PyTorch's tie rule)."""
-    best = _max_pool_impl(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                          output_size=output_size)
+def _argmax_masks(x, best, *, kernel, stride, padding, dilation, output_size):
+    """For each kernel offset, where it holds its window's *first* maximum (PyTorch's tie rule).
+
+    ``best`` is the forward's output (the window maxima), so the maximum is not computed again.
+    """
     taken = np.zeros(best.shape, dtype=bool)
     masks = []
     for offset, view in _pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size):
-        mask = view == best
-        mask &= ~taken  # a later offset holding the same value does not take over
-        taken |= mask
+        mask = np.equal(view, best)
+        np.greater(mask, taken, out=mask)  # mask and not taken: a later tie does not take over
+        np.logical_or(taken, mask, out=taken)
         masks.append((offset, mask))
     return masks
 
@@ -210,12 +279,12 @@ def _windows_disjoint(kernel, stride, dilation) -> bool:
     return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
-def _max_pool_scatter_impl(g, x, **params):
+def _max_pool_scatter_impl(g, x, best, **params):
     """Each window's gradient goes to the position of its first maximum (overlaps accumulate)."""
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], params["padding"]))
     dx = np.zeros(x.shape[:2] + padded, dtype=g.dtype)
     disjoint = _windows_disjoint(params["kernel"], params["stride"], params["dilation"])
-    for offset, mask in _argmax_masks(x, **params):
+    for offset, mask in _argmax_masks(x, best, **params):
         target = dx[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])]
         if disjoint:
             np.multiply(g, mask, out=target)  # each position is written once: no temporary, no add
@@ -224,11 +293,11 @@ def _max_pool_scatter_impl(g, x, **params):
     return dx[_interior(x.shape, params["padding"])]
 
 
-def _max_pool_gather_impl(h, x, **params):
+def _max_pool_gather_impl(h, x, best, **params):
     """The adjoint of the scatter: each window reads ``h`` at its arg-max position."""
     hp = _padded(h, params["padding"], 0.0)
     out = np.zeros(x.shape[:2] + params["output_size"], dtype=h.dtype)
-    for offset, mask in _argmax_masks(x, **params):
+    for offset, mask in _argmax_masks(x, best, **params):
         np.copyto(out, hp[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])],
                   where=mask)  # exactly one offset per window holds the arg-max
     return out
@@ -257,9 +326,9 @@ max_pool_scatter_p = Primitive("max_pool_scatter", _max_pool_scatter_impl, smoot
 max_pool_gather_p  = Primitive("max_pool_gather", _max_pool_gather_impl, smooth=False)
 avg_pool_p         = Primitive("avg_pool", _avg_pool_impl)
 avg_pool_adjoint_p = Primitive("avg_pool_adjoint", _avg_pool_adjoint_impl)
-max_pool_p.defvjp(lambda g, out, x, **p: max_pool_scatter_p.bind(g, x.detach(), **p))
-max_pool_scatter_p.defvjp(lambda h, out, g, x, **p: max_pool_gather_p.bind(h, x, **p), None)
-max_pool_gather_p.defvjp(lambda k, out, h, x, **p: max_pool_scatter_p.bind(k, x, **p), None)
+max_pool_p.defvjp(lambda g, out, x, **p: max_pool_scatter_p.bind(g, x.detach(), out.detach(), **p))
+max_pool_scatter_p.defvjp(lambda h, out, g, x, best, **p: max_pool_gather_p.bind(h, x, best, **p), None, None)
+max_pool_gather_p.defvjp(lambda k, out, h, x, best, **p: max_pool_scatter_p.bind(k, x, best, **p), None, None)
 avg_pool_p.defvjp(lambda g, out, x, **p: avg_pool_adjoint_p.bind(g, input_size=x.shape[2:], **p))
 avg_pool_adjoint_p.defvjp(lambda h, out, g, *, input_size, **p: avg_pool_p.bind(h, **p))
 # fmt: on
