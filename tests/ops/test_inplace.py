@@ -146,3 +146,34 @@ def test_read_only_data_is_refused():
     t = cr.Tensor(np.broadcast_to(np.zeros(3), (2, 3)))
     with pytest.raises(ValueError, match="read-only"):
         inplace.zero_(t)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_matches_the_unfused_in_place_sequence_bit_for_bit(rng, amsgrad):
+    """adam_ is the same arithmetic as lerp_/mul_/addcmul_/sqrt/add_/addcdiv_, only checked once."""
+    shape, hyper = (5, 3), dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
+    fused = [cr.tensor(rng.normal(size=shape).astype("float32")) for _ in range(3)]
+    fused_max = cr.tensor(np.zeros(shape, "float32")) if amsgrad else None
+    plain = [inplace.clone(t) for t in fused]
+    plain_max = inplace.clone(fused_max) if amsgrad else None
+    inplace.mul_(fused[2], fused[2]), inplace.mul_(plain[2], plain[2])  # exp_avg_sq >= 0
+    for step in range(1, 6):
+        grad = cr.tensor(rng.normal(size=shape).astype("float32"))
+        inplace.adam_(*fused[:1], grad, *fused[1:], step=step, max_exp_avg_sq=fused_max, **hyper)
+        param, exp_avg, exp_avg_sq = plain
+        inplace.lerp_(exp_avg, grad, 1 - hyper["beta1"])
+        inplace.addcmul_(inplace.mul_(exp_avg_sq, hyper["beta2"]), grad, grad, value=1 - hyper["beta2"])
+        v = inplace.maximum_(plain_max, exp_avg_sq) if amsgrad else exp_avg_sq
+        denom = inplace.add_(cr.sqrt(v) / (1 - hyper["beta2"] ** step) ** 0.5, hyper["eps"])
+        inplace.addcdiv_(param, exp_avg, denom, value=-hyper["lr"] / (1 - hyper["beta1"] ** step))
+        for ours, reference in zip(fused, plain):
+            np.testing.assert_array_equal(ours.data, reference.data)
+            assert ours.dtype == np.float32
+
+
+def test_adam_names_a_mismatched_state():
+    param = cr.tensor(np.zeros((2, 3)))
+    with pytest.raises(ShapeError, match=r"adam_: exp_avg_sq must be a float64 tensor of shape \(2, 3\)"):
+        inplace.adam_(param, cr.tensor(np.ones((2, 3))), cr.tensor(np.zeros((2, 3))), cr.tensor(np.zeros(3)),
+                      lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1)
+    np.testing.assert_array_equal(param.data, 0)  # nothing written

@@ -203,18 +203,54 @@ def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
 def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size):
     """T(g, w): scatter every output position's gradient back over its window (col2im)."""
     kernel, out_size = w.shape[2:], g.shape[2:]
-    w3_t = np.ascontiguousarray(np.swapaxes(w.reshape(groups, w.shape[0] // groups, -1), 1, 2))
-    dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")  # (G, Cg*K, N*L): one GEMM
-    c, n = groups * w.shape[1], g.shape[0]
-    dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(input_size, padding))
-    # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
-    acc, _ = _workspace.get("col2im", (c, n) + padded, dcols.dtype)
-
-    acc.fill(0)
-    for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
-        acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
+    w3_t = np.ascontiguousarray(np.swapaxes(w.reshape(groups, w.shape[0] // groups, -1), 1, 2))
+    c, n = groups * w.shape[1], g.shape[0]
+    if all(s == 1 for s in stride) and out_size[-1] < _FLAT_COL2IM_BELOW:
+        acc = _col2im_flat(_grouped_matmul(w3_t, _embedded(g, groups, padded), "gemm"), c, kernel, dilation,
+                           padded)
+    else:
+        dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")  # (G, Cg*K, N*L): one GEMM
+        dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
+        # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
+        acc, _ = _workspace.get("col2im", (c, n) + padded, dcols.dtype)
+        acc.fill(0)
+        for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
+            acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
     return _copy_swapped(acc[_interior((None, None) + input_size, padding)])  # out of the workspace
+
+
+#: Stride-1 col2im on outputs narrower than this runs on the flattened padded grid (see _col2im_flat).
+_FLAT_COL2IM_BELOW = 16
+
+
+def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
+    """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros elsewhere."""
+    n, o, out_size = g.shape[0], g.shape[1], g.shape[2:]
+    grid, fresh = _workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
+    # only this region is ever written, so the rest of the reused buffer stays zero
+    grid[(slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)] = np.swapaxes(g, 0, 1)
+    return grid.reshape(groups, o // groups, -1)
+
+
+def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple, padded: tuple) -> np.ndarray:
+    """col2im at stride 1 as one contiguous shifted add per kernel offset, (C, N, *padded).
+
+    ``dcols`` (G, Cg*K, N*P) holds each window's gradient at its output position on the padded
+    grid (P = prod(padded)), zero at the positions that are not outputs. With stride 1 the window
+    entry at kernel offset (i, j) of output (h, w) is padded position (h + i d, w + j d): on the
+    flattened grid, output position + i d Wp + j d. So each offset is one add of a shifted row,
+    thousands of elements long, where the strided col2im iterates over rows as short as the image.
+    """
+    dcols = dcols.reshape(c, int(np.prod(kernel)), -1)
+    length = dcols.shape[-1]
+    acc, _ = _workspace.get("col2im", (c, length), dcols.dtype)
+    acc.fill(0)
+    grid_strides = np.cumprod((1,) + padded[:0:-1])[::-1]  # (Wp, 1) for 2-d
+    for k, offset in enumerate(itertools.product(*map(range, kernel))):
+        shift = int(sum(o * d * s for o, d, s in zip(offset, dilation, grid_strides)))
+        acc[:, shift:] += dcols[:, k, : length - shift]
+    return acc.reshape((c, -1) + padded)
 
 
 def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):

@@ -31,7 +31,10 @@ The functions (``t`` is modified, ``<-`` is elementwise)::
     copy_(t, src)                            t <- src
     fill_(t, value), zero_(t)                t <- value, t <- 0
 
-plus ``clone(t, dtype=None)``, a detached copy in a new array (optimizer state, snapshots).
+plus ``clone(t, dtype=None)``, a detached copy in a new array (optimizer state, snapshots), and
+``adam_``, Adam's whole update of one parameter fused into one call: the same arithmetic, in the
+same order, as the sequence of the functions above, but checked once instead of at every step
+(an optimizer step of a small model is otherwise mostly argument checking).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from chainrule.tensor import Tensor
 
 __all__ = [
     "add_", "mul_", "div_", "addcmul_", "addcdiv_", "lerp_", "maximum_", "sqrt_",
-    "copy_", "fill_", "zero_", "clone",
+    "copy_", "fill_", "zero_", "clone", "adam_",
 ]
 
 #: What may be combined with the tensor being updated.
@@ -209,3 +212,52 @@ def clone(t: Tensor, dtype: Any = None) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"clone: expected a Tensor, got {type(t).__name__}")
     return Tensor._from_array(np.array(t.data, dtype=dtype, copy=True))
+
+
+def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, lr: float, beta1: float,
+          beta2: float, eps: float, step: int, max_exp_avg_sq: Any = None) -> Tensor:
+    """One Adam step of ``param`` in place, with the rounding of ``torch.optim.Adam``'s update::
+
+        m <- lerp(m, g, 1 - beta1)                          (lerp_, as above)
+        v <- beta2 v + ((1 - beta2) g) g
+        v_max <- max(v_max, v); v <- v_max                  when max_exp_avg_sq is given (AMSGrad)
+        theta <- theta + (-lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) are updated too. All tensors must have
+    ``param``'s shape and floating dtype.
+    """
+    data = _target("adam_", param)
+    states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "grad": grad}
+    if max_exp_avg_sq is not None:
+        states["max_exp_avg_sq"] = max_exp_avg_sq
+    for argument, tensor in states.items():
+        if not isinstance(tensor, Tensor) or tensor.shape != data.shape or tensor.dtype != data.dtype:
+            described = f"{tensor.dtype} tensor of shape {tensor.shape}" if isinstance(tensor, Tensor) else \
+                type(tensor).__name__
+            raise ShapeError(f"adam_: {argument} must be a {data.dtype} tensor of shape {data.shape}, "
+                             f"got a {described}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"adam_: the parameter must be floating, got {data.dtype}")
+    g, m, v = grad.data, _target("adam_", exp_avg), _target("adam_", exp_avg_sq)
+    scratch = np.empty_like(data)
+    weight = 1 - beta1  # m <- lerp(m, g, weight), lerp_'s two-sided formula
+    np.subtract(g, m, out=scratch)
+    if abs(weight) < 0.5:
+        np.multiply(scratch, weight, out=scratch)
+        np.add(m, scratch, out=m)
+    else:
+        np.multiply(scratch, 1 - weight, out=scratch)
+        np.subtract(g, scratch, out=m)
+    np.multiply(v, beta2, out=v)
+    np.multiply(g, 1 - beta2, out=scratch)
+    np.multiply(scratch, g, out=scratch)
+    np.add(v, scratch, out=v)
+    if max_exp_avg_sq is not None:
+        v = np.maximum(_target("adam_", max_exp_avg_sq), v, out=max_exp_avg_sq.data)
+    denom = np.sqrt(v, out=scratch)
+    np.true_divide(denom, (1 - beta2**step) ** 0.5, out=denom)
+    np.add(denom, eps, out=denom)
+    update = np.multiply(m, -lr / (1 - beta1**step), out=np.empty_like(data))  # out=: 0-d stays an array
+    np.true_divide(update, denom, out=update)
+    np.add(data, update, out=data)
+    return param

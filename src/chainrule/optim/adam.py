@@ -72,14 +72,8 @@ class Adam(Optimizer):
                 inplace.mul_(param, 1 - lr * weight_decay)
             else:
                 grad = grad + param * weight_decay
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        inplace.lerp_(exp_avg, grad, 1 - beta1)
-        inplace.addcmul_(inplace.mul_(exp_avg_sq, beta2), grad, grad, value=1 - beta2)
-        if group["amsgrad"]:
-            exp_avg_sq = inplace.maximum_(state["max_exp_avg_sq"], exp_avg_sq)
-        step_size = lr / (1 - beta1 ** step)
-        denom = inplace.add_(ops.sqrt(exp_avg_sq) / (1 - beta2 ** step) ** 0.5, group["eps"])
-        inplace.addcdiv_(param, exp_avg, denom, value=-step_size)
+        inplace.adam_(param, grad, state["exp_avg"], state["exp_avg_sq"], lr=lr, beta1=beta1, beta2=beta2,
+                      eps=group["eps"], step=step, max_exp_avg_sq=state.get("max_exp_avg_sq"))
 
 
 class AdamW(Adam):
