@@ -227,3 +227,35 @@ def test_bad_arguments_raise_clear_errors(call, error, phrase):
     with pytest.raises(error) as info:
         call()
     assert phrase in str(info.value)
+
+
+def test_saved_columns_are_recycled_and_bounded():
+    """The im2col store: found only for the very array, recycled once it dies, capped in bytes."""
+    from chainrule.ops.conv import _SavedColumns
+
+    store = _SavedColumns(max_bytes=3 * 800)
+    a, b = np.zeros((2, 3)), np.zeros((4, 5))
+    cols_a = store.new(a, "g", (10, 20), np.float32)  # 800 bytes
+    store.new(b, "g", (5, 4), np.float64)  # another shape, alive
+    assert store.find(a, "g") is cols_a and store.find(a, "other") is None and store.find(a.copy(), "g") is None
+    del a  # its matrix may now serve the next array of the same shape
+    c = np.ones(1)
+    assert store.new(c, "g", (10, 20), np.float32) is cols_a and store.find(c, "g") is cols_a
+    kept = [np.zeros(1) for _ in range(3)]
+    for array in kept:  # past the cap the oldest live entries go
+        store.new(array, "g", (10, 20), np.float32)
+    assert store.nbytes() <= 3 * 800 and store.find(kept[-1], "g") is not None and store.find(b, "g") is None
+
+
+def test_weight_gradient_uses_the_input_as_it_was_at_the_forward():
+    """Changing a leaf input in place between forward and backward does not change dW (the graph's x)."""
+    rng = np.random.default_rng(3)
+    x0 = rng.normal(size=(2, 3, 6, 6))
+    x, w = cr.tensor(x0.copy()), cr.tensor(rng.normal(size=(4, 3, 3, 3)), requires_grad=True)
+    y = cr.conv2d(x, w, padding=1)
+    cr.ops.inplace.add_(x, 1.0)
+    (y * y).sum().backward()
+    expected_w = cr.tensor(w.data, requires_grad=True)
+    z = cr.conv2d(cr.tensor(x0), expected_w, padding=1)
+    (z * z).sum().backward()
+    np.testing.assert_allclose(w.grad.data, expected_w.grad.data, rtol=1e-12)

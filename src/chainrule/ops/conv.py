@@ -125,11 +125,11 @@ class _SavedColumns:
 
     def new(self, x: np.ndarray, geometry: tuple, shape: tuple, dtype) -> np.ndarray:
         """A matrix to fill for x: the buffer of a dead entry, or of x's own older entry, else a fresh one."""
-        for entry in self.entries:
-            source, cols = entry[0](), entry[2]
-            if (source is None or (source is x and entry[1] == geometry)) and cols.shape == shape \
+        for i, (source, saved_geometry, cols) in enumerate(self.entries):
+            owner = source()
+            if (owner is None or (owner is x and saved_geometry == geometry)) and cols.shape == shape \
                     and cols.dtype == dtype:
-                self.entries.remove(entry)
+                del self.entries[i]  # by position: entries hold arrays, which do not compare as values
                 break
         else:
             cols = np.empty(shape, dtype)
@@ -139,14 +139,16 @@ class _SavedColumns:
 
     def _trim(self) -> None:
         """Drop dead entries first, then the oldest live ones, until within ``max_bytes``."""
-        total = sum(entry[2].nbytes for entry in self.entries)
         for alive in (False, True):
-            for entry in list(self.entries[:-1]):  # never the entry just made
-                if total <= self.max_bytes:
-                    return
-                if (entry[0]() is not None) == alive:
-                    self.entries.remove(entry)
-                    total -= entry[2].nbytes
+            i = 0
+            while self.nbytes() > self.max_bytes and i < len(self.entries) - 1:  # keep the newest
+                if (self.entries[i][0]() is not None) == alive:
+                    del self.entries[i]
+                else:
+                    i += 1
+
+    def nbytes(self) -> int:
+        return sum(cols.nbytes for _, _, cols in self.entries)
 
 
 _saved_columns = _SavedColumns()
