@@ -10,8 +10,10 @@ T(g, w) its adjoint in x (the transposed convolution) and W(x, g) its adjoint in
 so every VJP is again a convolution and derivatives of any order work (``create_graph=True``).
 Implementation: the padded input is cut into windows by stride tricks and copied once into an
 im2col matrix (G, Cg*K, N*L) held in a reusable workspace (fresh 30 MB temporaries cost page
-faults on every step); the forward and the weight gradient are one GEMM each; the input gradient
-is one GEMM followed by a strided add per kernel offset (col2im), never ``np.add.at``.
+faults on every step); the forward and the weight gradient are one GEMM each (the weight gradient
+reuses the forward's im2col matrix, see ``_SavedColumns``); the input gradient is one GEMM followed
+by a strided add per kernel offset (col2im), never ``np.add.at``; at stride 1 on narrow outputs
+those adds run on the flattened padded grid (``_col2im_flat``).
 
 Pooling: ``max_pool`` (gradient to the *first* maximum of each window, as PyTorch) and
 ``avg_pool`` are primitives whose VJPs are again pooling-shaped primitives (a scatter to the
