@@ -172,8 +172,14 @@ def test_adam_matches_the_unfused_in_place_sequence_bit_for_bit(rng, amsgrad):
 
 
 def test_adam_names_a_mismatched_state():
-    param = cr.tensor(np.zeros((2, 3)))
-    with pytest.raises(ShapeError, match=r"adam_: exp_avg_sq must be a float64 tensor of shape \(2, 3\)"):
-        inplace.adam_(param, cr.tensor(np.ones((2, 3))), cr.tensor(np.zeros((2, 3))), cr.tensor(np.zeros(3)),
-                      lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1)
+    param, ones, zeros = cr.tensor(np.zeros((2, 3))), cr.tensor(np.ones((2, 3))), cr.tensor(np.zeros((2, 3)))
+    hyper = dict(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1)
+    with pytest.raises(ShapeError, match=r"adam_: exp_avg_sq has shape \(3,\), the parameter \(2, 3\)"):
+        inplace.adam_(param, ones, zeros, cr.tensor(np.zeros(3)), **hyper)
+    with pytest.raises(TypeError, match="adam_: grad is float32, the parameter float64"):
+        inplace.adam_(param, cr.tensor(np.ones((2, 3), "float32")), zeros, zeros, **hyper)
+    with pytest.raises(TypeError, match="adam_: exp_avg must be a Tensor, got ndarray"):
+        inplace.adam_(param, ones, np.zeros((2, 3)), zeros, **hyper)
+    with pytest.raises(TypeError, match="must be floating"):
+        inplace.adam_(cr.tensor([1, 2]), cr.tensor([1, 2]), cr.tensor([0, 0]), cr.tensor([0, 0]), **hyper)
     np.testing.assert_array_equal(param.data, 0)  # nothing written

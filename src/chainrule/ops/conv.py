@@ -231,7 +231,7 @@ _FLAT_COL2IM_BELOW = 16
 def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
     """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros elsewhere."""
     n, o, out_size = g.shape[0], g.shape[1], g.shape[2:]
-    grid, fresh = _workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
+    grid, _ = _workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
     # only this region is ever written, so the rest of the reused buffer stays zero
     grid[(slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)] = np.swapaxes(g, 0, 1)
     return grid.reshape(groups, o // groups, -1)

@@ -230,15 +230,17 @@ def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, l
     states = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "grad": grad}
     if max_exp_avg_sq is not None:
         states["max_exp_avg_sq"] = max_exp_avg_sq
-    for argument, tensor in states.items():
-        if not isinstance(tensor, Tensor) or tensor.shape != data.shape or tensor.dtype != data.dtype:
-            described = f"{tensor.dtype} tensor of shape {tensor.shape}" if isinstance(tensor, Tensor) else \
-                type(tensor).__name__
-            raise ShapeError(f"adam_: {argument} must be a {data.dtype} tensor of shape {data.shape}, "
-                             f"got a {described}")
     if data.dtype.kind != "f":
         raise TypeError(f"adam_: the parameter must be floating, got {data.dtype}")
+    for argument, tensor in states.items():
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"adam_: {argument} must be a Tensor, got {type(tensor).__name__}")
+        if tensor.shape != data.shape:
+            raise ShapeError(f"adam_: {argument} has shape {tensor.shape}, the parameter {data.shape}")
+        if tensor.dtype != data.dtype:
+            raise TypeError(f"adam_: {argument} is {tensor.dtype}, the parameter {data.dtype}")
     g, m, v = grad.data, _target("adam_", exp_avg), _target("adam_", exp_avg_sq)
+    v_max = None if max_exp_avg_sq is None else _target("adam_", max_exp_avg_sq)  # all checked before any write
     scratch = np.empty_like(data)
     weight = 1 - beta1  # m <- lerp(m, g, weight), lerp_'s two-sided formula
     np.subtract(g, m, out=scratch)
@@ -252,8 +254,8 @@ def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, l
     np.multiply(g, 1 - beta2, out=scratch)
     np.multiply(scratch, g, out=scratch)
     np.add(v, scratch, out=v)
-    if max_exp_avg_sq is not None:
-        v = np.maximum(_target("adam_", max_exp_avg_sq), v, out=max_exp_avg_sq.data)
+    if v_max is not None:
+        v = np.maximum(v_max, v, out=v_max)
     denom = np.sqrt(v, out=scratch)
     np.true_divide(denom, (1 - beta2**step) ** 0.5, out=denom)
     np.add(denom, eps, out=denom)
