@@ -192,3 +192,56 @@ def test_maximum_ties_split_in_halves_and_relu_at_zero_is_zero():
     z = cr.tensor([0.0, 1.0], requires_grad=True)
     cr.relu(z).sum().backward()
     assert z.grad.tolist() == [0.0, 1.0]
+
+
+def _hooked_grads(lib, x0):
+    """The same hooked computation in chainrule or torch: gradients and what the hooks saw."""
+    x = lib.tensor(x0, requires_grad=True)
+    y = x * x
+    seen = []
+    y.register_hook(lambda g: seen.append(np.array(g.detach().numpy())))  # observe, return None
+    y.register_hook(lambda g: g * 3)  # replace: scales everything upstream of y
+    z = (y * x).sum() + y.sum()
+    x.register_hook(lambda g: g + 1)  # a leaf's hook runs before .grad is written
+    z.backward()
+    return x.grad.numpy(), seen
+
+
+def test_tensor_hooks_match_torch():
+    torch = pytest.importorskip("torch")
+    x0 = np.array([0.5, -1.0, 2.0])
+    ours, ours_seen = _hooked_grads(cr, x0)
+    theirs, theirs_seen = _hooked_grads(torch, x0)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    np.testing.assert_allclose(ours_seen[0], theirs_seen[0], rtol=1e-12)
+    np.testing.assert_allclose(ours, 3 * 2 * x0 * (x0 + 1) + x0**2 + 1)  # and by hand
+
+
+def test_hook_removal_autograd_grad_and_create_graph():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    calls = []
+    handle = x.register_hook(lambda g: calls.append(1))
+    handle.remove()
+    handle.remove()  # harmless
+    (x * x).sum().backward()
+    assert calls == []
+    x.register_hook(lambda g: g * 0.5)
+    (gx,) = cr.autograd_grad((x ** 3).sum(), x, create_graph=True)  # hooks apply to grad() too
+    np.testing.assert_allclose(gx.data, 0.5 * 3 * np.array([1.0, 4.0]))
+    (gxx,) = cr.autograd_grad(gx.sum(), x)  # the hooked gradient keeps its history
+    np.testing.assert_allclose(gxx.data, 0.5 * 0.5 * 6 * np.array([1.0, 2.0]))
+
+
+def test_hook_errors_are_clear():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        cr.tensor([1.0]).register_hook(lambda g: None)
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match="hook must be callable"):
+        x.register_hook("not a function")
+
+    def wrong_shape(g):
+        return g.sum()
+
+    x.register_hook(wrong_shape)
+    with pytest.raises(TypeError, match=r"hook 'wrong_shape' must return None or a Tensor of the gradient's shape \(2,\)"):
+        (x * x).sum().backward()

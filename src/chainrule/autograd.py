@@ -130,6 +130,8 @@ def _run(
             g = grad_table.pop(id(tensor), None)
             if g is None:
                 continue
+            if tensor._hooks:
+                g = _apply_hooks(tensor, g)
             if wanted is not None and id(tensor) in wanted:
                 found[id(tensor)] = g
             node = tensor.grad_fn
@@ -143,6 +145,20 @@ def _run(
             if not retain_graph:
                 node.inputs = None
     return found
+
+
+def _apply_hooks(tensor: "Tensor", g: "Tensor") -> "Tensor":
+    """Run ``tensor``'s hooks (``Tensor.register_hook``) on its complete gradient, in order."""
+    for hook in list(tensor._hooks.values()):
+        result = hook(g)
+        if result is None:
+            continue
+        if not isinstance(result, Tensor) or result.shape != g.shape:
+            got = f"shape {result.shape}" if isinstance(result, Tensor) else type(result).__name__
+            raise TypeError(f"hook {getattr(hook, '__name__', hook)!r} must return None or a Tensor of the "
+                            f"gradient's shape {g.shape}, got {got}")
+        g = result
+    return g
 
 
 def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None) -> None:

@@ -227,7 +227,8 @@ def explain(
     every ``.grad`` alone, so ``loss.backward()`` still works afterwards and the leaves' final
     entries equal what it adds to ``.grad``. ``gradient`` is d(final)/d(loss) (default 1 for a
     one-element ``loss``). Rows come in reverse topological order; a tensor every rule skipped
-    (no gradient reached it) has no row, as in ``backward()``.
+    (no gradient reached it) has no row, as in ``backward()``. Tensor hooks
+    (``Tensor.register_hook``) are not run: the trace shows the gradients as the rules compute them.
 
     Returns an :class:`Explanation`: a list of :class:`ExplainRow` whose ``.text`` is the plain-text
     table (when ``as_text``; ``str()`` builds it in any case).

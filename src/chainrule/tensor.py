@@ -7,9 +7,11 @@ every method and operator forwards to a function in :mod:`chainrule.ops`.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
+
+from chainrule.hooks import RemovableHandle
 
 __all__ = ["Tensor", "tensor", "to_array"]
 
@@ -52,7 +54,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor
 class Tensor:
     """An ndarray that remembers how it was computed, so gradients can flow back through it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks", "__weakref__")
     # ndarray (op) Tensor defers to the Tensor's reflected operator, so the result is a Tensor.
     __array_priority__ = 1000
 
@@ -61,6 +63,7 @@ class Tensor:
         self.grad: Optional[Tensor] = None
         self.grad_fn = None
         self._retains_grad = False
+        self._hooks: Optional[dict] = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -74,6 +77,7 @@ class Tensor:
         t.grad_fn = None
         t.requires_grad = False
         t._retains_grad = False
+        t._hooks = None
         return t
 
     # ----------------------------------------------------------------- properties
@@ -122,6 +126,25 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
         return self
+
+    def register_hook(self, hook: Callable[["Tensor"], Optional["Tensor"]]) -> RemovableHandle:
+        """Call ``hook(grad)`` whenever the gradient with respect to this tensor has been computed.
+
+        As ``torch.Tensor.register_hook``: ``grad`` is the tensor's complete gradient in this
+        backward pass (or ``chainrule.autograd_grad`` call), before it flows on to the tensor's
+        inputs or, for a leaf, is added to ``.grad``. A hook that returns a Tensor of the same shape
+        replaces the gradient from there on; returning None leaves it as it is. Hooks run in the
+        order they were registered; ``handle.remove()`` unregisters one.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook() on a tensor that does not require grad: no gradient will reach it")
+        if not callable(hook):
+            raise TypeError(f"hook must be callable (grad -> Tensor or None), got {type(hook).__name__}")
+        if self._hooks is None:
+            self._hooks = {}
+        key = max(self._hooks, default=-1) + 1
+        self._hooks[key] = hook
+        return RemovableHandle(self._hooks, key)
 
     def detach(self) -> "Tensor":
         """The same data (shared, not copied) cut out of the graph."""

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from chainrule.hooks import RemovableHandle
 from chainrule.tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "RemovableHandle"]
@@ -28,16 +29,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``: ``handle.remove()`` unregisters the hook."""
-
-    def __init__(self, hooks: dict, key: int) -> None:
-        self._hooks, self._key = hooks, key
-
-    def remove(self) -> None:
-        self._hooks.pop(self._key, None)
 
 
 class Module:
