@@ -7,7 +7,7 @@ Run (from the repository root):
 Unset those two variables for benchmark runs only: they make NumPy's OpenBLAS pick a slower
 kernel here. Options: ``--quick`` (few rounds, a smoke test), ``--rounds N`` (rounds of the
 digits cases, default 24; the LeNet case uses a third as many, at least 5), ``--no-steps-only``
-(skip the second, loader-free measurement). The default run takes 95-110 s on 2 cores.
+(skip the second, loader-free measurement). The default run takes 95-110 s on one 2-core machine, 180 s on a slower one.
 
 Both libraries run in ONE process with the same number of threads (harness.print_setup gives
 torch NumPy's BLAS thread count), the same model (chainrule's initial weights copied into the
