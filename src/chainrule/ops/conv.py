@@ -12,8 +12,8 @@ Implementation: the padded input is cut into windows by stride tricks and copied
 im2col matrix (G, Cg*K, N*L) held in a reusable workspace (fresh 30 MB temporaries cost page
 faults on every step); the forward and the weight gradient are one GEMM each (the weight gradient
 reuses the forward's im2col matrix, see ``_SavedColumns``); the input gradient is one GEMM followed
-by a strided add per kernel offset (col2im), never ``np.add.at``; at stride 1 on narrow outputs
-those adds run on the flattened padded grid (``_col2im_flat``).
+by a strided add per kernel offset (col2im), never ``np.add.at``; at stride 1 those adds run on
+the flattened padded grid, one contiguous add per offset (``_col2im_flat``).
 
 Pooling: ``max_pool`` (gradient to the *first* maximum of each window, as PyTorch) and
 ``avg_pool`` are primitives whose VJPs are again pooling-shaped primitives (a scatter to the
@@ -210,7 +210,7 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(input_size, padding))
     w3_t = np.ascontiguousarray(np.swapaxes(w.reshape(groups, w.shape[0] // groups, -1), 1, 2))
     c, n = groups * w.shape[1], g.shape[0]
-    if all(s == 1 for s in stride) and out_size[-1] < _FLAT_COL2IM_BELOW:
+    if all(s == 1 for s in stride):
         acc = _col2im_flat(_grouped_matmul(w3_t, _embedded(g, groups, padded), "gemm"), c, kernel, dilation,
                            padded)
     else:
@@ -222,10 +222,6 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
         for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
             acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
     return _copy_swapped(acc[_interior((None, None) + input_size, padding)])  # out of the workspace
-
-
-#: Stride-1 col2im on outputs narrower than this runs on the flattened padded grid (see _col2im_flat).
-_FLAT_COL2IM_BELOW = 16
 
 
 def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
@@ -245,6 +241,9 @@ def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple, padd
     entry at kernel offset (i, j) of output (h, w) is padded position (h + i d, w + j d): on the
     flattened grid, output position + i d Wp + j d. So each offset is one add of a shifted row,
     thousands of elements long, where the strided col2im iterates over rows as short as the image.
+    The GEMM grows by the junk positions (prod(padded) / prod(out), 1.15x at 28x28 with padding 1)
+    but the whole T(g, w) is still faster: measured 1.13 vs 1.79 ms for g (32, 32, 8, 8), 20.0 vs
+    23.4 ms for g (64, 32, 28, 28), w (32, 16, 3, 3).
     """
     dcols = dcols.reshape(c, int(np.prod(kernel)), -1)
     length = dcols.shape[-1]
