@@ -259,3 +259,15 @@ def test_weight_gradient_uses_the_input_as_it_was_at_the_forward():
     z = cr.conv2d(cr.tensor(x0), expected_w, padding=1)
     (z * z).sum().backward()
     np.testing.assert_allclose(w.grad.data, expected_w.grad.data, rtol=1e-12)
+
+
+def test_forward_under_no_grad_keeps_no_columns():
+    from chainrule.ops import conv
+
+    x = cr.tensor(np.ones((2, 3, 6, 6), "float32"))
+    w = cr.tensor(np.ones((4, 3, 3, 3), "float32"), requires_grad=True)
+    with cr.no_grad():
+        cr.conv2d(x, w, padding=1)
+    assert conv._saved_columns.find(x.data, ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (6, 6))) is None
+    cr.conv2d(x, w, padding=1)
+    assert conv._saved_columns.find(x.data, ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (6, 6))) is not None

@@ -33,6 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from chainrule import shapes
 from chainrule.errors import ShapeError
+from chainrule.grad_mode import _GradMode
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
@@ -115,7 +116,7 @@ class _SavedColumns:
     Past ``max_bytes`` the oldest matrices are dropped; W then rebuilds its columns.
     """
 
-    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         self.max_bytes = max_bytes
         self.entries: list[list] = []  # [weakref to the source array, geometry, columns], oldest first
 
@@ -156,15 +157,16 @@ class _SavedColumns:
 _saved_columns = _SavedColumns()
 
 
-def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size, keep: bool) -> np.ndarray:
+def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size, keep: bool = False,
+            find: bool = False) -> np.ndarray:
     """The (G, Cg*K, N*L) matrix of input windows.
 
-    The forward (``keep=True``) always copies the windows out of x and keeps the matrix; the
-    weight gradient (``keep=False``) uses the kept one when x is the very array of that forward.
-    So the weight gradient sees x as it was at the forward, as the recorded graph requires.
+    The forward copies the windows out of x, and keeps the matrix when ``keep``; the weight
+    gradient (``find=True``) uses the kept one when x is the very array of that forward. So the
+    weight gradient sees x as it was at the forward, as the recorded graph requires.
     """
     geometry = (stride, padding, dilation, groups, kernel, out_size)
-    cols = None if keep else _saved_columns.find(x, geometry)
+    cols = _saved_columns.find(x, geometry) if find else None
     if cols is None:
         view = _windows(_padded(x, padding, 0.0), groups, kernel, stride, dilation, out_size)
         if keep:
@@ -197,8 +199,9 @@ def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- the three convolution primitives
 def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
+    # keep the columns for W(x, g) only where a graph may be recorded (not under no_grad)
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=w.shape[2:], out_size=output_size, keep=True)
+                   kernel=w.shape[2:], out_size=output_size, keep=_GradMode.enabled)
     out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
     return _copy_swapped(out)  # always a copy: `out` is workspace memory
@@ -259,7 +262,7 @@ def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple, padd
 def _conv_weight_impl(x, g, *, stride, padding, dilation, groups, kernel_size):
     """W(x, g): dw[o, c, k] = sum over n and positions of g * the window entry; one GEMM."""
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=kernel_size, out_size=g.shape[2:], keep=False)
+                   kernel=kernel_size, out_size=g.shape[2:], find=True)
     # (cols G^T)^T rather than G cols^T: OpenBLAS is faster with the long axis as the inner one
     dw_t = _grouped_matmul(cols, np.swapaxes(_to_group_major(g, groups), 1, 2))  # (G, Cg*K, Og)
     dw = np.ascontiguousarray(np.swapaxes(dw_t, 1, 2))
