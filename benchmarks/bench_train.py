@@ -160,13 +160,8 @@ class Trainer:
     first_losses: Callable[[int], list]  # losses of the first k steps of epoch 1 (fresh state only)
 
 
-def trainer_cr(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
-    opt = croptim.Adam(model.parameters(), lr=LR)
-    loss_fn = crnn.CrossEntropyLoss()
-    gen = cr.Generator(0)
-    loader = CrDataLoader(CrTensorDataset(cr.tensor(x), cr.tensor(y)), batch_size=batch, shuffle=True, generator=gen)
-    order = np.random.default_rng(ORDER_SEED).permutation(len(y))
-    prebuilt = [(cr.tensor(x[order[i:i + batch]]), cr.tensor(y[order[i:i + batch]])) for i in range(0, len(y), batch)]
+def _trainer(model, opt, loss_fn, loader, prebuilt: list, reseed: Callable[[int], None]) -> Trainer:
+    """The same training step and epochs for either library; ``reseed(k)`` fixes the loader's order."""
     count = [0]
 
     def step(inputs, target):
@@ -178,7 +173,7 @@ def trainer_cr(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
 
     def epoch():
         count[0] += 1
-        gen.manual_seed(ORDER_SEED + count[0])
+        reseed(ORDER_SEED + count[0])
         for inputs, target in loader:
             loss = step(inputs, target)
         return loss
@@ -189,53 +184,34 @@ def trainer_cr(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
         return loss
 
     def first_losses(k):
-        gen.manual_seed(ORDER_SEED)
+        reseed(ORDER_SEED)
         out = []
         for (inputs, target), _ in zip(loader, range(k)):
             out.append(float(step(inputs, target).item()))
         return out
 
     return Trainer(epoch, steps, first_losses)
+
+
+def _prebuilt_batches(x: np.ndarray, y: np.ndarray, batch: int, to_tensor: Callable) -> list:
+    """One epoch of batches in the order of ``ORDER_SEED``, already tensors of the library."""
+    order = np.random.default_rng(ORDER_SEED).permutation(len(y))
+    return [(to_tensor(x[order[i:i + batch]]), to_tensor(y[order[i:i + batch]])) for i in range(0, len(y), batch)]
+
+
+def trainer_cr(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
+    gen = cr.Generator(0)
+    loader = CrDataLoader(CrTensorDataset(cr.tensor(x), cr.tensor(y)), batch_size=batch, shuffle=True, generator=gen)
+    return _trainer(model, croptim.Adam(model.parameters(), lr=LR), crnn.CrossEntropyLoss(), loader,
+                    _prebuilt_batches(x, y, batch, cr.tensor), gen.manual_seed)
 
 
 def trainer_torch(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = tnn.CrossEntropyLoss()
     sampler = EpochOrder(len(y))
     loader = TDataLoader(TTensorDataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy())), batch_size=batch,
                          sampler=sampler)
-    order = np.random.default_rng(ORDER_SEED).permutation(len(y))
-    prebuilt = [(torch.from_numpy(x[order[i:i + batch]]), torch.from_numpy(y[order[i:i + batch]]))
-                for i in range(0, len(y), batch)]
-    count = [0]
-
-    def step(inputs, target):
-        opt.zero_grad()
-        loss = loss_fn(model(inputs), target)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def epoch():
-        count[0] += 1
-        sampler.reseed(ORDER_SEED + count[0])
-        for inputs, target in loader:
-            loss = step(inputs, target)
-        return loss
-
-    def steps():
-        for inputs, target in prebuilt:
-            loss = step(inputs, target)
-        return loss
-
-    def first_losses(k):
-        sampler.reseed(ORDER_SEED)
-        out = []
-        for (inputs, target), _ in zip(loader, range(k)):
-            out.append(float(step(inputs, target).item()))
-        return out
-
-    return Trainer(epoch, steps, first_losses)
+    return _trainer(model, torch.optim.Adam(model.parameters(), lr=LR), tnn.CrossEntropyLoss(), loader,
+                    _prebuilt_batches(x, y, batch, torch.from_numpy), sampler.reseed)
 
 
 @dataclass
