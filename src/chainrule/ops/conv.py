@@ -47,7 +47,7 @@ __all__ = [
 class _Workspace:
     """A few scratch arrays reused across calls, keyed by purpose, shape and dtype (LRU)."""
 
-    def __init__(self, capacity: int = 8) -> None:
+    def __init__(self, capacity: int = 24) -> None:  # a few arrays per conv layer of a deep CNN
         self.capacity = capacity
         self.arrays: OrderedDict = OrderedDict()
 
