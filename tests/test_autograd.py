@@ -245,3 +245,13 @@ def test_hook_errors_are_clear():
     x.register_hook(wrong_shape)
     with pytest.raises(TypeError, match=r"hook 'wrong_shape' must return None or a Tensor of the gradient's shape \(2,\)"):
         (x * x).sum().backward()
+
+
+def test_a_stale_handle_does_not_remove_a_newer_hook():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    first = x.register_hook(lambda g: g * 2)
+    first.remove()
+    x.register_hook(lambda g: g * 3)
+    first.remove()  # must not unregister the hook registered after it
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, 3 * 2 * np.array([1.0, 2.0]))

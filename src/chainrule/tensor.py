@@ -142,9 +142,7 @@ class Tensor:
             raise TypeError(f"hook must be callable (grad -> Tensor or None), got {type(hook).__name__}")
         if self._hooks is None:
             self._hooks = {}
-        key = max(self._hooks, default=-1) + 1
-        self._hooks[key] = hook
-        return RemovableHandle(self._hooks, key)
+        return RemovableHandle.add(self._hooks, hook)
 
     def detach(self) -> "Tensor":
         """The same data (shared, not copied) cut out of the graph."""

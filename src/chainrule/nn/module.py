@@ -222,9 +222,7 @@ class Module:
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(module, inputs, output)`` runs after every forward; a non-None return replaces the output."""
-        key = id(hook) ^ len(self._forward_hooks) << 32
-        self._forward_hooks[key] = hook
-        return RemovableHandle(self._forward_hooks, key)
+        return RemovableHandle.add(self._forward_hooks, hook)
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self) -> str:
