@@ -8,12 +8,15 @@
 
 from chainrule._version import __version__
 from chainrule.autograd import grad as autograd_grad
-from chainrule.errors import ChainruleError, GradcheckError, GraphFreedError, ShapeError
-from chainrule.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from chainrule.errors import (AnomalyError, ChainruleError, GradcheckError, GraphFreedError,
+                              InplaceModifiedError, ShapeError)
+from chainrule.grad_mode import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,
+                                 no_grad, set_detect_anomaly, set_grad_enabled)
 from chainrule.tensor import Tensor, tensor
 from chainrule.ops import *  # noqa: F401,F403
 from chainrule.ops import __all__ as _ops_all
-from chainrule.transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from chainrule.transforms import (elementwise_grad, grad, hessian, hvp, jacobian, jvp,
+                                  value_and_grad, vjp)
 from chainrule.gradcheck import gradcheck
 from chainrule import nn  # noqa: E402  (nn, optim and data sit on top of the public API above)
 from chainrule import data, optim  # noqa: E402
@@ -23,8 +26,11 @@ from chainrule.nn.summary import summary
 
 __all__ = [
     "__version__", "Tensor", "tensor", "autograd_grad",
-    "ChainruleError", "GradcheckError", "GraphFreedError", "ShapeError",
-    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions", "draw_graph", "explain",
+    "ChainruleError", "GradcheckError", "GraphFreedError", "ShapeError", "InplaceModifiedError",
+    "AnomalyError", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
+    "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions", "draw_graph",
+    "explain",
     *[name for name in _ops_all if name not in ("REGISTRY", "Primitive", "as_tensor")],
 ]

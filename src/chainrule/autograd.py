@@ -17,12 +17,14 @@ with history: differentiating them again gives higher derivatives.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from chainrule.errors import GraphFreedError
-from chainrule.grad_mode import set_grad_enabled
+from chainrule.errors import AnomalyError, GraphFreedError, InplaceModifiedError
+from chainrule.grad_mode import _state, set_grad_enabled
 
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
@@ -31,14 +33,21 @@ __all__ = ["Node", "backward", "grad"]
 
 
 class Node:
-    """How a tensor was made: ``prim.impl(*inputs, **params)``; ``inputs`` is None once freed."""
+    """How a tensor was made: ``prim.impl(*inputs, **params)``; ``inputs`` is None once freed.
 
-    __slots__ = ("prim", "inputs", "params")
+    ``versions`` holds the version of each input the VJP rules read (None for one they do not)
+    and of the output, as they were when the node was recorded; ``origin`` is the user's source
+    line, captured only in anomaly mode.
+    """
 
-    def __init__(self, prim: "Primitive", inputs: tuple, params: dict) -> None:
+    __slots__ = ("prim", "inputs", "params", "versions", "origin")
+
+    def __init__(self, prim: "Primitive", inputs: tuple, params: dict, out: "Tensor") -> None:
         self.prim = prim
         self.inputs = inputs
         self.params = params
+        self.versions = _saved_versions(prim, inputs, out)
+        self.origin: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -46,6 +55,87 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.prim.name}Backward>"
+
+
+def _version(t: "Tensor") -> int:
+    base = t._base
+    return t._version if base is None else base._version
+
+
+def _saved_versions(prim: "Primitive", inputs: tuple, out: "Tensor") -> tuple:
+    """(version of each saved input or None, version of the output or None)."""
+    saved = prim.saves_inputs
+    if saved is None:
+        of_inputs = tuple([_version(x) for x in inputs])
+    else:
+        of_inputs = tuple([_version(x) if i in saved else None for i, x in enumerate(inputs)])
+    return of_inputs, (_version(out) if prim.saves_out else None)
+
+
+def check_versions(tensor: "Tensor") -> None:
+    """Raise if an in-place operation changed a tensor that ``tensor``'s node saved for backward."""
+    node = tensor.grad_fn
+    of_inputs, of_out = node.versions
+    for i, (x, recorded) in enumerate(zip(node.inputs, of_inputs)):
+        if recorded is not None and _version(x) != recorded:
+            _modified(node, f"input {i}", x, recorded)
+    if of_out is not None and _version(tensor) != of_out:
+        _modified(node, "its output", tensor, of_out)
+
+
+def _modified(node: Node, which: str, x: "Tensor", recorded: int) -> None:
+    raise InplaceModifiedError(
+        f"one of the variables needed for gradient computation has been modified by an in-place "
+        f"operation: {which} of {node!r} (a {x.dtype} tensor of shape {x.shape}) is at version "
+        f"{_version(x)}; expected version {recorded} instead. Compute the loss again after the "
+        f"in-place change (an optimizer step), or change a clone()"
+    )
+
+
+# ---------------------------------------------------------------- anomaly mode
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_frame() -> str:
+    """'file:line in function: source' of the innermost frame outside chainrule (anomaly mode)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    import linecache
+
+    code = frame.f_code
+    line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+    return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}: {line}"
+
+
+def _all_finite(arrays) -> bool:
+    return all(a.dtype.kind not in "fc" or bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _described(tensors) -> str:
+    return ", ".join(f"{t.dtype}{list(t.shape)}" for t in tensors)
+
+
+def check_forward_anomaly(prim: "Primitive", inputs: Sequence["Tensor"], out: "Tensor") -> None:
+    """Anomaly mode: NaN/inf out of finite inputs in a forward operation raises AnomalyError."""
+    if _all_finite([out.data]) or not _all_finite([x.data for x in inputs]):
+        return
+    raise AnomalyError(
+        f"{prim.name} produced NaN or inf from finite inputs ({_described(inputs)}) at "
+        f"{user_frame()}"
+    )
+
+
+def _check_backward_anomaly(tensor: "Tensor", i: int, g: "Tensor", gx: "Tensor") -> None:
+    if _all_finite([gx.data]) or not _all_finite([g.data]):
+        return
+    node = tensor.grad_fn
+    raise AnomalyError(
+        f"the VJP of {node.prim.name} returned NaN or inf for input {i} from a finite gradient "
+        f"(inputs {_described(node.inputs)}); the node was created at {node.origin or '<unknown>'}"
+    )
 
 
 def graph_walk(roots: Sequence["Tensor"], *, constants: bool = False, freed_ok: bool = False,
@@ -170,6 +260,8 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None) -> N
     """
     node = tensor.grad_fn
     inputs, params, prim = node.inputs, node.params, node.prim
+    check_versions(tensor)
+    anomaly = _state.anomaly
     for i, x in enumerate(inputs):
         if not x.requires_grad:
             if report is not None:
@@ -185,6 +277,8 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None) -> N
                 status = "zero" if prim.variadic or prim.vjps[i] is not None else "not differentiable"
                 report(i, x, status, None, grad_table.get(id(x)))
             continue
+        if anomaly:
+            _check_backward_anomaly(tensor, i, g, gx)
         if gx.data.shape != x.data.shape or gx.data.dtype is not x.data.dtype:
             gx = _fit_to(gx, x)
         previous = grad_table.get(id(x))

@@ -19,3 +19,11 @@ class GradcheckError(ChainruleError, AssertionError):
 
 class GraphFreedError(ChainruleError, RuntimeError):
     """backward() through a graph whose saved tensors were already freed."""
+
+
+class InplaceModifiedError(ChainruleError, RuntimeError):
+    """backward() needs a tensor that an in-place operation changed after the forward saved it."""
+
+
+class AnomalyError(ChainruleError, RuntimeError):
+    """Under ``detect_anomaly``: an operation or VJP made NaN/inf out of finite values."""

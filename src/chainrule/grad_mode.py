@@ -1,61 +1,149 @@
-"""Whether operations record a graph: ``no_grad`` / ``enable_grad`` / ``set_grad_enabled``.
+"""Per-thread modes: whether operations record a graph, and anomaly detection.
 
-The switch is one flag read by every primitive call (``Primitive.bind``). It is changed only
-through these context managers (also usable as decorators) so that it is always restored,
-even when the body raises.
+``no_grad`` / ``enable_grad`` / ``set_grad_enabled`` switch graph recording; ``detect_anomaly`` /
+``set_detect_anomaly`` switch the NaN/inf checks of the forward and backward passes. Both are
+*per thread*, as PyTorch's grad mode: ``no_grad`` in one thread never stops another thread's
+recording, and a new thread starts with recording on and anomaly detection off.
+
+The flags live on one ``threading.local`` object, ``_state``, read by every primitive call
+(``Primitive.bind``): a thread-local attribute read is the cheapest per-thread storage Python has.
+They are changed only through the context managers here (also usable as decorators) so that they
+are always restored, even when the body raises.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+from typing import Any, Callable, TypeVar
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+__all__ = [
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _GradMode:
-    """Holds the flag; a class attribute is the cheapest thing for ``bind`` to read."""
+class _ThreadState(threading.local):
+    """The modes of the current thread; the class attributes are each new thread's defaults."""
 
-    enabled: bool = True
+    grad_enabled: bool = True
+    anomaly: bool = False
+
+
+_state = _ThreadState()
 
 
 def is_grad_enabled() -> bool:
-    """True when operations on tensors that require grad record the graph."""
-    return _GradMode.enabled
+    """True when operations on tensors that require grad record the graph (in this thread)."""
+    return _state.grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Context manager (and decorator) that sets graph recording on or off inside its body."""
+def is_anomaly_enabled() -> bool:
+    """True inside ``detect_anomaly()`` or after ``set_detect_anomaly(True)`` (in this thread)."""
+    return _state.anomaly
+
+
+class _Mode(contextlib.ContextDecorator):
+    """Sets one flag of ``_state`` inside a ``with`` body (or a decorated call), then restores it."""
+
+    flag = ""
 
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
         self._saved: list[bool] = []
 
     def __enter__(self) -> None:
-        self._saved.append(_GradMode.enabled)
-        _GradMode.enabled = self.mode
+        self._saved.append(getattr(_state, self.flag))
+        setattr(_state, self.flag, self.mode)
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._saved.pop()
+        setattr(_state, self.flag, self._saved.pop())
 
-    def __call__(self, func):  # decorator use: a fresh manager per call keeps it reentrant
+    def __call__(self, func: F) -> F:  # decorator use: a fresh manager per call keeps it reentrant
+        mode = self.mode
+
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(self.mode):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _Mode._of(self.flag, mode):
                 return func(*args, **kwargs)
 
-        return wrapper
+        return wrapper  # type: ignore[return-value]
+
+    @staticmethod
+    def _of(flag: str, mode: bool) -> "_Mode":
+        manager = _Mode(mode)
+        manager.flag = flag
+        return manager
 
 
-class no_grad(set_grad_enabled):
+class _Switch(_Mode):
+    """A mode that also takes effect as a plain call, as ``torch.set_grad_enabled(False)`` does.
+
+    The constructor sets the flag; ``with`` keeps that setting for its body and restores the old
+    one on exit; as a decorator it restores at once and sets the mode around each call instead.
+    """
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        super().__enter__()
+        self._pending = True  # the constructor's change, not yet claimed by a ``with``
+
+    def __enter__(self) -> None:
+        if self._pending:
+            self._pending = False
+        else:
+            super().__enter__()
+
+    def __call__(self, func: F) -> F:
+        if self._pending:
+            self._pending = False
+            self.__exit__()
+        return super().__call__(func)
+
+
+class set_grad_enabled(_Switch):
+    """Graph recording on or off in this thread: a call, a context manager or a decorator."""
+
+    flag = "grad_enabled"
+
+
+class no_grad(_Mode):
     """``with chainrule.no_grad(): ...`` -- results have no history and need no memory for it."""
+
+    flag = "grad_enabled"
 
     def __init__(self) -> None:
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_Mode):
     """``with chainrule.enable_grad(): ...`` -- record the graph again inside a ``no_grad`` block."""
+
+    flag = "grad_enabled"
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+class set_detect_anomaly(_Switch):
+    """Anomaly detection on or off in this thread: a call, a context manager or a decorator.
+
+    While on, the first forward operation that makes NaN or inf out of finite inputs, and the
+    first VJP rule that does so in backward, raise :class:`~chainrule.errors.AnomalyError` naming
+    the operation, its input shapes and dtypes and the line of user code that created the node.
+    The stack is captured only in this mode; off, it costs one attribute read per operation.
+    """
+
+    flag = "anomaly"
+
+
+class detect_anomaly(_Mode):
+    """``with chainrule.detect_anomaly(): ...`` -- see :class:`set_detect_anomaly`."""
+
+    flag = "anomaly"
 
     def __init__(self) -> None:
         super().__init__(True)

@@ -54,7 +54,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor
 class Tensor:
     """An ndarray that remembers how it was computed, so gradients can flow back through it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks",
+                 "_version", "_base", "__weakref__")
     # ndarray (op) Tensor defers to the Tensor's reflected operator, so the result is a Tensor.
     __array_priority__ = 1000
 
@@ -64,6 +65,8 @@ class Tensor:
         self.grad_fn = None
         self._retains_grad = False
         self._hooks: Optional[dict] = None
+        self._version = 0  # bumped by every in-place operation (see `version`)
+        self._base: Optional[Tensor] = None  # the tensor whose memory (and counter) this views
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -78,6 +81,8 @@ class Tensor:
         t.requires_grad = False
         t._retains_grad = False
         t._hooks = None
+        t._version = 0
+        t._base = None
         return t
 
     # ----------------------------------------------------------------- properties
@@ -96,6 +101,20 @@ class Tensor:
     @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
+
+    @property
+    def version(self) -> int:
+        """How many in-place operations have changed this tensor's memory (PyTorch's ``_version``).
+
+        Views (``detach()``, a reshape or transpose that NumPy returns as a view) share the counter
+        of the tensor they view. Writing into ``.data`` directly is the escape hatch: not counted.
+        """
+        return self._version if self._base is None else self._base._version
+
+    def _bump_version(self) -> None:
+        """Record an in-place change (called by ``ops.inplace`` and the optimizers)."""
+        owner = self if self._base is None else self._base
+        owner._version += 1
 
     @property
     def is_leaf(self) -> bool:
@@ -145,8 +164,10 @@ class Tensor:
         return RemovableHandle.add(self._hooks, hook)
 
     def detach(self) -> "Tensor":
-        """The same data (shared, not copied) cut out of the graph."""
-        return Tensor._from_array(self.data)
+        """The same data (shared, not copied, with the same version counter) cut out of the graph."""
+        t = Tensor._from_array(self.data)
+        t._base = self if self._base is None else self._base
+        return t
 
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Back-propagate from this tensor, accumulating into every leaf's ``.grad``.

@@ -47,6 +47,7 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
 def _fill(tensor: Tensor, values: Tensor) -> Tensor:
     with no_grad():
         tensor.data[...] = values.data.astype(tensor.dtype, copy=False)
+    tensor._bump_version()  # an in-place change: a graph that saved the old values must not run
     return tensor
 
 

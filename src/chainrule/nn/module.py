@@ -178,6 +178,7 @@ class Module:
             if key in state_dict:
                 value = state_dict[key]
                 target.data[...] = value.data if isinstance(value, Tensor) else value
+                target._bump_version()
         return missing, unexpected
 
     # ------------------------------------------------------------------ modes and gradients

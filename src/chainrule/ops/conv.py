@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from chainrule import shapes
 from chainrule.errors import ShapeError
-from chainrule.grad_mode import _GradMode
+from chainrule.grad_mode import is_grad_enabled
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
@@ -201,7 +201,7 @@ def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
 def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
     # keep the columns for W(x, g) only where a graph may be recorded (not under no_grad)
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=w.shape[2:], out_size=output_size, keep=_GradMode.enabled)
+                   kernel=w.shape[2:], out_size=output_size, keep=is_grad_enabled())
     out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
     return _copy_swapped(out)  # always a copy: `out` is workspace memory

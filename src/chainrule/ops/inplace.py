@@ -9,6 +9,9 @@ They are meant for
 * leaves -- parameters, updated by an optimizer (which calls them under ``no_grad``),
 * tensors without history -- ``.grad`` arrays, optimizer state, buffers.
 
+Every function bumps the tensor's version counter (``Tensor.version``) after its checks pass,
+so a backward pass that needs the old values raises instead of using the new ones.
+
 A tensor with a ``grad_fn`` (the result of a recorded operation) is refused with a
 ``RuntimeError``: its graph may have saved these very values for the backward pass, which would
 then silently compute wrong gradients. ``detach()`` first if that is really what you want.
@@ -107,6 +110,7 @@ def _prepare(name: str, t: Tensor, scalars: tuple = (), **operands: Any) -> tupl
     data = _target(name, t)
     values = [_operand(name, argument, value, data) for argument, value in operands.items()]
     _check_dtype(name, data, *values, *scalars)
+    t._bump_version()
     return (data, *values)
 
 
@@ -184,6 +188,7 @@ def sqrt_(t: Tensor) -> Tensor:
     """t <- sqrt(t) (NaN for negative entries, as NumPy and PyTorch)."""
     data = _target("sqrt_", t)
     _check_dtype("sqrt_", data, 1.0)
+    t._bump_version()
     np.sqrt(data, out=data)
     return t
 
@@ -241,6 +246,9 @@ def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, l
             raise TypeError(f"adam_: {argument} is {tensor.dtype}, the parameter {data.dtype}")
     g, m, v = grad.data, _target("adam_", exp_avg), _target("adam_", exp_avg_sq)
     v_max = None if max_exp_avg_sq is None else _target("adam_", max_exp_avg_sq)  # all checked before any write
+    for written in (param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+        if written is not None:
+            written._bump_version()
     scratch = np.empty_like(data)
     weight = 1 - beta1  # m <- lerp(m, g, weight), lerp_'s two-sided formula
     np.subtract(g, m, out=scratch)

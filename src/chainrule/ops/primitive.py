@@ -16,16 +16,25 @@ to the input's shape in one place (``autograd._fit_to``), so no rule undoes broa
 
 ``bind`` runs the forward and, when grad mode is on and an input requires grad, records a
 :class:`~chainrule.autograd.Node` on the result. That is the whole tracing mechanism.
+
+Version counters (PyTorch's): the node also records the version of every tensor its rules read
+(``saves``: the inputs, by position, and ``"out"``; all of them unless the primitive declares
+fewer). In-place operations bump a tensor's version, and the backward pass refuses a node whose
+saved tensors changed since the forward. A result that is a NumPy *view* of an input shares that
+input's counter (``Tensor._base``), so writing into a parameter is seen through ``W.T`` too.
+
+Anomaly mode (``detect_anomaly``) adds, per call, a NaN/inf check of the result and the user's
+source line on the node; off, it costs the one attribute read that grad mode costs anyway.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from chainrule.autograd import Node
-from chainrule.grad_mode import _GradMode
+from chainrule.autograd import Node, check_forward_anomaly, user_frame
+from chainrule.grad_mode import _state
 from chainrule.tensor import Tensor, to_array
 
 __all__ = ["Primitive", "REGISTRY", "as_tensor"]
@@ -39,10 +48,16 @@ VJPRule = Optional[Callable[..., Optional[Tensor]]]
 class Primitive:
     """A differentiable operation: NumPy forward plus one VJP rule per input."""
 
-    __slots__ = ("name", "impl", "vjps", "smooth", "variadic")
+    __slots__ = ("name", "impl", "vjps", "smooth", "variadic", "saves_inputs", "saves_out")
 
     def __init__(
-        self, name: str, impl: Callable[..., np.ndarray], *, smooth: bool = True, variadic: bool = False
+        self,
+        name: str,
+        impl: Callable[..., np.ndarray],
+        *,
+        smooth: bool = True,
+        variadic: bool = False,
+        saves: Optional[Sequence[Union[int, str]]] = None,
     ) -> None:
         if name in REGISTRY:
             raise ValueError(f"primitive {name!r} is already registered")
@@ -53,6 +68,11 @@ class Primitive:
         self.smooth = smooth
         #: True for any number of inputs (concatenate): its one rule also gets ``argnum=i``.
         self.variadic = variadic
+        #: What the VJP rules read: input positions (None: every input) and whether the output.
+        #: ``saves=()`` declares a linear map (add, reshape ...): nothing to protect from in-place.
+        saved = None if saves is None else tuple(saves)
+        self.saves_inputs = None if saved is None else tuple(i for i in saved if i != "out")
+        self.saves_out = saved is None or "out" in saved
         REGISTRY[name] = self
 
     def defvjp(self, *rules: VJPRule) -> "Primitive":
@@ -66,16 +86,32 @@ class Primitive:
         if type(out) is not np.ndarray:  # NumPy reductions return scalars
             out = np.asarray(out)
         result = Tensor._from_array(out)
-        if _GradMode.enabled:
+        if out.base is not None:  # a view of an input shares its version counter
+            _link_view(result, inputs)
+        state = _state
+        if state.anomaly:
+            check_forward_anomaly(self, inputs, result)
+        if state.grad_enabled:
             for x in inputs:
                 if x.requires_grad:
                     result.requires_grad = True
-                    result.grad_fn = Node(self, inputs, params)
+                    result.grad_fn = Node(self, inputs, params, result)
+                    if state.anomaly:
+                        result.grad_fn.origin = user_frame()
                     break
         return result
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+def _link_view(result: Tensor, inputs: Sequence[Tensor]) -> None:
+    """Give ``result`` the version counter of the input whose memory its array views."""
+    base = result.data.base
+    for x in inputs:
+        if base is x.data or base is x.data.base:
+            result._base = x if x._base is None else x._base
+            return
 
 
 def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
