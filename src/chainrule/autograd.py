@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from chainrule.errors import AnomalyError, GraphFreedError, InplaceModifiedError
-from chainrule.grad_mode import _state, set_grad_enabled
+from chainrule.grad_mode import _state, set_detect_anomaly, set_grad_enabled
 
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
@@ -215,7 +215,10 @@ def _run(
     found: dict[int, Tensor] = {}
     handed_out = {id(g.data) for g in root_grads}  # arrays given out: never share one
 
-    with set_grad_enabled(create_graph):
+    anomaly = _state.anomaly
+    # In anomaly mode the rules' own operations are not checked as forward operations: each
+    # rule's result is checked as a whole (``propagate``), naming the node and where it was made.
+    with set_grad_enabled(create_graph), set_detect_anomaly(False):
         for tensor in order:
             g = grad_table.pop(id(tensor), None)
             if g is None:
@@ -231,7 +234,7 @@ def _run(
                 continue
             if tensor._retains_grad and wanted is None:
                 _accumulate(tensor, g, create_graph, handed_out)
-            propagate(tensor, g, grad_table)
+            propagate(tensor, g, grad_table, anomaly=anomaly)
             if not retain_graph:
                 node.inputs = None
     return found
@@ -251,17 +254,18 @@ def _apply_hooks(tensor: "Tensor", g: "Tensor") -> "Tensor":
     return g
 
 
-def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None) -> None:
+def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
+              anomaly: bool = False) -> None:
     """One step of the algorithm: each input's VJP rule applied to ``g``, added to the input's entry.
 
     ``report(i, x, status, contribution, entry)``, when given, hears about every input: status is
     'ok', 'constant' (the input does not require grad), 'not differentiable' (no rule) or 'zero'
-    (the rule returned None). ``explain`` uses it to show the table being filled.
+    (the rule returned None). ``explain`` uses it to show the table being filled. With
+    ``anomaly``, a contribution with NaN/inf from a finite ``g`` raises AnomalyError.
     """
     node = tensor.grad_fn
     inputs, params, prim = node.inputs, node.params, node.prim
     check_versions(tensor)
-    anomaly = _state.anomaly
     for i, x in enumerate(inputs):
         if not x.requires_grad:
             if report is not None:
