@@ -35,9 +35,9 @@ __all__ = ["Node", "backward", "grad"]
 class Node:
     """How a tensor was made: ``prim.impl(*inputs, **params)``; ``inputs`` is None once freed.
 
-    ``versions`` holds the version of each input the VJP rules read (None for one they do not)
-    and of the output, as they were when the node was recorded; ``origin`` is the user's source
-    line, captured only in anomaly mode.
+    ``versions`` holds the version counters of the inputs and of the output as they were when the
+    node was recorded (``check_versions`` compares those the rules read: ``prim.saves_*``);
+    ``origin`` is the user's source line, captured only in anomaly mode.
     """
 
     __slots__ = ("prim", "inputs", "params", "versions", "origin")
@@ -46,7 +46,7 @@ class Node:
         self.prim = prim
         self.inputs = inputs
         self.params = params
-        self.versions = _saved_versions(prim, inputs, out)
+        self.versions = _versions((*inputs, out))
         self.origin: Optional[str] = None
 
     @property
@@ -57,37 +57,31 @@ class Node:
         return f"<{self.prim.name}Backward>"
 
 
-def _version(t: "Tensor") -> int:
-    base = t._base
-    return t._version if base is None else base._version
-
-
-def _saved_versions(prim: "Primitive", inputs: tuple, out: "Tensor") -> tuple:
-    """(version of each saved input or None, version of the output or None)."""
-    saved = prim.saves_inputs
-    if saved is None:
-        of_inputs = tuple([_version(x) for x in inputs])
-    else:
-        of_inputs = tuple([_version(x) if i in saved else None for i, x in enumerate(inputs)])
-    return of_inputs, (_version(out) if prim.saves_out else None)
+def _versions(tensors: tuple) -> tuple:
+    """The version counter of each tensor (a view reads the counter of the tensor it views)."""
+    return tuple([t._version if t._base is None else t._base._version for t in tensors])
 
 
 def check_versions(tensor: "Tensor") -> None:
     """Raise if an in-place operation changed a tensor that ``tensor``'s node saved for backward."""
     node = tensor.grad_fn
-    of_inputs, of_out = node.versions
-    for i, (x, recorded) in enumerate(zip(node.inputs, of_inputs)):
-        if recorded is not None and _version(x) != recorded:
-            _modified(node, f"input {i}", x, recorded)
-    if of_out is not None and _version(tensor) != of_out:
-        _modified(node, "its output", tensor, of_out)
+    tensors = (*node.inputs, tensor)
+    now = _versions(tensors)
+    if now == node.versions:  # the usual case: nothing changed in place since the forward
+        return
+    saved, n_inputs = node.prim.saves_inputs, len(node.inputs)
+    for i, (x, recorded, current) in enumerate(zip(tensors, node.versions, now)):
+        is_saved = node.prim.saves_out if i == n_inputs else saved is None or i in saved
+        if is_saved and current != recorded:
+            which = "its output" if i == n_inputs else f"input {i}"
+            _modified(node, which, x, recorded, current)
 
 
-def _modified(node: Node, which: str, x: "Tensor", recorded: int) -> None:
+def _modified(node: Node, which: str, x: "Tensor", recorded: int, current: int) -> None:
     raise InplaceModifiedError(
         f"one of the variables needed for gradient computation has been modified by an in-place "
         f"operation: {which} of {node!r} (a {x.dtype} tensor of shape {x.shape}) is at version "
-        f"{_version(x)}; expected version {recorded} instead. Compute the loss again after the "
+        f"{current}; expected version {recorded} instead. Compute the loss again after the "
         f"in-place change (an optimizer step), or change a clone()"
     )
 
