@@ -13,8 +13,17 @@ from chainrule.errors import (AnomalyError, ChainruleError, GradcheckError, Grap
 from chainrule.grad_mode import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,
                                  no_grad, set_detect_anomaly, set_grad_enabled)
 from chainrule.tensor import Tensor, tensor
-from chainrule.ops import *  # noqa: F401,F403
-from chainrule.ops import __all__ as _ops_all
+from chainrule.ops.elementwise import *  # noqa: F401,F403
+from chainrule.ops.reductions import *  # noqa: F401,F403
+from chainrule.ops.shape import *  # noqa: F401,F403
+from chainrule.ops.linalg import *  # noqa: F401,F403
+from chainrule.ops.activations import *  # noqa: F401,F403
+from chainrule.ops.losses import *  # noqa: F401,F403
+from chainrule.ops.signal import *  # noqa: F401,F403
+from chainrule.ops.conv import *  # noqa: F401,F403
+from chainrule.ops.normalization import *  # noqa: F401,F403
+from chainrule.ops.creation import *  # noqa: F401,F403
+from chainrule import ops
 from chainrule.transforms import (elementwise_grad, grad, hessian, hvp, jacobian, jvp,
                                   value_and_grad, vjp)
 from chainrule.gradcheck import gradcheck
@@ -32,5 +41,7 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
     "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions", "draw_graph",
     "explain",
-    *[name for name in _ops_all if name not in ("REGISTRY", "Primitive", "as_tensor")],
 ]
+__all__ += ops.__all__
+for _internal in ("REGISTRY", "Primitive", "as_tensor"):  # ops' machinery, not the flat API
+    __all__.remove(_internal)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
@@ -64,7 +65,7 @@ def _versions(tensors: tuple) -> tuple:
 
 def check_versions(tensor: "Tensor") -> None:
     """Raise if an in-place operation changed a tensor that ``tensor``'s node saved for backward."""
-    node = tensor.grad_fn
+    node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
     tensors = (*node.inputs, tensor)
     now = _versions(tensors)
     if now == node.versions:  # the usual case: nothing changed in place since the forward
@@ -92,7 +93,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 def user_frame() -> str:
     """'file:line in function: source' of the innermost frame outside chainrule (anomaly mode)."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
@@ -125,7 +126,7 @@ def check_forward_anomaly(prim: "Primitive", inputs: Sequence["Tensor"], out: "T
 def _check_backward_anomaly(tensor: "Tensor", i: int, g: "Tensor", gx: "Tensor") -> None:
     if _all_finite([gx.data]) or not _all_finite([g.data]):
         return
-    node = tensor.grad_fn
+    node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
     raise AnomalyError(
         f"the VJP of {node.prim.name} returned NaN or inf for input {i} from a finite gradient "
         f"(inputs {_described(node.inputs)}); the node was created at {node.origin or '<unknown>'}"
@@ -214,9 +215,9 @@ def _run(
     # rule's result is checked as a whole (``propagate``), naming the node and where it was made.
     with set_grad_enabled(create_graph), set_detect_anomaly(False):
         for tensor in order:
-            g = grad_table.pop(id(tensor), None)
-            if g is None:
+            if id(tensor) not in grad_table:
                 continue
+            g = grad_table.pop(id(tensor))
             if tensor._hooks:
                 g = _apply_hooks(tensor, g)
             if wanted is not None and id(tensor) in wanted:
@@ -230,13 +231,13 @@ def _run(
                 _accumulate(tensor, g, create_graph, handed_out)
             propagate(tensor, g, grad_table, anomaly=anomaly)
             if not retain_graph:
-                node.inputs = None
+                node.inputs = None  # type: ignore[assignment]  # freed: GraphFreedError later
     return found
 
 
 def _apply_hooks(tensor: "Tensor", g: "Tensor") -> "Tensor":
     """Run ``tensor``'s hooks (``Tensor.register_hook``) on its complete gradient, in order."""
-    for hook in list(tensor._hooks.values()):
+    for hook in list(tensor._hooks.values()):  # type: ignore[union-attr]  # called when set
         result = hook(g)
         if result is None:
             continue
@@ -257,7 +258,7 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
     (the rule returned None). ``explain`` uses it to show the table being filled. With
     ``anomaly``, a contribution with NaN/inf from a finite ``g`` raises AnomalyError.
     """
-    node = tensor.grad_fn
+    node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
     inputs, params, prim = node.inputs, node.params, node.prim
     check_versions(tensor)
     for i, x in enumerate(inputs):
@@ -266,7 +267,7 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
                 report(i, x, "constant", None, None)
             continue
         if prim.variadic:
-            gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
+            gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)  # type: ignore[misc]
         else:
             rule = prim.vjps[i]
             gx = None if rule is None else rule(g, tensor, *inputs, **params)

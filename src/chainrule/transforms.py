@@ -23,7 +23,7 @@ gradients come back in the same structure, as JAX's. ``hessian`` is ``jacobian(j
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union, cast
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class _Variable(Tensor):
     """A leaf a transform differentiates with respect to; ``level`` is the call that made it."""
 
     __slots__ = ("level",)
+    level: "_Level"
 
 
 class _Level:
@@ -112,7 +113,7 @@ class _Level:
             raise TypeError(
                 f"can only differentiate with respect to floating inputs, got dtype {x.dtype}"
             )
-        variable = _Variable._from_array(x.data)
+        variable = cast(_Variable, _Variable._from_array(x.data))
         variable.level = self
         return variable.requires_grad_()
 
@@ -135,7 +136,7 @@ class _Level:
             seen.add(id(t))
             node = t.grad_fn
             if node is None:
-                if not isinstance(t, _Variable) or t.level.running:
+                if not (isinstance(t, _Variable) and not t.level.running):
                     return True
                 continue
             if node.inputs is not None:
@@ -292,10 +293,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
         dummies = [ops.zeros_like(o, requires_grad=True) for o in outs]
         pulled = level.pull_back(outs, dummies, create_graph=True)
         pairing = sum(ops.sum(g * t) for g, t in zip(pulled, tangent_leaves))
+    pushed: Sequence = [None] * len(outs)
     if isinstance(pairing, Tensor) and pairing.requires_grad:
         pushed = autograd_grad(pairing, dummies, create_graph=nested, allow_unused=True)
-    else:
-        pushed = [None] * len(outs)
     tangent_out = [ops.zeros_like(o) if t is None else t for t, o in zip(pushed, outs)]
     value = rebuild_out(outs if nested else [o.detach() for o in outs])
     return level.finish((value, rebuild_out(tangent_out)))
