@@ -3,7 +3,9 @@
 The output is reduced to a scalar with a fixed random projection, L(x) = sum(v * f(x)), as
 HIPS/autograd's checker does: one backward pass gives dL/dx = v^T J, and each element is
 compared with (L(x + eps e_j) - L(x - eps e_j)) / (2 eps). A random v makes a cancelling
-error in J very unlikely to go unseen.
+error in J very unlikely to go unseen. On a failure the failing input's whole Jacobian is
+computed both ways, so the message shows real derivative values (not values times v): the
+worst entry, with its input element and output element.
 """
 
 from __future__ import annotations
@@ -72,20 +74,79 @@ def gradcheck(f: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1e
               rtol: float = 1e-3, seed: int = 0) -> bool:
     """True if every gradient of ``f`` at ``inputs`` matches central differences (float64).
 
-    Passes when |analytic - numeric| <= atol + rtol * |numeric| for every element; otherwise raises
-    :class:`~chainrule.GradcheckError` naming the input, the element and both values.
+    Passes when |analytic - numeric| <= atol + rtol * |numeric| for every element of the projected
+    gradient; otherwise the failing input's real Jacobian is computed both ways (one backward pass
+    per output element, central differences per input element) and
+    :class:`~chainrule.GradcheckError` names the worst entry: input, input element, output element
+    and the two derivative values.
     """
     inputs = _as_inputs(inputs)
     for index, j, analytic, numeric in _compare(f, inputs, eps, seed):
-        if not abs(analytic - numeric) <= atol + rtol * abs(numeric):
-            shape = inputs[index].shape
-            element = np.unravel_index(j, shape) if shape else ()
-            raise GradcheckError(
-                f"gradient of input {index} (shape {shape}) at element {tuple(int(e) for e in element)}: "
-                f"back-propagated {analytic!r}, finite differences {numeric!r} "
-                f"(|difference| {abs(analytic - numeric):.3g} > atol {atol} + rtol {rtol} * |numeric|)"
-            )
+        if not _close(analytic, numeric, atol, rtol):
+            projected = (j, analytic, numeric)
+            raise GradcheckError(_worst_entry(f, inputs, index, eps, atol, rtol, projected))
     return True
+
+
+def _close(analytic: float, numeric: float, atol: float, rtol: float) -> bool:
+    return abs(analytic - numeric) <= atol + rtol * abs(numeric)
+
+
+def _element(flat_index: int, shape: tuple) -> tuple:
+    return tuple(int(e) for e in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def _jacobians(f: Callable, inputs: list, index: int, eps: float) -> tuple:
+    """(analytic, numeric, output shape): d f(...).flat[i] / d inputs[index].flat[j] at (i, j)."""
+    x = inputs[index]
+    with enable_grad():
+        out = f(*inputs)
+    analytic = np.zeros((out.size, x.size))
+    for i in range(out.size if out.requires_grad else 0):  # one backward pass per output element
+        seed = np.zeros(out.size, dtype=out.dtype)
+        seed[i] = 1
+        (g,) = autograd_grad(out, [x], grad_outputs=Tensor(seed.reshape(out.shape)),
+                             retain_graph=True, allow_unused=True)
+        if g is not None:
+            analytic[i] = g.data.reshape(-1)
+    numeric = np.zeros_like(analytic)
+    flat = x.data.reshape(-1)
+    for j in range(x.size):  # central differences, one input element at a time
+        saved = flat[j]
+        values = []
+        for shifted in (saved + eps, saved - eps):
+            flat[j] = shifted
+            with no_grad():
+                values.append(np.asarray(f(*inputs).data, dtype=np.float64).reshape(-1))
+        flat[j] = saved
+        numeric[:, j] = (values[0] - values[1]) / (2 * eps)
+    return analytic, numeric, out.shape
+
+
+def _worst_entry(f: Callable, inputs: list, index: int, eps: float, atol: float, rtol: float,
+                 projected: tuple) -> str:
+    """The failure message: the Jacobian entry of input ``index`` furthest outside the tolerance.
+
+    ``projected`` is (element, analytic, numeric) of the projected check that failed, reported
+    when every single entry is within the tolerance (errors that only add up in v^T J).
+    """
+    analytic, numeric, out_shape = _jacobians(f, inputs, index, eps)
+    shape = inputs[index].shape
+    with np.errstate(invalid="ignore"):  # inf - inf: nan, a failure as in the projected check
+        excess = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
+    excess[np.isnan(excess)] = np.inf
+    if excess.size and excess.max() > 1:
+        i, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        a, n = float(analytic[i, j]), float(numeric[i, j])
+        return (f"gradient of input {index} (shape {shape}) at element {_element(j, shape)}, "
+                f"output element {_element(i, out_shape)} (output shape {out_shape}): "
+                f"back-propagated {a!r}, finite differences {n!r} "
+                f"(|difference| {abs(a - n):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
+    j, a, n = projected
+    return (f"gradient of input {index} (shape {shape}) at element {_element(j, shape)}, "
+            f"projected on a random output direction: back-propagated {a!r}, finite differences "
+            f"{n!r} (|difference| {abs(a - n):.3g} > atol {atol} + rtol {rtol} * |numeric|); "
+            f"every single Jacobian entry is within the tolerance, their errors add up")
 
 
 def _first_derivative(f: Callable, n_inputs: int, seed: int) -> Callable:

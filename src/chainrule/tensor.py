@@ -7,22 +7,33 @@ every method and operator forwards to a function in :mod:`chainrule.ops`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
 from chainrule.hooks import RemovableHandle
+
+if TYPE_CHECKING:
+    from chainrule.autograd import Node
 
 __all__ = ["Tensor", "tensor", "to_array"]
 
 _FLOAT_KINDS = ("f",)
 
 
+#: The dtype of a Python number in a tensor (PyTorch's: its default dtype for floats).
+_PYTHON_DTYPES = {bool: np.dtype(np.bool_), int: np.dtype(np.int64), float: np.dtype(np.float32)}
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
 def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     """``data`` as an ndarray, with PyTorch's dtype rules for Python values.
 
-    NumPy arrays and NumPy scalars keep their dtype; Python floats (and lists with any float)
-    become float32; Python ints become int64; bools stay bool. ``dtype=`` overrides.
+    NumPy arrays, NumPy scalars and Tensors keep their dtype, also inside lists; Python floats
+    become float32, Python ints int64 (an int beyond int64 raises OverflowError, as PyTorch
+    refuses it, instead of wrapping), bools stay bool. The leaves of a list promote as in
+    PyTorch: the highest kind wins (bool < int < float) and within it NumPy's result type, so
+    ``[1, 2.5]`` is float32 and a list of float64 arrays stays float64. ``dtype=`` overrides.
     """
     if isinstance(data, Tensor):
         array = data.data
@@ -31,19 +42,62 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
     elif dtype is not None:  # straight to the requested dtype: no float32 detour for Python floats
         array = np.asarray(data, dtype=np.dtype(dtype))
     else:
-        array = np.asarray(data)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        elif array.dtype.kind in "iu":
-            array = array.astype(np.int64, copy=False)
-        elif array.dtype == object or array.dtype.kind in "USV":
-            raise TypeError(
-                f"cannot make a tensor from {type(data).__name__} holding {array.dtype} values: "
-                f"expected numbers, nested lists of numbers or an ndarray"
-            )
+        return _python_data(data)
     if dtype is not None:
         array = array.astype(np.dtype(dtype), copy=False)
     return array
+
+
+def _python_data(data: Any) -> np.ndarray:
+    """A Python number or (nested) list as an ndarray of PyTorch's dtype for it."""
+    scalar_dtype = _PYTHON_DTYPES.get(type(data))
+    if scalar_dtype is not None:  # the common case, a Python number
+        if type(data) is int and not -(2 ** 63) <= data < 2 ** 63:
+            raise OverflowError(f"cannot make a tensor from {data}: Python ints become int64, "
+                                f"whose range is -2**63 .. 2**63 - 1 (pass dtype= for another)")
+        return np.asarray(data, dtype=scalar_dtype)
+    array = np.asarray(data)
+    leaves: set = set()
+    if isinstance(data, (list, tuple)):
+        _leaf_dtypes(data, leaves)
+    target = _promote_leaves(leaves) if leaves else array.dtype
+    if target.kind not in _KIND_RANK or array.dtype.kind in "USV":
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} holding {array.dtype} values: "
+            f"expected numbers, nested lists of numbers or an ndarray"
+        )
+    if target.kind in "iu" and not np.can_cast(array.dtype, target):  # NumPy widened: too big
+        raise OverflowError(f"cannot make a tensor from {type(data).__name__} holding an int "
+                            f"beyond {target}'s range (Python ints become int64, as in PyTorch)")
+    if not leaves and array.dtype == np.float64:  # an empty list: PyTorch's default dtype
+        target = _PYTHON_DTYPES[float]
+    return array.astype(target, copy=False)
+
+
+def _leaf_dtypes(data: Any, found: set) -> None:
+    """Add to ``found`` the dtype of each leaf of nested lists (Python numbers: _PYTHON_DTYPES)."""
+    types = set(map(type, data))
+    found.update(_PYTHON_DTYPES[t] for t in types if t in _PYTHON_DTYPES)
+    if types.issubset(_PYTHON_DTYPES):
+        return
+    for item in data:
+        if isinstance(item, (list, tuple)):
+            _leaf_dtypes(item, found)
+        elif isinstance(item, (np.ndarray, np.generic, Tensor)):
+            found.add(item.dtype)
+        elif type(item) not in _PYTHON_DTYPES:
+            found.add(np.asarray(item).dtype)  # complex, None, strings ...: judged by the caller
+
+
+def _promote_leaves(dtypes: set) -> np.dtype:
+    """PyTorch's promotion of leaf dtypes: the highest kind wins, then NumPy's result type in it.
+
+    (NumPy alone widens int64 with float32 to float64 and turns Python floats into float64.)
+    """
+    if any(d.kind not in _KIND_RANK for d in dtypes):
+        return np.dtype(object)
+    top = max(_KIND_RANK[d.kind] for d in dtypes)
+    return np.result_type(*[d for d in dtypes if _KIND_RANK[d.kind] == top])
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
@@ -62,7 +116,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self.data = to_array(data)
         self.grad: Optional[Tensor] = None
-        self.grad_fn = None
+        self.grad_fn: Optional[Node] = None
         self._retains_grad = False
         self._hooks: Optional[dict] = None
         self._version = 0  # bumped by every in-place operation (see `version`)

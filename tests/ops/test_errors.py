@@ -34,7 +34,8 @@ BAD_CALLS = [
     (lambda: cr.ones(2)[[5]],                        IndexError,    "shape (2,)"),
     (lambda: cr.randn(-1),                           ValueError,    "non-negative"),
     (lambda: cr.stack([X, cr.ones(3)]),              cr.ShapeError, "tensor 1 has shape (3,)"),
-    (lambda: cr.mean(cr.ones(0)),                    ValueError,    "empty"),
+    (lambda: cr.max(cr.ones(0)),                     cr.ShapeError, "cannot reduce over an empty axis"),
+    (lambda: cr.sum(cr.tensor(1.0), 1),              IndexError,    "valid: -1 .. 0"),
     (lambda: cr.tensor([1, 2], requires_grad=True),  TypeError,     "floating"),
 ]
 # fmt: on

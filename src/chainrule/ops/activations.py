@@ -34,12 +34,21 @@ def _heaviside_impl(x, *, value_at_zero, surrogate_slope):
     return np.where(x > 0, 1, np.where(x == 0, value_at_zero, 0)).astype(x.dtype, copy=False)
 
 
+def _sigmoid_impl(x):
+    """expit, in x's dtype (SciPy has no float16 loop: it would answer in float64)."""
+    return special.expit(x).astype(x.dtype, copy=False)
+
+
 def _softmax_impl(x, *, axis):
+    if not x.size:  # an empty axis: nothing to normalise (and no maximum to shift by)
+        return x.copy()
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def _log_softmax_impl(x, *, axis):
+    if not x.size:
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -51,7 +60,7 @@ heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
 sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(
     lambda g, out, x, *, surrogate_slope: _surrogate(g, x, surrogate_slope, 2.0))
-sigmoid_p     = Primitive("sigmoid", special.expit).defvjp(lambda g, out, x: g * out * (1 - out))
+sigmoid_p     = Primitive("sigmoid", _sigmoid_impl).defvjp(lambda g, out, x: g * out * (1 - out))
 softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(lambda g, out, x: g * sigmoid(x))
 softmax_p     = Primitive("softmax", _softmax_impl).defvjp(
     lambda g, out, x, *, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))
@@ -105,53 +114,58 @@ def sign(x, surrogate_slope: Optional[float] = None) -> Tensor:
 
 
 def sigmoid(x) -> Tensor:
-    """s(x) = 1 / (1 + e^-x), computed without overflow; d/dx = s(x)(1 - s(x)) (VJP g s (1 - s))."""
-    return sigmoid_p.bind(as_tensor(x))
+    """s(x) = 1 / (1 + e^-x), computed without overflow; d/dx = s(x)(1 - s(x)) (VJP g s (1 - s)).
+
+    Keeps float16 (and float32, float64); integer and bool tensors give float32.
+    """
+    return sigmoid_p.bind(floating(x))
 
 
 def softplus(x) -> Tensor:
     """log(1 + e^x) = logaddexp(0, x), finite for any finite x; d/dx = sigmoid(x)."""
-    return softplus_p.bind(as_tensor(x))
+    return softplus_p.bind(floating(x))
 
 
 def log_sigmoid(x) -> Tensor:
     """log s(x) = -softplus(-x); d/dx = 1 - s(x) = s(-x)."""
-    return -softplus(-as_tensor(x))
+    return -softplus(-floating(x))
 
 
 def softmax(x, axis: int = -1) -> Tensor:
     """S_i = e^{x_i} / sum_j e^{x_j} along ``axis`` (shifted by the max, so it never overflows).
 
-    Jacobian diag(S) - S S^T, applied in O(n) as the VJP S * (g - sum(g * S)).
+    Jacobian diag(S) - S S^T, applied in O(n) as the VJP S * (g - sum(g * S)). A 0-d tensor
+    (axis 0 or -1) is one element: softmax 1. Integer and bool tensors give float32.
     """
-    x = as_tensor(x)
-    (ax,) = normalize_axis(axis, x.ndim)
-    return softmax_p.bind(x, axis=ax)
+    x = floating(x)
+    return softmax_p.bind(x, axis=normalize_one_axis(axis, x.ndim))
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
-    """log S_i = x_i - logsumexp(x) along ``axis``; VJP g - S * sum(g)."""
-    x = as_tensor(x)
-    (ax,) = normalize_axis(axis, x.ndim)
-    return log_softmax_p.bind(x, axis=ax)
+    """log S_i = x_i - logsumexp(x) along ``axis``; VJP g - S * sum(g). 0 for a 0-d tensor."""
+    x = floating(x)
+    return log_softmax_p.bind(x, axis=normalize_one_axis(axis, x.ndim))
 
 
 def maxout(x, pieces: int, axis: int = -1) -> Tensor:
     """Maximum over consecutive groups of ``pieces`` along ``axis`` (Goodfellow et al.'s maxout unit).
 
-    An axis of length n gives n / pieces outputs; ties share the gradient as in ``max``.
+    An axis of length n gives n / pieces outputs; ties share the gradient as in ``max``. A 0-d
+    tensor is one element (axis 0 or -1, pieces=1) and is its own maxout.
     """
     x = as_tensor(x)
-    (ax,) = normalize_axis(axis, x.ndim)
+    ax = normalize_one_axis(axis, x.ndim)
     if not isinstance(pieces, (int, np.integer)) or pieces < 1:
         raise ValueError(f"maxout: pieces must be a positive int, got {pieces!r}")
-    n = x.shape[ax]
+    n = 1 if ax is None else x.shape[ax]
     if n % pieces:
         raise ShapeError(f"maxout: axis {axis} has length {n}, not divisible by pieces={pieces}")
+    if ax is None:
+        return x
     grouped = reshape(x, x.shape[:ax] + (n // pieces, pieces) + x.shape[ax + 1:])
     return max(grouped, axis=ax + 1)
 
 
-from chainrule.ops.elementwise import exp, greater, where  # noqa: E402
-from chainrule.ops.reductions import max, normalize_axis, sum  # noqa: E402
+from chainrule.ops.elementwise import exp, floating, greater, where  # noqa: E402
+from chainrule.ops.reductions import max, normalize_one_axis, sum  # noqa: E402
 from chainrule.ops.shape import reshape  # noqa: E402

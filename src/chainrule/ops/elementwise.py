@@ -3,6 +3,11 @@
 Each primitive is one table row: name, NumPy forward, VJP per input. The rules return
 gradients of the broadcast output shape; the engine sums them back to each input's shape.
 Comparisons (``less``, ``equal`` ...) return bool tensors and are not part of the graph.
+
+Dtypes follow PyTorch: a function whose result is a float (exp, log, sqrt, sin, tanh, true
+division ...) computes integer and bool tensors in float32, PyTorch's default dtype
+(:func:`floating`); an integer operand meeting a floating one takes its dtype, a Python float
+meeting an integer tensor is float32 (:func:`promote`).
 """
 
 from __future__ import annotations
@@ -19,15 +24,65 @@ __all__ = [
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "isfinite",
 ]
 
+#: PyTorch's default dtype: what integer and bool tensors become in a floating function.
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def floating(x) -> Tensor:
+    """``x`` as a Tensor of a floating dtype: integer and bool tensors become float32.
+
+    For every function whose result is a float (exp, log, sigmoid, mean ...), as PyTorch
+    promotes integer inputs to its default dtype (NumPy would give float64).
+    """
+    x = as_tensor(x)
+    if x.data.dtype.kind in "fc":
+        return x
+    return Tensor._from_array(x.data.astype(DEFAULT_FLOAT))
+
+
+def promote(*tensors: Tensor, to_float: bool = False) -> tuple:
+    """The operands of one operation brought to one kind, by PyTorch's category rule.
+
+    Where floating and integer (or bool) tensors meet, the integer ones take the floating
+    operands' common dtype (NumPy would widen int64 + float32 to float64); with
+    ``to_float=True`` (true division) all-integer operands become float32.
+    """
+    floats = [t.data.dtype for t in tensors if t.data.dtype.kind in "fc"]
+    if len(floats) == len(tensors) or not (floats or to_float):
+        return tensors  # one kind: NumPy's promotion within a kind is PyTorch's
+    target = np.result_type(*floats) if floats else DEFAULT_FLOAT
+    return tuple(t if t.data.dtype == target else Tensor._from_array(t.data.astype(target))
+                 for t in tensors)
+
 
 def _ties_weight(x: Tensor, y: Tensor) -> Tensor:
     """1 where x wins, 1/2 where x and y tie, 0 where y wins: the share of maximum(x, y)'s gradient."""
     return where(greater(x, y), 1.0, where(equal(x, y), 0.5, 0.0))
 
 
-def _safe_log_base(x: Tensor) -> Tensor:
-    """x with zeros replaced by 1, so d(x**y)/dy = x**y log x is 0 at x = 0 (as PyTorch)."""
-    return where(equal(x, 0), 1.0, x)
+def _power_derivative(x: Tensor, y: Tensor) -> Tensor:
+    """d/dx x^y = y x^(y-1), exactly 0 where x = y = 0 (not 0 * 0^-1 = nan).
+
+    Exact at every order: the derivative of x^(y-1) is this rule again with exponent y - 1, so
+    d^k/dx^k x^y at x = 0 is 0 for each integer y < k (PyTorch's values for a Python exponent;
+    with a tensor exponent PyTorch gives nan from the second order on). Both ``where``s keep
+    the masked elements out of the graph, so their derivatives in x and y are 0, not nan.
+    """
+    zero = np.logical_and(x.data == 0, y.data == 0)
+    if not zero.any():
+        return y * x ** (y - 1)
+    zero = Tensor._from_array(zero)
+    return where(zero, 0.0, y * where(zero, 1.0, x) ** (y - 1))
+
+
+def _log_base(x: Tensor, y: Tensor) -> Tensor:
+    """x with 1 where x = 0 and y >= 0, for d/dy x^y = x^y log x (PyTorch's values).
+
+    There 0^y is 1 or 0, constant in y: the derivative is 0. For y < 0 it stays 0^y log 0 =
+    inf * -inf = -inf, and x^y log x elsewhere.
+    """
+    constant = np.logical_and(x.data == 0, y.data >= 0)
+    return where(Tensor._from_array(constant), 1.0, x) if constant.any() else x
 
 
 def _clip_impl(x, *, lo, hi):
@@ -50,8 +105,8 @@ mul_p     = Primitive("mul", np.multiply).defvjp(lambda g, out, x, y: g * y, lam
 div_p     = Primitive("div", np.true_divide).defvjp(lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
 neg_p     = Primitive("neg", np.negative).defvjp(lambda g, out, x: -g)
 pow_p     = Primitive("pow", np.power).defvjp(
-    lambda g, out, x, y: g * y * x ** (y - 1),
-    lambda g, out, x, y: g * out * log(_safe_log_base(x)))
+    lambda g, out, x, y: g * _power_derivative(x, y),
+    lambda g, out, x, y: g * out * log(_log_base(x, y)))
 exp_p     = Primitive("exp", np.exp).defvjp(lambda g, out, x: g * out)
 log_p     = Primitive("log", np.log).defvjp(lambda g, out, x: g / x)
 log1p_p   = Primitive("log1p", np.log1p).defvjp(lambda g, out, x: g / (x + 1))
@@ -73,17 +128,27 @@ astype_p  = Primitive("astype", lambda x, *, dtype: x.astype(dtype)).defvjp(
 # fmt: on
 
 
-def _operands(x, y) -> tuple[Tensor, Tensor]:
-    """Both operands as Tensors; a Python number takes the other operand's dtype (NEP 50)."""
+def _scalar_operand(value, other: Tensor) -> Tensor:
+    """A Python number takes the tensor's dtype (NEP 50); next to integers a float is float32."""
+    python_float = isinstance(value, float) and not isinstance(value, np.generic)
+    if python_float and other.data.dtype.kind not in "fc":
+        return Tensor._from_array(np.asarray(value, dtype=DEFAULT_FLOAT))
+    return as_tensor(value, like=other)
+
+
+def _operands(x, y, to_float: bool = False) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors of one kind (:func:`promote`); see :func:`_scalar_operand`."""
     if not isinstance(x, Tensor):
-        x = as_tensor(x, like=y if isinstance(y, Tensor) else None)
+        x = _scalar_operand(x, y) if isinstance(y, Tensor) else as_tensor(x)
     if not isinstance(y, Tensor):
-        y = as_tensor(y, like=x)
-    return x, y
+        y = _scalar_operand(y, x)
+    if x.data.dtype.kind == "f" and y.data.dtype.kind == "f":  # the hot path
+        return x, y
+    return promote(x, y, to_float=to_float)
 
 
-def _binary(prim: Primitive, x, y) -> Tensor:
-    x, y = _operands(x, y)
+def _binary(prim: Primitive, x, y, to_float: bool = False) -> Tensor:
+    x, y = _operands(x, y, to_float)
     try:
         return prim.bind(x, y)
     except ValueError:
@@ -117,12 +182,14 @@ def mul(x, y) -> Tensor:
 
 
 def div(x, y) -> Tensor:
-    """x / y (true division), broadcasting. d/dx = 1/y, d/dy = -x/y^2."""
-    return _binary(div_p, x, y)
+    """x / y (true division), broadcasting; integers give float32. d/dx = 1/y, d/dy = -x/y^2."""
+    return _binary(div_p, x, y, to_float=True)
 
 
 def pow(x, y) -> Tensor:
-    """x ** y. d/dx = y x^(y-1); d/dy = x^y log x (taken as 0 where x = 0)."""
+    """x ** y. d/dx = y x^(y-1), exactly 0 where y = 0 (also at x = 0, at every order);
+    d/dy = x^y log x, 0 where x = 0 and y >= 0, -inf where x = 0 and y < 0 (as PyTorch).
+    """
     return _binary(pow_p, x, y)
 
 
@@ -143,42 +210,42 @@ def neg(x) -> Tensor:
 
 def exp(x) -> Tensor:
     """e^x; d/dx = e^x."""
-    return exp_p.bind(as_tensor(x))
+    return exp_p.bind(floating(x))
 
 
 def log(x) -> Tensor:
     """Natural logarithm; d/dx = 1/x."""
-    return log_p.bind(as_tensor(x))
+    return log_p.bind(floating(x))
 
 
 def log1p(x) -> Tensor:
     """log(1 + x), accurate for small x; d/dx = 1/(1 + x)."""
-    return log1p_p.bind(as_tensor(x))
+    return log1p_p.bind(floating(x))
 
 
 def expm1(x) -> Tensor:
     """e^x - 1, accurate for small x; d/dx = e^x."""
-    return expm1_p.bind(as_tensor(x))
+    return expm1_p.bind(floating(x))
 
 
 def sqrt(x) -> Tensor:
     """Square root; d/dx = 1/(2 sqrt x)."""
-    return sqrt_p.bind(as_tensor(x))
+    return sqrt_p.bind(floating(x))
 
 
 def sin(x) -> Tensor:
     """Sine; d/dx = cos x."""
-    return sin_p.bind(as_tensor(x))
+    return sin_p.bind(floating(x))
 
 
 def cos(x) -> Tensor:
     """Cosine; d/dx = -sin x."""
-    return cos_p.bind(as_tensor(x))
+    return cos_p.bind(floating(x))
 
 
 def tanh(x) -> Tensor:
     """Hyperbolic tangent; d/dx = 1 - tanh(x)^2."""
-    return tanh_p.bind(as_tensor(x))
+    return tanh_p.bind(floating(x))
 
 
 def abs(x) -> Tensor:
@@ -187,8 +254,13 @@ def abs(x) -> Tensor:
 
 
 def clip(x, min=None, max=None) -> Tensor:
-    """x limited to [min, max] (either may be None). Gradient 1 inside, ends included, 0 outside."""
+    """x limited to [min, max] (either may be None). Gradient 1 inside, ends included, 0 outside.
+
+    An integer tensor clipped to a float bound becomes float32 (as ``torch.clamp``).
+    """
     x = as_tensor(x)
+    if any(isinstance(b, (float, np.floating)) for b in (min, max)):
+        x = floating(x)
     if min is None and max is None:
         raise ValueError("clip: give min, max or both (both are None)")
     if min is not None and max is not None and min > max:
@@ -201,9 +273,7 @@ def where(condition, x, y) -> Tensor:
     condition = as_tensor(condition)
     if condition.dtype != np.bool_:
         condition = Tensor._from_array(condition.data.astype(bool))
-    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
-    x = as_tensor(x, like=like)
-    y = as_tensor(y, like=like)
+    x, y = _operands(x, y)
     try:
         return where_p.bind(condition, x, y)
     except ValueError:
@@ -221,7 +291,10 @@ def astype(x, dtype) -> Tensor:
 
 
 def _compare(ufunc, x, y) -> Tensor:
-    x, y = _operands(x, y)
+    """NumPy's comparison; a Python number takes the other operand's dtype, nothing else is cast
+    (float32 would round large integers)."""
+    x = as_tensor(x, like=y if isinstance(y, Tensor) else None)
+    y = as_tensor(y, like=x)
     try:
         return Tensor._from_array(np.asarray(ufunc(x.data, y.data)))
     except ValueError:

@@ -77,8 +77,11 @@ einsum_p = Primitive("einsum", lambda *ops, subscripts: np.einsum(subscripts, *o
 
 
 def matmul(a, b) -> Tensor:
-    """Matrix product with ``numpy.matmul`` semantics (1-D operands, broadcast batch axes)."""
-    a, b = as_tensor(a), as_tensor(b)
+    """Matrix product with ``numpy.matmul`` semantics (1-D operands, broadcast batch axes).
+
+    An integer operand with a floating one takes its dtype (``promote``), not NumPy's float64.
+    """
+    a, b = promote(as_tensor(a), as_tensor(b))
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: operands must have at least one dimension; use mul for scalars")
     k_a = a.shape[-1]
@@ -110,9 +113,10 @@ def outer(a, b) -> Tensor:
 def einsum(subscripts: str, *operands) -> Tensor:
     """Einstein summation (``numpy.einsum``) without ellipsis or repeated indices in one operand.
 
-    Each operand's gradient is again an einsum: g contracted with the other operands.
+    Each operand's gradient is again an einsum: g contracted with the other operands. Integer
+    operands with floating ones take their dtype, as in ``matmul``.
     """
-    operands = [as_tensor(x) for x in operands]
+    operands = promote(*[as_tensor(x) for x in operands])
     inputs, _ = _parse_einsum(subscripts, len(operands))
     sizes: dict[str, tuple[int, int]] = {}
     for k, (term, x) in enumerate(zip(inputs, operands)):
@@ -129,5 +133,6 @@ def einsum(subscripts: str, *operands) -> Tensor:
         raise ShapeError(f"einsum {subscripts!r} on shapes {[x.shape for x in operands]}: {error}") from None
 
 
+from chainrule.ops.elementwise import promote  # noqa: E402
 from chainrule.ops.reductions import broadcast_to  # noqa: E402
 from chainrule.ops.shape import expand_dims, reshape, squeeze, transpose_p  # noqa: E402

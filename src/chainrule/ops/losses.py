@@ -1,5 +1,8 @@
 """Loss functions (PyTorch names, layouts and ``reduction='mean'|'sum'|'none'``).
 
+Inputs are floats (integer inputs become float32); a mean over no sample (an empty batch, or
+every target ignored) is nan, as in PyTorch.
+
 Two are primitives with fused rules: binary_cross_entropy (PyTorch's clamped log and
 gradient) and softmax_cross_entropy, the per-sample -log softmax(z)[y] behind ``cross_entropy``
 with integer targets, whose VJP is g (softmax(z) - onehot(y)), finite for any finite logits.
@@ -39,6 +42,23 @@ def _float_target(target, input: Tensor) -> Tensor:
     return target
 
 
+def _weighted_mean(total: Tensor, weight_sum) -> Tensor:
+    """total / weight_sum; nan when no sample counts (an empty batch, every target ignored), as
+    PyTorch, without NumPy's 0/0 warning."""
+    return total / weight_sum if weight_sum else total * np.nan
+
+
+def _check_probabilities(name: str, argument: str, t: Tensor) -> None:
+    """Every element in [0, 1] (nan is not), PyTorch's check and message, naming the argument."""
+    inside = (t.data >= 0) & (t.data <= 1)
+    if not inside.all():
+        bad = t.data[~inside].flat[0]
+        logits = "; for raw scores use binary_cross_entropy_with_logits"
+        hint = logits if argument == "input" else ""
+        raise ValueError(f"{name}: all elements of {argument} should be between 0 and 1 "
+                         f"({argument} must hold probabilities in [0, 1], found {bad}){hint}")
+
+
 def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
@@ -48,7 +68,7 @@ def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     """Mean squared error: mean((input - target)^2); gradient 2 (input - target) / n."""
-    input = as_tensor(input)
+    input = floating(input)  # a loss is a float: integer input is float32
     target = _float_target(target, input)
     _check("mse_loss", input, target, reduction)
     diff = input - target
@@ -100,14 +120,14 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     """-(y log p + (1 - y) log(1 - p)) for probabilities p in [0, 1].
 
     As PyTorch: each log is floored at -100, so p = 0 or 1 gives a finite loss, and the gradient
-    (p - y) / (p (1 - p)) has its denominator kept >= 1e-12.
+    (p - y) / (p (1 - p)) has its denominator kept >= 1e-12. An input or target element outside
+    [0, 1], nan included, raises ValueError naming the argument (PyTorch's check).
     """
-    input = as_tensor(input)
+    input = floating(input)
     target = _float_target(target, input)
     _check("binary_cross_entropy", input, target, reduction)
-    if input.size and (np.min(input.data) < 0 or np.max(input.data) > 1):
-        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
-                         "for raw scores use binary_cross_entropy_with_logits")
+    _check_probabilities("binary_cross_entropy", "input", input)
+    _check_probabilities("binary_cross_entropy", "target", target)
     loss = bce_p.bind(input, target)
     if weight is not None:
         loss = loss * weight
@@ -120,7 +140,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
 
     Without pos_weight this is softplus(z) - y z; its gradient is sigmoid(z) - y.
     """
-    input = as_tensor(input)
+    input = floating(input)
     target = _float_target(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
     log_weight = 1.0 if pos_weight is None else 1 + (pos_weight - 1) * target
@@ -155,7 +175,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
 
     loss_n = -w[y_n] input[n, y_n]; 'mean' divides by sum_n w[y_n] (PyTorch's weighted mean).
     """
-    input = as_tensor(input)
+    input = floating(input)
     target_array = _int_target("nll_loss", input, target)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
@@ -164,7 +184,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     pick *= np.expand_dims(sample_weight, 1)
     loss = -sum(input * Tensor._from_array(pick), axis=1)
     if reduction == "mean":
-        return sum(loss) / sample_weight.sum()
+        return _weighted_mean(sum(loss), sample_weight.sum())
     return _reduce(loss, reduction)
 
 
@@ -188,7 +208,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     loss_n = -sum_c q_nc log softmax(z_n)_c with q the (smoothed) target distribution:
     q = (1 - eps) onehot(y) + eps / C. The gradient w.r.t. z is softmax(z) - q (times 1/N for the mean).
     """
-    input = as_tensor(input)
+    input = floating(input)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -212,7 +232,10 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
     safe_target = np.where(target_array == ignore_index, 0, target_array)
     losses = softmax_cross_entropy_p.bind(input, target=safe_target, sample_weight=sample_weight)
-    nll = sum(losses) / sample_weight.sum() if reduction == "mean" else _reduce(losses, reduction)
+    if reduction == "mean":
+        nll = _weighted_mean(sum(losses), sample_weight.sum())
+    else:
+        nll = _reduce(losses, reduction)
     if not label_smoothing:
         return nll
     log_p = log_softmax(input, axis=1)
@@ -222,13 +245,13 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     coef = np.expand_dims(valid, 1) * class_w.reshape((1, n_classes) + (1,) * (input.ndim - 2))
     smooth = -sum(log_p * Tensor._from_array(coef), axis=1) / n_classes
     if reduction == "mean":
-        smooth = sum(smooth) / sample_weight.sum()
+        smooth = _weighted_mean(sum(smooth), sample_weight.sum())
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
 
 
 from chainrule.ops.activations import log_softmax, softmax, softplus  # noqa: E402
-from chainrule.ops.elementwise import astype, log, log1p, maximum  # noqa: E402
+from chainrule.ops.elementwise import astype, floating, log, log1p, maximum  # noqa: E402
 from chainrule.ops.reductions import mean, sum  # noqa: E402
 from chainrule.ops.shape import reshape  # noqa: E402

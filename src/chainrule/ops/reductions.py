@@ -15,25 +15,59 @@ from chainrule.errors import ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
-__all__ = ["sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to", "argmax", "argmin"]
+__all__ = [
+    "sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to", "argmax", "argmin",
+    "AxisError",
+]
 
 Axis = Optional[Union[int, tuple]]
 
 
+class AxisError(ShapeError, IndexError):
+    """An axis out of range: a ShapeError, and an IndexError as NumPy's AxisError and torch's."""
+
+
 def normalize_axis(axis: Axis, ndim: int, name: str = "axis") -> tuple:
-    """``axis`` as a sorted tuple of non-negative ints; a clear error when out of range."""
+    """``axis`` (None, an int or a sequence of ints) as a sorted tuple of axes in ``range(ndim)``.
+
+    The one place every axis argument is checked (reductions, softmax, squeeze, flatten,
+    transpose, stack ...). PyTorch's rule: valid axes are -n .. n-1, and a 0-d tensor acts as one
+    element, so axis 0 and -1 are valid for it and name no axis at all (the result is ``()``:
+    reducing or squeezing it changes nothing). Anything else raises :class:`AxisError` naming
+    the valid range; an axis given twice raises too.
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    span = builtins.max(ndim, 1)
     result = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)) or not -ndim <= a < builtins.max(ndim, 1):
-            raise ShapeError(f"{name}={axis!r} is out of range for a tensor with {ndim} dimensions "
-                             f"(valid: {-ndim} .. {ndim - 1})")
-        result.append(int(a) % builtins.max(ndim, 1))
+        if not isinstance(a, (int, np.integer)) or not -span <= a < span:
+            where = f"a tensor with {ndim} dimensions" if ndim else "a 0-d tensor"
+            rule = "" if ndim else "; a 0-d tensor acts as one element"
+            raise AxisError(f"{name}={axis!r} is out of range for {where} "
+                            f"(valid: {-span} .. {span - 1}{rule})")
+        result.append(int(a) % span)
     if len(set(result)) != len(result):
         raise ShapeError(f"{name}={axis!r} repeats an axis")
-    return tuple(sorted(result))
+    return tuple(sorted(result)) if ndim else ()
+
+
+def normalize_one_axis(axis: int, ndim: int, name: str = "axis") -> Optional[int]:
+    """One axis (an int) as an int in ``range(ndim)``; None for a 0-d tensor's axis 0 or -1.
+
+    For the functions that act along a single axis (softmax, argmax, split, flatten's ends ...);
+    checked by :func:`normalize_axis`. None is NumPy's ``axis=None``, the whole of a 0-d array.
+    """
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
+    axes = normalize_axis(axis, ndim, name)
+    return axes[0] if axes else None
+
+
+def _count(x: Tensor, axes: tuple) -> int:
+    """How many elements each result element of a reduction over ``axes`` gathers."""
+    return int(np.prod([x.shape[a] for a in axes]))
 
 
 def _kept_shape(shape: tuple, axes: tuple) -> tuple:
@@ -77,34 +111,42 @@ broadcast_to_p = Primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x
 
 
 def sum(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Sum over ``axis`` (all axes by default)."""
+    """Sum over ``axis`` (all axes by default); 0 over an empty axis."""
     x = as_tensor(x)
     return sum_p.bind(x, axis=normalize_axis(axis, x.ndim), keepdims=keepdims)
 
 
 def mean(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over ``axis``: sum / count."""
-    x = as_tensor(x)
+    """Arithmetic mean over ``axis``: sum / count; integer and bool tensors give float32.
+
+    Over an empty axis the mean is nan, as in NumPy and PyTorch (without NumPy's warning).
+    """
+    x = floating(x)
     axes = normalize_axis(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes]))
-    if count == 0:
-        raise ValueError(f"mean over an empty axis ({axis!r} of shape {x.shape}) is undefined")
-    return sum_p.bind(x, axis=axes, keepdims=keepdims) / count
+    total = sum_p.bind(x, axis=axes, keepdims=keepdims)
+    count = _count(x, axes)
+    return total / count if count else total * np.nan  # 0 * nan: nan, and no 0/0 warning
 
 
 def var(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance, mean((x - mean(x))^2) * n / (n - ddof). NumPy's default ddof=0 (population)."""
-    x = as_tensor(x)
+    """Variance, mean((x - mean(x))^2) * n / (n - ddof). NumPy's default ddof=0 (population).
+
+    With no more than ``ddof`` elements (an empty axis, or one element and ddof=1) the variance
+    is nan, as in NumPy and PyTorch (without their warnings). Integers give float32.
+    """
+    x = floating(x)
     axes = normalize_axis(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes]))
-    if count - ddof <= 0:
-        raise ValueError(f"var: ddof={ddof} needs more than {ddof} elements, got {count}")
+    count = _count(x, axes)
     centred = x - mean(x, axis=axes, keepdims=True)
-    return sum(centred * centred, axis=axes, keepdims=keepdims) / (count - ddof)
+    squares = sum(centred * centred, axis=axes, keepdims=keepdims)
+    return squares / (count - ddof) if count > ddof else squares * np.nan
 
 
 def max(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Maximum over ``axis``. Tied maxima share the gradient equally (a valid subgradient)."""
+    """Maximum over ``axis``. Tied maxima share the gradient equally (a valid subgradient).
+
+    An empty axis raises :class:`ShapeError` (the maximum of nothing has no identity).
+    """
     x = as_tensor(x)
     axes = normalize_axis(axis, x.ndim)
     _check_not_empty("max", x, axes)
@@ -112,7 +154,10 @@ def max(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def min(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Minimum over ``axis``. Tied minima share the gradient equally (a valid subgradient)."""
+    """Minimum over ``axis``. Tied minima share the gradient equally (a valid subgradient).
+
+    An empty axis raises :class:`ShapeError` (the minimum of nothing has no identity).
+    """
     x = as_tensor(x)
     axes = normalize_axis(axis, x.ndim)
     _check_not_empty("min", x, axes)
@@ -120,9 +165,10 @@ def min(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def argmax(x, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
-    """Index of the maximum along ``axis`` (of the flattened tensor if None), int64; the first one on ties.
+    """Index of the maximum along ``axis`` (of the flattened tensor if None), int64; first on ties.
 
-    Not differentiable (an index has no gradient): the result is outside the graph.
+    Not differentiable (an index has no gradient): the result is outside the graph. An empty
+    axis raises :class:`ShapeError`.
     """
     return _arg_extreme(np.argmax, "argmax", x, axis, keepdims)
 
@@ -135,24 +181,30 @@ def argmin(x, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
 def _arg_extreme(fn, name: str, x, axis, keepdims: bool) -> Tensor:
     x = as_tensor(x)
     if axis is not None:
-        (axis,) = normalize_axis(axis, x.ndim)
+        axis = normalize_one_axis(axis, x.ndim)  # None for a 0-d tensor: its one element
     _check_not_empty(name, x, tuple(range(x.ndim)) if axis is None else (axis,))
     return Tensor._from_array(np.asarray(fn(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
 def _check_not_empty(name: str, x: Tensor, axes: tuple) -> None:
-    if any(x.shape[a] == 0 for a in axes):
-        raise ValueError(f"{name} of an empty axis (shape {x.shape}) has no identity; reduce a non-empty axis")
+    """max, min, argmax, argmin: an empty axis is an error (as PyTorch), never NumPy's message."""
+    empty = [a for a in axes if x.shape[a] == 0]
+    if empty:
+        raise ShapeError(f"{name}: cannot reduce over an empty axis (axis {empty[0]} of shape "
+                         f"{x.shape}): {name} has no identity; reduce a non-empty axis")
 
 
 def logsumexp(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m = max(x): finite for any finite x.
 
     Its gradient is softmax(x) along ``axis``. The shift m is a constant (detached): the result
-    does not depend on it.
+    does not depend on it. Over an empty axis the result is log(0) = -inf (NumPy's and
+    PyTorch's value); integer and bool tensors give float32.
     """
-    x = as_tensor(x)
+    x = floating(x)
     axes = normalize_axis(axis, x.ndim)
+    if not _count(x, axes):  # no max to shift by, and log's divide-by-zero warning avoided
+        return sum(x, axis=axes, keepdims=keepdims) - np.inf
     shift = _finite_or_zero(max(x.detach(), axis=axes, keepdims=True))
     result = log(sum(exp(x - shift), axis=axes, keepdims=True)) + shift
     return result if keepdims else result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
@@ -187,4 +239,4 @@ def broadcast_to(x, shape) -> Tensor:
     return broadcast_to_p.bind(x, shape=shape)
 
 
-from chainrule.ops.elementwise import exp, log  # noqa: E402
+from chainrule.ops.elementwise import exp, floating, log  # noqa: E402

@@ -13,7 +13,7 @@ import numpy as np
 
 from chainrule.errors import ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.ops.reductions import normalize_axis
+from chainrule.ops.reductions import normalize_axis, normalize_one_axis
 from chainrule.tensor import Tensor
 
 __all__ = [
@@ -71,13 +71,19 @@ def reshape(x, shape) -> Tensor:
 
 
 def transpose(x, axes=None) -> Tensor:
-    """Permute the axes (reverse them when ``axes`` is None), as ``numpy.transpose``."""
+    """Permute the axes (reverse them when ``axes`` is None), as ``numpy.transpose``.
+
+    A 0-d tensor acts as one element: ``()``, ``(0,)`` or ``(-1,)`` leave it as it is.
+    """
     x = as_tensor(x)
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
-    axes = tuple(int(a) % max(x.ndim, 1) for a in axes)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ShapeError(f"transpose: axes {axes} are not a permutation of 0..{x.ndim - 1}")
+    given = tuple(axes)
+    axes = tuple(normalize_one_axis(a, x.ndim, "axes") for a in given)
+    if x.ndim == 0 and len(axes) <= 1:
+        return x
+    if x.ndim == 0 or sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: axes {given} are not a permutation of 0..{x.ndim - 1}")
     if axes == tuple(range(x.ndim)):
         return x
     return transpose_p.bind(x, axes=axes)
@@ -89,16 +95,21 @@ def permute(x, *axes) -> Tensor:
 
 
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
-    """Exchange two axes."""
+    """Exchange two axes (``torch.transpose``); a 0-d tensor takes 0 or -1 and stays as it is."""
     x = as_tensor(x)
-    a, b = normalize_axis(axis1, x.ndim), normalize_axis(axis2, x.ndim)
+    a, b = normalize_one_axis(axis1, x.ndim, "axis1"), normalize_one_axis(axis2, x.ndim, "axis2")
+    if x.ndim == 0:
+        return x
     axes = list(range(x.ndim))
-    axes[a[0]], axes[b[0]] = axes[b[0]], axes[a[0]]
+    axes[a], axes[b] = axes[b], axes[a]
     return transpose(x, axes)
 
 
 def squeeze(x, axis=None) -> Tensor:
-    """Remove axes of length 1 (all of them, or those in ``axis``, which must have length 1)."""
+    """Remove axes of length 1 (all of them, or those in ``axis``, which must have length 1).
+
+    A 0-d tensor accepts axis 0 or -1 (one element) and stays as it is, as ``torch.squeeze``.
+    """
     x = as_tensor(x)
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
@@ -111,19 +122,27 @@ def squeeze(x, axis=None) -> Tensor:
 
 
 def expand_dims(x, axis) -> Tensor:
-    """Insert axes of length 1 at ``axis`` (positions in the result, as NumPy)."""
+    """Insert axes of length 1 at ``axis`` (positions in the result: NumPy, ``torch.unsqueeze``).
+
+    Valid positions are -m .. m-1 for a result of m dimensions (so 0 and -1 for a 0-d ``x``).
+    """
     x = as_tensor(x)
-    axes = normalize_axis(axis, x.ndim + (1 if isinstance(axis, int) else len(axis)))
+    added = 1 if isinstance(axis, (int, np.integer)) else len(axis)
+    axes = normalize_axis(axis, x.ndim + added)
     shape = iter(x.shape)
     return reshape(x, tuple(1 if i in axes else next(shape) for i in range(x.ndim + len(axes))))
 
 
 def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-    """Merge axes start_axis..end_axis (inclusive) into one, as ``torch.flatten``."""
+    """Merge axes start_axis..end_axis (inclusive) into one, as ``torch.flatten``.
+
+    A 0-d tensor (axes 0 or -1 only) becomes shape (1,), as in PyTorch.
+    """
     x = as_tensor(x)
+    start = normalize_one_axis(start_axis, x.ndim, "start_axis")
+    end = normalize_one_axis(end_axis, x.ndim, "end_axis")
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = normalize_axis(start_axis, x.ndim)[0], normalize_axis(end_axis, x.ndim)[0]
     if start > end:
         raise ShapeError(f"flatten: start_axis ({start_axis}) comes after end_axis ({end_axis})")
     merged = int(np.prod(x.shape[start:end + 1]))
@@ -132,13 +151,13 @@ def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 
 def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; the gradient is split back by slicing."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = list(promote(*[as_tensor(t) for t in tensors]))  # int with float: the float dtype
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated (use stack)")
-    (ax,) = normalize_axis(axis, ndim)
+    ax = normalize_one_axis(axis, ndim)
     for i, t in enumerate(tensors):
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
             raise ShapeError(
@@ -160,9 +179,14 @@ def stack(tensors: Sequence, axis: int = 0) -> Tensor:
 
 
 def split(x, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> list:
-    """Split into a list of tensors, as ``numpy.split``: N equal sections, or at the given indices."""
+    """Split into a list of tensors, as ``numpy.split``: N equal sections, or at the given indices.
+
+    A 0-d tensor cannot be split (as in PyTorch).
+    """
     x = as_tensor(x)
-    (ax,) = normalize_axis(axis, x.ndim)
+    ax = normalize_one_axis(axis, x.ndim)
+    if ax is None:
+        raise ShapeError("split: a 0-d tensor cannot be split (it has no axis to split along)")
     length = x.shape[ax]
     if isinstance(indices_or_sections, (int, np.integer)):
         sections = int(indices_or_sections)
@@ -188,21 +212,25 @@ def pad(x, pad_width, constant_values: float = 0.0) -> Tensor:
 
 
 def _normalize_index(index) -> tuple[tuple, bool]:
-    """Index as a tuple with Tensors turned into ndarrays; and whether it uses advanced indexing."""
+    """Index as a tuple with Tensors and lists turned into ndarrays; and whether it is advanced.
+
+    Boolean masks stay masks, so NumPy checks their shape against the axes they index (a mask
+    of the wrong length is an IndexError, as in NumPy and PyTorch) and a 0-d mask adds an axis;
+    ``np.add.at`` scatters through them alike. An empty list is an empty integer index.
+    """
     if not isinstance(index, tuple):
         index = (index,)
     parts, advanced = [], False
     for part in index:
         if isinstance(part, Tensor):
             part = part.data
+        if isinstance(part, list) and not part:
+            part = np.array([], np.intp)  # NumPy reads [] as an empty integer index
         if isinstance(part, (list, np.ndarray)):
             part = np.asarray(part)
             if part.dtype.kind not in "iub":
                 raise TypeError(f"index arrays must hold integers or bools, got {part.dtype}")
             advanced = True
-            if part.dtype == np.bool_:  # a mask is the integer positions of its True entries
-                parts.extend(part.nonzero())
-                continue
         parts.append(part)
     return tuple(parts), advanced
 
@@ -223,3 +251,6 @@ def getitem(x, index) -> Tensor:
 def index_add(values, index, shape, advanced: bool = True) -> Tensor:
     """zeros(shape) with ``values`` added at ``index`` (repeated indices accumulate): getitem's adjoint."""
     return index_add_p.bind(as_tensor(values), index=index, shape=tuple(shape), advanced=advanced)
+
+
+from chainrule.ops.elementwise import promote  # noqa: E402  (families import each other last)
