@@ -60,7 +60,7 @@ heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
 sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(
     lambda g, out, x, *, surrogate_slope: _surrogate(g, x, surrogate_slope, 2.0))
-sigmoid_p     = Primitive("sigmoid", _sigmoid_impl).defvjp(lambda g, out, x: g * out * (1 - out))
+sigmoid_p     = Primitive("sigmoid", _sigmoid_impl, saves=("out",)).defvjp(lambda g, out, x: g * out * (1 - out))
 softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(lambda g, out, x: g * sigmoid(x))
 softmax_p     = Primitive("softmax", _softmax_impl).defvjp(
     lambda g, out, x, *, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))

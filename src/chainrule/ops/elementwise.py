@@ -99,22 +99,22 @@ def _clip_vjp(g, out, x, *, lo, hi):
 
 
 # fmt: off
-add_p     = Primitive("add", np.add).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
-sub_p     = Primitive("sub", np.subtract).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: -g)
+add_p     = Primitive("add", np.add, saves=()).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
+sub_p     = Primitive("sub", np.subtract, saves=()).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: -g)
 mul_p     = Primitive("mul", np.multiply).defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 div_p     = Primitive("div", np.true_divide).defvjp(lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
-neg_p     = Primitive("neg", np.negative).defvjp(lambda g, out, x: -g)
+neg_p     = Primitive("neg", np.negative, saves=()).defvjp(lambda g, out, x: -g)
 pow_p     = Primitive("pow", np.power).defvjp(
     lambda g, out, x, y: g * _power_derivative(x, y),
     lambda g, out, x, y: g * out * log(_log_base(x, y)))
-exp_p     = Primitive("exp", np.exp).defvjp(lambda g, out, x: g * out)
+exp_p     = Primitive("exp", np.exp, saves=("out",)).defvjp(lambda g, out, x: g * out)
 log_p     = Primitive("log", np.log).defvjp(lambda g, out, x: g / x)
 log1p_p   = Primitive("log1p", np.log1p).defvjp(lambda g, out, x: g / (x + 1))
-expm1_p   = Primitive("expm1", np.expm1).defvjp(lambda g, out, x: g * (out + 1))
-sqrt_p    = Primitive("sqrt", np.sqrt).defvjp(lambda g, out, x: g / (out * 2))
+expm1_p   = Primitive("expm1", np.expm1, saves=("out",)).defvjp(lambda g, out, x: g * (out + 1))
+sqrt_p    = Primitive("sqrt", np.sqrt, saves=("out",)).defvjp(lambda g, out, x: g / (out * 2))
 sin_p     = Primitive("sin", np.sin).defvjp(lambda g, out, x: g * cos(x))
 cos_p     = Primitive("cos", np.cos).defvjp(lambda g, out, x: -g * sin(x))
-tanh_p    = Primitive("tanh", np.tanh).defvjp(lambda g, out, x: g * (1 - out * out))
+tanh_p    = Primitive("tanh", np.tanh, saves=("out",)).defvjp(lambda g, out, x: g * (1 - out * out))
 abs_p     = Primitive("abs", np.abs, smooth=False).defvjp(lambda g, out, x: g * sign(x))
 clip_p    = Primitive("clip", _clip_impl, smooth=False).defvjp(_clip_vjp)
 maximum_p = Primitive("maximum", np.maximum, smooth=False).defvjp(

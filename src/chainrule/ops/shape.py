@@ -42,17 +42,17 @@ def _pad_vjp(g, out, x, *, pad_width, value):
 
 
 # fmt: off
-reshape_p     = Primitive("reshape", lambda x, *, shape: x.reshape(shape)).defvjp(
+reshape_p     = Primitive("reshape", lambda x, *, shape: x.reshape(shape), saves=()).defvjp(
     lambda g, out, x, *, shape: reshape(g, x.shape))
-transpose_p   = Primitive("transpose", lambda x, *, axes: x.transpose(axes)).defvjp(
+transpose_p   = Primitive("transpose", lambda x, *, axes: x.transpose(axes), saves=()).defvjp(
     lambda g, out, x, *, axes: transpose(g, tuple(np.argsort(axes))))
-concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), variadic=True).defvjp(
+concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), variadic=True, saves=()).defvjp(
     _concat_vjp)
-pad_p         = Primitive("pad", lambda x, *, pad_width, value: np.pad(x, pad_width, constant_values=value)).defvjp(
+pad_p         = Primitive("pad", lambda x, *, pad_width, value: np.pad(x, pad_width, constant_values=value), saves=()).defvjp(
     _pad_vjp)
-getitem_p     = Primitive("getitem", lambda x, *, index, advanced: x[index]).defvjp(
+getitem_p     = Primitive("getitem", lambda x, *, index, advanced: x[index], saves=()).defvjp(
     lambda g, out, x, *, index, advanced: index_add(g, index, x.shape, advanced))
-index_add_p   = Primitive("index_add", _index_add_impl).defvjp(
+index_add_p   = Primitive("index_add", _index_add_impl, saves=()).defvjp(
     lambda g, out, y, *, index, shape, advanced: getitem_p.bind(g, index=index, advanced=advanced))
 # fmt: on
 
