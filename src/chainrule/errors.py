@@ -13,6 +13,10 @@ class ShapeError(ChainruleError, ValueError):
     """Shapes that cannot work together (broadcasting, reshaping, convolution arithmetic)."""
 
 
+class AxisError(ShapeError, IndexError):
+    """An axis out of range: a ShapeError, and an IndexError as NumPy's AxisError and torch's."""
+
+
 class GradcheckError(ChainruleError, AssertionError):
     """An analytic gradient disagrees with central finite differences."""
 

@@ -11,7 +11,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.errors import AxisError, ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
@@ -21,10 +21,6 @@ __all__ = [
 ]
 
 Axis = Optional[Union[int, tuple]]
-
-
-class AxisError(ShapeError, IndexError):
-    """An axis out of range: a ShapeError, and an IndexError as NumPy's AxisError and torch's."""
 
 
 def normalize_axis(axis: Axis, ndim: int, name: str = "axis") -> tuple:
