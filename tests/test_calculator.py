@@ -262,3 +262,40 @@ def test_refusal_messages_are_specific():
     for expression, words in cases.items():
         with pytest.raises(CalculatorError, match=words):
             parse_expression(expression, ["x"])
+
+
+# ---------------------------------------------------------------- the whole expression's budget
+def test_a_short_expression_cannot_take_gigabytes(tmp_path, monkeypatch, capsys):
+    import tracemalloc
+
+    monkeypatch.chdir(tmp_path)
+
+    def product(leaves):  # a balanced tree: shallow enough for the depth limit
+        if leaves == 1:
+            return "ones(10**6)"
+        return f"({product(leaves // 2)}*{product(leaves - leaves // 2)})"
+
+    expression = f"sum{product(128)}"  # 255 results of 8 MB each, all kept for the gradients: 2 GB
+    assert len(expression) < 2_000
+    tracemalloc.start()
+    try:
+        assert main(["graph", expression]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than 10,000,000 elements in all" in err
+    assert peak < 200 << 20
+
+
+def test_the_work_of_the_whole_expression_is_bounded(monkeypatch):
+    monkeypatch.setattr(calculator, "MAX_WORK", 10 ** 8)
+    message = "matmul: the expression would take more than 100,000,000 multiply-adds"
+    with pytest.raises(CalculatorError, match=message):
+        calculate("sum(ones((1000, 1000)) @ ones((1000, 1000)))")
+    assert calculate("sum(ones((100, 100)) @ ones((100, 100)))").output.item() == 100.0 * 100 * 100
+
+
+def test_calculator_error_is_a_chainrule_error():
+    assert issubclass(CalculatorError, cr.ChainruleError)
+    assert issubclass(CalculatorError, ValueError)  # as before: `except ValueError` still works

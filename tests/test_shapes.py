@@ -330,3 +330,54 @@ def test_cli_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert captured.out == ""
     assert len(captured.err.splitlines()) == 1 and message in captured.err
     assert captured.err.startswith("chainrule shapes") and "Traceback" not in captured.err
+
+
+# ------------------------------------------------------------------------------ bounded solve
+def brute_force(i, o, max_kernel, max_stride, max_dilation, max_padding=None):
+    """solve's definition, one (k, s, p, d) at a time."""
+    found = []
+    for k in range(1, max_kernel + 1):
+        for s in range(1, max_stride + 1):
+            for d in range(1, max_dilation + 1):
+                top = d * (k - 1) if max_padding is None else max_padding
+                for p in range(top + 1):
+                    if i + 2 * p >= d * (k - 1) + 1 and conv_output_size(i, k, s, p, d) == o:
+                        found.append(ConvParams(k, s, p, d))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("i, o", [(1, 1), (7, 3), (8, 8), (32, 16), (64, 32), (5, 9), (28, 1)])
+@pytest.mark.parametrize("max_padding", [None, 0, 6])
+def test_solve_in_closed_form_equals_the_brute_force(i, o, max_padding):
+    assert solve(i, o, max_kernel=7, max_stride=5, max_dilation=3, max_padding=max_padding) == \
+        brute_force(i, o, 7, 5, 3, max_padding)
+
+
+def test_solve_is_bounded_in_time_and_memory():
+    import time
+
+    started = time.perf_counter()
+    # a 10^9 kernel: its 10^9 paddings are not tried one by one
+    big = 10 ** 9
+    assert solve(64, 32, kernel_size=big, stride=2, dilation=1) == [ConvParams(big, 2, 499_999_999, 1)]
+    assert solve(big, big // 2, kernel_size=2, stride=2, dilation=1) == [ConvParams(2, 2, 0, 1)]
+    with pytest.raises(ShapeError, match="1,000,000,000,000 combinations, more than the limit of 1,0"):
+        solve(64, 32, max_kernel=10 ** 4, max_stride=10 ** 4, max_dilation=10 ** 4)
+    with pytest.raises(ShapeError, match="more than 100,000 solutions"):
+        solve(1, 1, max_kernel=1, max_stride=10 ** 6, max_dilation=1, max_padding=10 ** 12)
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-kernel", "1000000000000"], "--max-kernel 1,000,000,000,000 is above the limit of 10,0"),
+    (["--max-padding", "99999999999999999999"], "--max-padding 99,999,999,999,999,999,999 is above"),
+    (["--max-stride", "10000", "--max-kernel", "10000"], "combinations, more than the limit of 1,0"),
+    (["--max-dilation", "-1"], "max_dilation must be an integer >= 1"),
+])
+def test_cli_solve_refuses_huge_bounds_naming_the_option_and_the_limit(capsys, argv, message):
+    import time
+
+    started = time.perf_counter()
+    assert main(["shapes", "solve", "64", "32", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and time.perf_counter() - started < 5

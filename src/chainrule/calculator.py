@@ -31,7 +31,10 @@ Refused: attributes, imports, lambdas, comprehensions, strings, comparisons and 
 unknown names or functions, expressions longer than 2,000 characters or nested deeper than 32,
 sizes above 1,000,000 elements (creation functions' literal sizes are checked before evaluation;
 broadcasting, ``@``, ``outer``, ``broadcast_to``, ``pad``, ``stack`` and ``concatenate`` are checked
-on the known shapes just before they run), and a non-scalar output (gradients need a scalar: wrap
+on the known shapes just before they run), more than 10,000,000 elements in all the operations'
+results together or more than 10^10 multiply-adds in all (:data:`MAX_TOTAL_ELEMENTS`,
+:data:`MAX_WORK`: the whole graph is kept alive),
+and a non-scalar output (gradients need a scalar: wrap
 it in ``sum(...)``).
 """
 
@@ -45,6 +48,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from chainrule.errors import ChainruleError
+
 __all__ = ["CalculatorError", "FUNCTIONS", "parse_expression", "parse_let", "evaluate", "calculate",
            "Calculation"]
 
@@ -55,6 +60,10 @@ MAX_LITERAL_ELEMENTS = 10_000
 MAX_EXPONENT = 100
 MAX_ELEMENTS = 1_000_000
 MAX_INT_BITS = 4_096
+# The whole expression's budget: every intermediate tensor stays alive (the graph is printed and
+# back-propagated), so the per-operation limit alone would let 500 short operations take 4 GB.
+MAX_TOTAL_ELEMENTS = 10_000_000
+MAX_WORK = 10_000_000_000  # multiply-adds: a matmul counts m*k*n, other operations their output
 
 #: calculator name -> chainrule public function (an explicit allowlist).
 FUNCTIONS: dict[str, str] = {name: name for name in (
@@ -89,7 +98,7 @@ _SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "*
             ast.BitAnd: "&", ast.BitXor: "^"}
 
 
-class CalculatorError(ValueError):
+class CalculatorError(ChainruleError, ValueError):
     """An expression or a ``--let`` the calculator refuses; the message is one line."""
 
     def __init__(self, message: str) -> None:
@@ -462,8 +471,9 @@ def _matmul_shape(a: tuple, b: tuple) -> Optional[tuple]:
     return shape
 
 
-def _guard_size(name: str, args: list, kwargs: dict) -> None:
-    """Refuse an operation whose result would exceed MAX_ELEMENTS, before it runs."""
+def _guard_size(name: str, args: list, kwargs: dict) -> int:
+    """Refuse an operation whose result would exceed MAX_ELEMENTS, before it runs; returns the
+    result's size when it is known (else 0)."""
     from chainrule.tensor import Tensor
 
     size = 0
@@ -471,7 +481,7 @@ def _guard_size(name: str, args: list, kwargs: dict) -> None:
         try:
             size = math.prod(np.broadcast_shapes(*[_shape_of(a) for a in args]))
         except ValueError:
-            return  # the operation raises its own error
+            return 0  # the operation raises its own error
     elif name in ("matmul", "dot") and len(args) == 2:
         shape = _matmul_shape(_shape_of(args[0]), _shape_of(args[1]))
         size = 0 if shape is None else math.prod(shape)
@@ -489,6 +499,37 @@ def _guard_size(name: str, args: list, kwargs: dict) -> None:
         size = sum(math.prod(_shape_of(t)) for t in args[0] if isinstance(t, Tensor))
     if size > MAX_ELEMENTS:
         raise CalculatorError(f"{name}: the result would have {size:,} elements (at most {MAX_ELEMENTS:,})")
+    return size
+
+
+class _Budget:
+    """What the whole expression has used so far: elements of all results, multiply-adds."""
+
+    def __init__(self) -> None:
+        self.elements = 0
+        self.work = 0
+
+    def charge(self, name: str, args: list, size: int) -> int:
+        """Before ``name`` runs: add its result (``size``, else its largest input) and its work.
+
+        Returns the elements charged (creation functions, whose inputs are literal sizes, are
+        charged again with their result's size after they run: it is bounded by MAX_ELEMENTS).
+        """
+        inputs = [math.prod(_shape_of(a)) for a in args]
+        size = max([size, 1, *inputs])
+        work = size
+        if name in ("matmul", "dot") and len(args) == 2 and _shape_of(args[0]):
+            work = size * _shape_of(args[0])[-1]  # each output element is a k-long dot product
+        self.elements += size
+        self.work += work
+        if self.elements > MAX_TOTAL_ELEMENTS:
+            raise CalculatorError(f"{name}: the expression's results would hold more than "
+                                  f"{MAX_TOTAL_ELEMENTS:,} elements in all "
+                                  f"(the whole graph is kept)")
+        if self.work > MAX_WORK:
+            raise CalculatorError(f"{name}: the expression would take more than {MAX_WORK:,} "
+                                  f"multiply-adds in all")
+        return size
 
 
 def _check_tensor_exponent(exponent) -> None:
@@ -526,7 +567,7 @@ def _constant_list(node: ast.AST):
     return cr.tensor(array)
 
 
-def _evaluate(node: ast.AST, variables: dict):
+def _evaluate(node: ast.AST, variables: dict, budget: _Budget):
     """Evaluate a checked node (depth <= MAX_DEPTH, so recursion is bounded)."""
     import chainrule as cr
 
@@ -537,54 +578,60 @@ def _evaluate(node: ast.AST, variables: dict):
     if isinstance(node, (ast.List, ast.Tuple)):
         return _constant_list(node)
     if isinstance(node, ast.UnaryOp):
-        value = _evaluate(node.operand, variables)
+        value = _evaluate(node.operand, variables, budget)
         if isinstance(node.op, ast.UAdd):
             return value
-        return -value if isinstance(value, (int, float)) else cr.neg(value)
+        if isinstance(value, (int, float)):
+            return -value
+        budget.charge("neg", [value], 0)
+        return cr.neg(value)
     if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, variables), _evaluate(node.right, variables)
+        left = _evaluate(node.left, variables, budget)
+        right = _evaluate(node.right, variables, budget)
         if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(node.op, ast.MatMult):
             return _arithmetic(node.op, left, right)
         name = _BINARY_OPERATORS[type(node.op)]
-        return _call(name, [left, right], {})
+        return _call(name, [left, right], {}, budget)
     if isinstance(node, ast.Subscript):
-        value = _evaluate(node.value, variables)
+        value = _evaluate(node.value, variables, budget)
         if not isinstance(value, cr.Tensor):
             raise CalculatorError("only tensors can be subscripted, not numbers")
+        budget.charge("getitem", [value], 0)
         return cr.getitem(value, _index(node.slice))
     if isinstance(node, ast.Call):
         name = node.func.id
         args = []
         for position, a in enumerate(node.args):
             if position == 0 and name in _LIST_ARGUMENT and isinstance(a, (ast.List, ast.Tuple)):
-                args.append([_evaluate(e, variables) for e in a.elts])
+                args.append([_evaluate(e, variables, budget) for e in a.elts])
             elif isinstance(a, ast.Tuple):  # a tuple argument is a shape or axes: (2, 3)
                 args.append(_fold(a))
             else:
-                args.append(_evaluate(a, variables))
+                args.append(_evaluate(a, variables, budget))
         kwargs = {k.arg: _literal(k.value) for k in node.keywords}
         if name in ("max", "min") and len(args) == 2:
             name = "maximum" if name == "max" else "minimum"
-        return _call(name, args, kwargs)
+        return _call(name, args, kwargs, budget)
     raise CalculatorError(_describe(node))  # unreachable after _check
 
 
-def _call(name: str, args: list, kwargs: dict):
+def _call(name: str, args: list, kwargs: dict, budget: _Budget):
     import chainrule as cr
 
-    _guard_size(name, args, kwargs)
+    charged = budget.charge(name, args, _guard_size(name, args, kwargs))
     if name == "pow" and len(args) == 2:
         _check_tensor_exponent(args[1])
-    return getattr(cr, FUNCTIONS.get(name, name))(*args, **kwargs)
+    result = getattr(cr, FUNCTIONS.get(name, name))(*args, **kwargs)
+    if isinstance(result, cr.Tensor) and result.size > charged:  # zeros, eye, arange ...
+        budget.charge(name, [], result.size - charged)
+    return result
 
 
 def evaluate(tree: ast.Expression, variables: dict):
     """The value of a tree checked by :func:`parse_expression` (a Tensor, or a Python number)."""
-    from chainrule.errors import ChainruleError
-
     try:
         with np.errstate(all="ignore"):
-            return _evaluate(tree.body, variables)
+            return _evaluate(tree.body, variables, _Budget())
     except CalculatorError:
         raise
     except (TypeError, ValueError, IndexError, ArithmeticError, ChainruleError, RuntimeError,

@@ -4,6 +4,10 @@ A file is written to a temporary name in the same folder and renamed over the ta
 ``os.replace``, so a crash mid-save leaves the previous checkpoint intact, never half a file.
 Reading a corrupt or truncated file raises :class:`CheckpointError` naming the file.
 
+The bytes of a file depend only on its tensors and metadata: the header is written here with
+sorted keys (the safetensors library writes its metadata in hash order, different each run), so
+identical runs write byte-identical checkpoints.
+
 Optimizer state (nested dicts of tensors and numbers) is flattened to tensors named
 ``state.<param index>.<key>`` plus the parameter groups and scalar entries as JSON metadata.
 """
@@ -12,29 +16,35 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load, save
+from safetensors.numpy import load
 
 from chainrule.errors import ChainruleError
 from chainrule.tensor import Tensor
 
-__all__ = ["CheckpointError", "atomic_write", "save_tensors", "load_tensors", "save_model", "load_model",
-           "save_optimizer", "load_optimizer"]
+__all__ = ["CheckpointError", "atomic_write", "read_limited", "save_tensors", "load_tensors",
+           "save_model", "load_model", "save_optimizer", "load_optimizer", "MAX_CHECKPOINT_BYTES"]
 
 PathLike = Union[str, os.PathLike]
 
+#: the largest checkpoint file read (a run's model is capped far below: this stops /dev/zero & co)
+MAX_CHECKPOINT_BYTES = 4 << 30
+
 
 class CheckpointError(ChainruleError, ValueError):
-    """A checkpoint file that cannot be read back (missing, truncated, corrupt, or not what was expected)."""
+    """A checkpoint file that cannot be read back (missing, truncated, corrupt, or not what was
+    expected)."""
 
 
 def atomic_write(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic
+    rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp makes 0600: keep an existing file's mode, else the usual one
@@ -51,6 +61,41 @@ def atomic_write(path: PathLike, data: bytes) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: PathLike) -> None:
+    """fsync a folder, so that the renames in it survive a power cut (not only a killed process)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:  # some systems cannot open folders: the rename is then as durable as they allow
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def read_limited(path: PathLike, max_bytes: int, error: type | None = None) -> bytes:
+    """The bytes of the regular file ``path``, refusing devices, FIFOs and files over ``max_bytes``.
+
+    Checked with ``stat`` before opening, so ``/dev/zero`` or a FIFO never blocks or fills memory.
+    Raises ``error`` (CheckpointError by default) for those; OSError when the file cannot be read.
+    """
+    error = error or CheckpointError
+    path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise error(f"{path} is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
+    with path.open("rb") as file:
+        data = file.read(max_bytes + 1)  # the file may have grown since stat
+    if len(data) > max_bytes:
+        raise error(f"{path} is more than the {max_bytes:,} bytes allowed")
+    return data
 
 
 def _umask() -> int:
@@ -63,19 +108,55 @@ def _array(value: Any) -> np.ndarray:
     return np.ascontiguousarray(value.data if isinstance(value, Tensor) else np.asarray(value))
 
 
+_SAFETENSORS_DTYPES = {np.dtype(name): code for name, code in (
+    ("float64", "F64"), ("float32", "F32"), ("float16", "F16"), ("int64", "I64"), ("int32", "I32"),
+    ("int16", "I16"), ("int8", "I8"), ("uint64", "U64"), ("uint32", "U32"), ("uint16", "U16"),
+    ("uint8", "U8"), ("bool", "BOOL"))}
+
+
+def serialize_tensors(arrays: dict, metadata: dict) -> bytes:
+    """The safetensors bytes of ``arrays`` (name -> ndarray) and string ``metadata``, deterministic.
+
+    Layout (the format's): 8-byte little-endian header size, the JSON header (sorted keys, padded
+    with spaces to 8 bytes), then each tensor's little-endian bytes in the header's order.
+    """
+    header: dict = {"__metadata__": dict(metadata)} if metadata else {}
+    chunks, offset = [], 0
+    # the library's order: widest dtype first, then by name
+    for name in sorted(arrays, key=lambda n: (-arrays[n].dtype.itemsize, n)):
+        array = arrays[name]
+        code = _SAFETENSORS_DTYPES.get(array.dtype.newbyteorder("="))
+        if code is None:
+            raise CheckpointError(f"cannot save tensor {name!r}: safetensors has no "
+                                  f"{array.dtype} type")
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": code, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
 def save_tensors(tensors: dict, path: PathLike, metadata: dict | None = None) -> None:
     """Save named tensors/arrays (and string metadata) atomically as one safetensors file."""
     arrays = {name: _array(value) for name, value in tensors.items()}
-    atomic_write(path, save(arrays, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+    atomic_write(path, serialize_tensors(arrays, {k: str(v) for k, v in (metadata or {}).items()}))
 
 
 def load_tensors(path: PathLike) -> tuple[dict, dict]:
     """(name -> ndarray, metadata) from a safetensors file; CheckpointError if it cannot be read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_limited(path, MAX_CHECKPOINT_BYTES)
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+    return parse_tensors(data, path)
+
+
+def parse_tensors(data: bytes, path: PathLike) -> tuple[dict, dict]:
+    """(name -> ndarray, metadata) from the bytes of a safetensors file named ``path``."""
     try:
         arrays = load(data)
         header_size = int.from_bytes(data[:8], "little")
@@ -83,7 +164,10 @@ def load_tensors(path: PathLike) -> tuple[dict, dict]:
     except (SafetensorError, ValueError, UnicodeDecodeError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({error}); "
                               f"it is not a readable safetensors file") from None
-    return arrays, header.get("__metadata__", {})
+    metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"checkpoint {path}: its metadata is not a map of strings")
+    return arrays, metadata
 
 
 def save_model(model, path: PathLike, metadata: dict | None = None) -> None:
@@ -92,7 +176,7 @@ def save_model(model, path: PathLike, metadata: dict | None = None) -> None:
 
 
 def load_model(model, path: PathLike, strict: bool = True) -> dict:
-    """Load a checkpoint written by :func:`save_model` into ``model``; returns the file's metadata."""
+    """Load a checkpoint written by :func:`save_model` into ``model``; returns its metadata."""
     arrays, metadata = load_tensors(path)
     try:
         model.load_state_dict(arrays, strict=strict)
@@ -102,7 +186,8 @@ def load_model(model, path: PathLike, strict: bool = True) -> dict:
 
 
 def save_optimizer(optimizer, path: PathLike, metadata: dict | None = None) -> None:
-    """An optimizer's state_dict: per-parameter tensors flattened, groups and scalars as JSON metadata."""
+    """An optimizer's state_dict: per-parameter tensors flattened, groups and scalars as JSON
+    metadata."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for index, entries in state["state"].items():
@@ -112,8 +197,9 @@ def save_optimizer(optimizer, path: PathLike, metadata: dict | None = None) -> N
             else:
                 scalars[f"{index}.{key}"] = value
     extra = dict(metadata or {})
-    extra["param_groups"] = json.dumps(state["param_groups"])
-    extra["scalars"] = json.dumps(scalars)
+    # sorted: a resumed optimizer's state comes back in another order, but must write the same bytes
+    extra["param_groups"] = json.dumps(state["param_groups"], sort_keys=True)
+    extra["scalars"] = json.dumps(scalars, sort_keys=True)
     save_tensors(tensors, path, extra)
 
 
@@ -124,16 +210,30 @@ def load_optimizer(optimizer, path: PathLike) -> dict:
         groups = json.loads(metadata.pop("param_groups"))
         scalars = json.loads(metadata.pop("scalars"))
     except (KeyError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"optimizer checkpoint {path} lacks its parameter groups ({error})") from None
+        raise CheckpointError(f"optimizer checkpoint {path} lacks its parameter groups "
+                              f"({error})") from None
+    # the metadata is the user's file: any shape of JSON may come back, so every misfit is one error
+    try:
+        state = _optimizer_state(arrays, scalars, groups)
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise CheckpointError(f"optimizer checkpoint {path} does not fit this optimizer: "
+                              f"{type(error).__name__}: {error}") from None
+    return metadata
+
+
+def _optimizer_state(arrays: dict, scalars: Any, groups: Any) -> dict:
+    """state_dict()["state"] from the flattened tensors and scalars; ValueError when malformed."""
+    if not isinstance(scalars, dict) or not isinstance(groups, list) or not all(
+            isinstance(g, dict) for g in groups):
+        raise ValueError("param_groups must be a JSON list of objects and scalars a JSON object")
     state: dict = {}
     for name, array in arrays.items():
         _, index, key = name.split(".", 2)
         state.setdefault(int(index), {})[key] = Tensor(array)
     for name, value in scalars.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"the scalar {name} is {value!r}, not a number")
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (KeyError, ValueError) as error:
-        raise CheckpointError(f"optimizer checkpoint {path} does not fit this optimizer: {error}") from None
-    return metadata
+    return state

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -10,6 +12,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from chainrule._version import __version__
+from chainrule.errors import ChainruleError
+
+MAX_SOLVE_BOUND = 10_000  # the largest --max-kernel, --max-stride, --max-padding, --max-dilation
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -18,6 +23,7 @@ def _check(args: argparse.Namespace) -> int:
     from chainrule.opinfo import OPINFO, covered_primitives
     from chainrule.ops import REGISTRY
 
+    _check_options(args, [info.name for info in OPINFO])
     uncovered = sorted(set(REGISTRY) - covered_primitives())
     rng = np.random.default_rng(args.seed)
     rows, failed = [], 0
@@ -47,15 +53,34 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-class _UsageError(Exception):
-    """A bad ``chainrule shapes`` command line (reported as one line, exit status 2)."""
+def _check_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """``chainrule check``'s options: a usable tolerance and seed, op patterns that match an op."""
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise _UsageError(f"--tolerance {args.tolerance}: must be a finite number > 0")
+    if args.seed < 0:
+        raise _UsageError(f"--seed {args.seed}: must be >= 0")
+    for pattern in args.op:
+        if not any(pattern in name for name in names):
+            close = difflib.get_close_matches(pattern, names, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise _UsageError(f"no op name contains {pattern!r}; {hint}ops: "
+                              f"{', '.join(names[:6])}, ... ({len(names)} in all: "
+                              f"'chainrule check' lists them)")
+
+
+class _UsageError(ChainruleError):
+    """A bad command line (reported as one line, exit status 2); ``prog`` names the command."""
+
+    def __init__(self, message: str, prog: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 class _OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are raised (and then printed as one line), not printed with usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message)
+        raise _UsageError(message, self.prog)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> None:
@@ -112,6 +137,10 @@ def _print_solutions(argv: Sequence[str]) -> int:
     from chainrule.shapes import effective_kernel, parse_shape, solve
 
     o = _solve_parser().parse_args(argv)
+    for name in ("kernel", "stride", "padding", "dilation"):
+        bound = getattr(o, f"max_{name}")
+        if bound is not None and bound > MAX_SOLVE_BOUND:
+            raise _UsageError(f"--max-{name} {bound:,} is above the limit of {MAX_SOLVE_BOUND:,}")
     shape_in, shape_out = parse_shape(o.input), parse_shape(o.output)
     if len(shape_in) != len(shape_out):
         raise _UsageError(f"input {o.input} and output {o.output} must have the same layout (CxHxW, CxL or one size)")
@@ -130,53 +159,41 @@ def _print_solutions(argv: Sequence[str]) -> int:
 
 def _shapes(args: argparse.Namespace) -> int:
     """``chainrule shapes INPUT LAYER...`` (a table of layers) or ``chainrule shapes solve IN OUT``."""
-    from chainrule.errors import ShapeError
+    if not args.args:
+        raise _UsageError("give an input shape and layers (like 3x32x32 conv:16,k=3 flatten "
+                          "linear:10), or solve INPUT OUTPUT; see chainrule shapes --help")
+    return _print_solutions(args.args[1:]) if args.args[0] == "solve" else _print_plan(args.args)
 
-    solving = bool(args.args) and args.args[0] == "solve"
-    prog = "chainrule shapes solve" if solving else "chainrule shapes"
-    try:
-        if not args.args:
-            raise _UsageError("give an input shape and layers (like 3x32x32 conv:16,k=3 flatten linear:10), "
-                              "or solve INPUT OUTPUT; see chainrule shapes --help")
-        return _print_solutions(args.args[1:]) if solving else _print_plan(args.args)
-    except (ShapeError, _UsageError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+
+_SETTINGS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed")
 
 
 def _train(args: argparse.Namespace) -> int:
     """Train (or resume) a run; one line of metrics per epoch, then the test accuracy."""
-    from chainrule.checkpoint import CheckpointError
-    from chainrule.data import DatasetError
-    from chainrule.runs import RunConfig, RunError, train_run
+    import dataclasses
 
-    try:
-        if args.resume:
-            config = RunConfig.load(Path(args.resume))
-            train_run(config, args.resume, resume=True, progress=not args.quiet, epochs=args.epochs)
-            return 0
-        settings = {k: v for k, v in vars(args).items()
-                    if k in ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed")
-                    and v is not None}
-        config = RunConfig(**settings)
-        folder = args.out or f"runs/{config.dataset.split(':')[0]}-{config.model}-seed{config.seed}"
-        train_run(config, folder, progress=not args.quiet)
+    from chainrule.runs import RunConfig, train_run
+
+    settings = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
+    if args.resume is not None:
+        if args.out is not None or args.force:
+            raise _UsageError("--resume DIR continues the run in DIR: "
+                              "give no --out or --force with it")
+        # the given settings must agree with the run's (train_run names any conflict), but --epochs
+        config = dataclasses.replace(RunConfig.load(args.resume), **settings)
+        train_run(config, args.resume, resume=True, progress=not args.quiet)
         return 0
-    except (RunError, CheckpointError, DatasetError, OSError) as error:
-        print(f"chainrule train: error: {error}", file=sys.stderr)
-        return 2
+    config = RunConfig(**settings)
+    default = f"runs/{config.dataset.split(':')[0]}-{config.model}-seed{config.seed}"
+    folder = args.out if args.out is not None else default
+    train_run(config, folder, progress=not args.quiet, force=args.force)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from chainrule.checkpoint import CheckpointError
-    from chainrule.data import DatasetError
-    from chainrule.runs import RunError, evaluate_run
+    from chainrule.runs import evaluate_run
 
-    try:
-        evaluate_run(args.folder)
-    except (RunError, CheckpointError, DatasetError, OSError) as error:
-        print(f"chainrule evaluate: error: {error}", file=sys.stderr)
-        return 2
+    evaluate_run(args.folder)
     return 0
 
 
@@ -254,19 +271,15 @@ def _write_graph(digraph, out: Optional[str]) -> str:
 
 def _graph(args: argparse.Namespace) -> int:
     """``chainrule graph EXPR --let NAME=VALUE ...``: values, gradients and a drawing of the graph."""
-    from chainrule.calculator import CalculatorError, calculate
+    from chainrule.calculator import calculate
     from chainrule.explain import draw_graph, format_array
 
-    try:
-        options = _graph_options(args.args)
-        if options is None:
-            print(_GRAPH_USAGE, end="")
-            return 0
-        expression, lets, out = options
-        result = calculate(expression, lets)
-    except (CalculatorError, _UsageError) as error:
-        print(f"chainrule graph: error: {error}", file=sys.stderr)
-        return 2
+    options = _graph_options(args.args)
+    if options is None:
+        print(_GRAPH_USAGE, end="")
+        return 0
+    expression, lets, out = options
+    result = calculate(expression, lets)
     labels = {id(t): name for name, t in result.variables.items()}
     rows = []
     for t in result.order:
@@ -296,13 +309,14 @@ def _graph(args: argparse.Namespace) -> int:
     try:
         print("\n" + _write_graph(draw_graph(result.output, names=result.variables), out))
     except OSError as error:
-        print(f"chainrule graph: error: cannot write the graph: {error}", file=sys.stderr)
-        return 2
+        raise _UsageError(f"cannot write the graph: {error}") from None
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chainrule", description="Exact, tested, explainable autodiff on NumPy.")
+    # _OneLineParser here and (inherited) in every subcommand: a usage error is one line too
+    parser = _OneLineParser(prog="chainrule",
+                            description="Exact, tested, explainable autodiff on NumPy.")
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser("check", help="gradcheck every primitive against finite differences")
@@ -334,8 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=("sgd", "adam"), help="adam (default) or sgd (momentum 0.9)")
     train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
     train.add_argument("--seed", type=int, help="seed of the split, the weights and the shuffling (default 0)")
-    train.add_argument("--out", help="run folder (default runs/DATASET-MODEL-seedSEED)")
-    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed epoch")
+    train.add_argument("--out", help="run folder (default runs/DATASET-MODEL-seedSEED); "
+                       "refused if it holds a run already, unless --force")
+    train.add_argument("--force", action="store_true", help="overwrite the run that --out holds")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR from its last completed epoch "
+                            "(other settings given must equal the run's)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate", help="reload a run and print its test accuracy per class")
@@ -350,12 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. Every error a user can cause (chainrule's errors, files that cannot be
+    read or written) is caught here, once: one line ``chainrule CMD: error: ...``, exit status 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = ("check", "shapes", "train", "evaluate", "graph")
+    prog = f"chainrule {argv[0]}" if argv and argv[0] in commands else "chainrule"
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except (ChainruleError, OSError) as error:
+        if getattr(error, "prog", None) not in (None, "chainrule"):
+            prog = error.prog  # a subcommand's own parser: more precise
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,36 +1,82 @@
 """Training runs on disk: what ``chainrule train`` and ``chainrule evaluate`` do.
 
-A run folder holds ``config.json`` (every setting), ``model.safetensors`` and
-``optimizer.safetensors`` (after each completed epoch, written atomically), ``metrics.csv`` (one
-row per epoch), ``curves.png`` and ``confusion.png``. Every random choice is derived from the
-seed and the epoch number (the data split, the initial weights, each epoch's shuffling and
-dropout masks), so ``resume`` after epoch k ends with exactly the weights of an uninterrupted run.
+A run folder holds ``config.json`` (every setting), the state of the last completed epoch
+(``model.safetensors``, ``optimizer.safetensors``, ``metrics.csv``), the commit record
+``commit.json`` that names those three files by SHA-256, ``curves.png`` and ``confusion.png``.
+An epoch is committed in one step: its files are written to ``staging/``, then ``commit.json`` is
+replaced atomically (the commit point), then the files are moved into the folder. Resume and
+evaluate read only what ``commit.json`` names (finishing an interrupted move first), so a run
+killed at any instant continues from its last committed epoch; with no commit yet it restarts.
+Every random choice is derived from the seed and the epoch number (the data split, the initial
+weights, each epoch's shuffling and dropout masks), so ``resume`` after epoch k ends with exactly
+the weights, byte for byte, of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import glob
+import hashlib
 import io
 import json
 import math
+import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
+
+import numpy as np
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import CheckpointError, atomic_write, load_model, load_optimizer, save_model, save_optimizer
+from chainrule.checkpoint import (MAX_CHECKPOINT_BYTES, atomic_write, load_model, load_optimizer,
+                                  read_limited, save_model, save_optimizer, sync_folder)
 from chainrule.data import DataLoader, TensorDataset, load_digits, load_idx, random_split
+from chainrule.errors import ChainruleError
 from chainrule.plots import plot_confusion, plot_curves
-from chainrule.train import evaluate, fit
+from chainrule.train import NonFiniteLossError, evaluate, fit
 
-__all__ = ["RunConfig", "train_run", "evaluate_run", "build_model", "load_splits", "RunError"]
+__all__ = ["RunConfig", "train_run", "evaluate_run", "build_model", "load_splits", "RunError",
+           "committed_epoch"]
 
 METRICS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+COMMIT = "commit.json"
+STAGING = "staging"
+STATE_FILES = ("model.safetensors", "optimizer.safetensors", "metrics.csv")  # one commit's files
+RUN_FILES = ("config.json", COMMIT, *STATE_FILES, "curves.png", "confusion.png")
+
+# Limits on settings and inputs: beyond them a run would not finish or not fit in memory.
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1 << 31
+MAX_SEED = 2 ** 63 - 1
+MAX_PARAMETERS = 50_000_000  # the default networks' weights (MNIST's MLP has 270,000)
+MAX_TEXT_BYTES = 16 << 20  # config.json, commit.json, metrics.csv
 
 
-class RunError(ValueError):
+class RunError(ChainruleError, ValueError):
     """A run folder or setting that cannot be used (missing files, bad dataset spec)."""
+
+
+def _short(value: Any) -> str:
+    """repr of a user's value, cut short (a config.json may hold anything)."""
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _folder(folder: Any) -> Path:
+    """A run folder's path; '' is refused (Path('') would be the current folder)."""
+    if not str(folder).strip():
+        raise RunError("the run folder is empty: give a folder "
+                       "(--out DIR, --resume DIR, evaluate DIR)")
+    return Path(folder)
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 
 @dataclass
@@ -47,66 +93,143 @@ class RunConfig:
     val_fraction: float = 0.1  # of the rest: the validation curve
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            self._check_type(f.name, type(f.default))
         if self.model not in ("mlp", "cnn"):
-            raise RunError(f"model={self.model!r}: choose 'mlp' or 'cnn'")
+            raise RunError(f"model={_short(self.model)}: choose 'mlp' or 'cnn'")
         if self.optimizer not in ("adam", "sgd"):
-            raise RunError(f"optimizer={self.optimizer!r}: choose 'adam' or 'sgd'")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
-            raise RunError("epochs and batch size must be >= 1, lr > 0 and weight decay >= 0")
-        if not (self.dataset == "digits" or self.dataset.startswith("idx:")):
-            raise RunError(f"dataset={self.dataset!r}: use 'digits' or 'idx:IMAGES,LABELS'")
+            raise RunError(f"optimizer={_short(self.optimizer)}: choose 'adam' or 'sgd'")
+        for name, low, high in (("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH_SIZE),
+                                ("seed", 0, MAX_SEED)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise RunError(f"{name}={value}: must be an integer from {low} to {high:,}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise RunError(f"lr={self.lr}: the learning rate must be a finite number > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise RunError(f"weight_decay={self.weight_decay}: must be a finite number >= 0")
+        for name in ("test_fraction", "val_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise RunError(f"{name}={value}: must be a fraction strictly between 0 and 1")
+        known = self.dataset == "digits" or self.dataset.startswith("idx:")
+        if not known or "\0" in self.dataset:
+            raise RunError(f"dataset={_short(self.dataset)}: use 'digits' or 'idx:IMAGES,LABELS'")
+
+    def _check_type(self, name: str, kind: type) -> None:
+        """Settings come from the command line or a config.json: refuse a wrong type in one line."""
+        value = getattr(self, name)
+        if kind is float and type(value) is int:
+            setattr(self, name, float(value))
+        elif type(value) is not kind:  # bool is not an int here
+            raise RunError(f"{name}={_short(value)}: must be {_KINDS[kind]}")
 
     @classmethod
-    def load(cls, folder: Path) -> "RunConfig":
+    def load(cls, folder) -> "RunConfig":
+        """The settings in ``folder/config.json``; RunError (one line) when missing or malformed."""
+        path = _folder(folder) / "config.json"
+        data = _read_json(path, f"{folder} is not a run folder: cannot read config.json")
+        if not isinstance(data, dict):
+            raise RunError(f"{path}: expected a JSON object of settings, "
+                           f"got a {type(data).__name__}")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise RunError(f"{path}: the settings {', '.join(missing)} are missing")
         try:
-            data = json.loads((folder / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise RunError(f"{folder} is not a run folder: cannot read config.json ({error})") from None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+        except RunError as error:
+            raise RunError(f"{path}: {error}") from None
+
+
+def _read_text(path: Path, unreadable: str) -> str:
+    """A small UTF-8 text file of the run; RunError naming ``path`` for anything else."""
+    try:
+        return read_limited(path, MAX_TEXT_BYTES, RunError).decode("utf-8")
+    except OSError as error:
+        raise RunError(f"{unreadable} ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path}: not UTF-8 text") from None
+
+
+def _read_json(path: Path, unreadable: str) -> Any:
+    text = _read_text(path, unreadable)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, a huge integer, deep nesting
+        raise RunError(f"{path}: not valid JSON ({_cut(str(error))})") from None
 
 
 def load_splits(config: RunConfig):
-    """(train, validation, test) datasets, input shape and number of classes; the split is seeded."""
+    """(train, validation, test) datasets, input shape and number of classes (a seeded split)."""
     if config.dataset == "digits":
         images, labels = load_digits()
     else:
         paths = config.dataset[len("idx:"):].split(",")
-        if len(paths) != 2:
-            raise RunError(f"dataset={config.dataset!r}: expected idx:IMAGES,LABELS (two paths)")
+        if len(paths) != 2 or not all(paths):
+            raise RunError(f"dataset={_short(config.dataset)}: "
+                           f"expected idx:IMAGES,LABELS (two paths)")
         images, labels = load_idx(*paths)
     n = len(labels)
     n_test = int(round(n * config.test_fraction))
     n_val = int(round((n - n_test) * config.val_fraction))
-    parts = random_split(TensorDataset(images, labels), [n - n_test - n_val, n_val, n_test],
-                         generator=cr.Generator(config.seed))
+    sizes = [n - n_test - n_val, n_val, n_test]
+    if min(sizes) < 1:
+        raise RunError(f"the dataset has {n} samples: too few for a training, a validation "
+                       f"and a test set ({sizes[0]}, {sizes[1]} and {sizes[2]} samples; "
+                       f"each needs at least 1)")
+    parts = random_split(TensorDataset(images, labels), sizes, generator=cr.Generator(config.seed))
     n_classes = int(cr.max(labels).item()) + 1
     return parts, tuple(images.shape[1:]), n_classes
 
 
+def _check_model_size(kind: str, input_shape: tuple, n_classes: int) -> None:
+    """Refuse images the network cannot take, before any weight is allocated."""
+    channels, height, width = input_shape
+    if kind == "cnn" and min(height, width) < 2:
+        raise RunError(f"images of {height}x{width} pixels are too small for the cnn "
+                       f"(its 2x2 max-pool needs at least 2x2): use --model mlp")
+    features = channels * height * width
+    if features < 1:
+        raise RunError(f"images of {height}x{width} pixels have no pixels to learn from")
+    if kind == "mlp":
+        hidden = 128 if features <= 256 else 256
+        count = (features + 1) * hidden + (hidden + 1) * hidden + (hidden + 1) * n_classes
+    else:
+        flat = 32 * (height // 2) * (width // 2)
+        count = 16 * (channels * 9 + 1) + 32 * (16 * 9 + 1) + (flat + 1) * 64 + 65 * n_classes
+    if count > MAX_PARAMETERS:
+        raise RunError(f"images of {channels}x{height}x{width} would need a {kind} of "
+                       f"{count:,} parameters, more than the {MAX_PARAMETERS:,} allowed")
+
+
 def build_model(kind: str, input_shape: tuple, n_classes: int, seed: int) -> nn.Module:
-    """The default networks: an MLP with two hidden ReLU layers, or a small CNN (two 3x3 convs, a max-pool)."""
+    """The default networks: an MLP with two hidden ReLU layers, or a small CNN (two 3x3
+    convolutions, a max-pool)."""
+    _check_model_size(kind, input_shape, n_classes)
     cr.manual_seed(seed)  # the initial weights follow from the seed
     channels, height, width = input_shape
     if kind == "mlp":
         features = channels * height * width
         hidden = 128 if features <= 256 else 256
-        return nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                             nn.ReLU(), nn.Linear(hidden, n_classes))
+        return nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(),
+                             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
     return nn.Sequential(
         nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(),
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * (height // 2) * (width // 2), 64), nn.ReLU(), nn.Linear(64, n_classes))
+        nn.Flatten(), nn.Linear(32 * (height // 2) * (width // 2), 64), nn.ReLU(),
+        nn.Linear(64, n_classes))
 
 
 def _build_optimizer(config: RunConfig, model: nn.Module):
     if config.optimizer == "adam":
         return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return optim.SGD(model.parameters(), lr=config.lr, momentum=0.9,
+                     weight_decay=config.weight_decay)
 
 
 class _EpochSeeds:
-    """Reseed the shuffling and the default generator (dropout) from (seed, epoch) at each epoch start."""
+    """Reseed the shuffling and the default generator (dropout) from (seed, epoch) as each
+    epoch starts."""
 
     def __init__(self, seed: int, shuffle: cr.Generator) -> None:
         self.seed, self.shuffle = seed, shuffle
@@ -116,19 +239,166 @@ class _EpochSeeds:
         cr.manual_seed(self.seed * 7_919 + epoch + 1)
 
 
-class _SaveEachEpoch:
-    """After every epoch: the checkpoints and metrics.csv, atomically, and one printed line."""
+class _CommitEachEpoch:
+    """After every epoch: refuse non-finite weights, commit the epoch, print one line."""
 
     def __init__(self, folder: Path, model, optimizer, rows: list, log: Callable) -> None:
-        self.folder, self.model, self.optimizer, self.rows, self.log = folder, model, optimizer, rows, log
+        self.folder, self.model, self.optimizer = folder, model, optimizer
+        self.rows, self.log = rows, log
 
     def on_epoch_end(self, metrics: dict) -> None:
+        epoch = metrics["epoch"]
+        bad = [name for name, value in self.model.state_dict().items()
+               if not np.isfinite(np.asarray(getattr(value, "data", value))).all()]
+        if bad or not math.isfinite(metrics["train_loss"]):
+            what = f"the weights {bad[0]}" if bad else "the training loss"
+            raise RunError(f"epoch {epoch}: {what} became non-finite; stopped without saving epoch "
+                           f"{epoch}: the run stays at epoch {epoch - 1} (a smaller --lr may help)")
         self.rows.append(metrics)
-        stamp = {"epoch": metrics["epoch"]}
-        save_model(self.model, self.folder / "model.safetensors", stamp)
-        save_optimizer(self.optimizer, self.folder / "optimizer.safetensors", stamp)
-        _write_metrics(self.folder / "metrics.csv", self.rows)
+        _commit(self.folder, self.model, self.optimizer, self.rows)
         self.log(_format_metrics(metrics))
+
+
+# ------------------------------------------------------------------ the commit protocol
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(path: Path) -> Optional[str]:
+    """The SHA-256 of a regular file, or None when there is none (missing, a device, too large)."""
+    try:
+        return hashlib.sha256(read_limited(path, MAX_CHECKPOINT_BYTES, RunError)).hexdigest()
+    except (FileNotFoundError, NotADirectoryError, RunError):
+        return None
+
+
+def _commit(folder: Path, model, optimizer, rows: list) -> None:
+    """Make epoch ``rows[-1]`` the run's state in one step: the replacement of commit.json.
+
+    Its files are first written to staging/ (each atomically), then commit.json names them by
+    SHA-256 (the commit point), then they are moved into the folder. A kill before the commit
+    point leaves the previous epoch; after it, resume finishes the move (:func:`_roll_forward`).
+    """
+    epoch = rows[-1]["epoch"]
+    staging = folder / STAGING
+    save_model(model, staging / "model.safetensors", {"epoch": epoch})
+    save_optimizer(optimizer, staging / "optimizer.safetensors", {"epoch": epoch})
+    _write_metrics(staging / "metrics.csv", rows)
+    record = {"epoch": epoch, "files": {name: _sha256(staging / name) for name in STATE_FILES}}
+    atomic_write(folder / COMMIT, (json.dumps(record, indent=2) + "\n").encode())
+    for name in STATE_FILES:
+        os.replace(staging / name, folder / name)
+    sync_folder(folder)
+
+
+def _read_commit(folder: Path) -> Optional[dict]:
+    """commit.json's record ``{"epoch": k, "files": {name: sha256}}``; None before any commit."""
+    path = folder / COMMIT
+    if not os.path.lexists(path):
+        return None
+    record = _read_json(path, f"cannot read {path}")
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    files = record.get("files") if isinstance(record, dict) else None
+    valid = (type(epoch) is int and epoch >= 1 and isinstance(files, dict)
+             and set(files) == set(STATE_FILES)
+             and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in files.values()))
+    if not valid:
+        raise RunError(f"{path}: not a commit record (expected {{\"epoch\": N, \"files\": "
+                       f"{{name: sha256}}}} naming {', '.join(STATE_FILES)})")
+    return record
+
+
+def committed_epoch(folder) -> int:
+    """The last epoch committed in the run folder ``folder`` (0 before the first)."""
+    record = _read_commit(Path(folder))
+    return 0 if record is None else record["epoch"]
+
+
+def _locate(folder: Path, record: dict) -> dict:
+    """name -> path of each committed file: in the folder, or still in staging/ (a move cut
+    short)."""
+    found = {}
+    for name, digest in record["files"].items():
+        for path in (folder / name, folder / STAGING / name):
+            if _sha256(path) == digest:
+                found[name] = path
+                break
+        else:
+            raise RunError(f"{folder}: {name} is damaged or was changed: its SHA-256 is not "
+                           f"the one commit.json recorded at epoch {record['epoch']}")
+    return found
+
+
+def _roll_forward(folder: Path, record: Optional[dict]) -> None:
+    """Finish an interrupted commit (move its files out of staging/), then drop any leftovers."""
+    if record is not None:
+        for name, path in _locate(folder, record).items():
+            if path.parent.name == STAGING:
+                os.replace(path, folder / name)
+        sync_folder(folder)
+    _clear_leftovers(folder)
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Delete staged files and atomic_write's temporaries that a killed run left behind."""
+    staging = folder / STAGING
+    if staging.is_dir():
+        for path in staging.iterdir():
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+    for name in RUN_FILES:
+        for path in folder.glob(f".{glob.escape(name)}.*.tmp"):
+            path.unlink()
+
+
+def _load_committed(folder: Path, record: dict, model, optimizer) -> list:
+    """Load the committed epoch into ``model`` and ``optimizer``; its metrics rows."""
+    epoch = record["epoch"]
+    metadata = load_model(model, folder / "model.safetensors")
+    load_optimizer(optimizer, folder / "optimizer.safetensors")
+    if metadata.get("epoch") != str(epoch):
+        raise RunError(f"{folder}/model.safetensors says epoch {_short(metadata.get('epoch'))}, "
+                       f"commit.json says {epoch}")
+    rows = _read_metrics(folder / "metrics.csv")
+    if [row["epoch"] for row in rows] != list(range(1, epoch + 1)):
+        raise RunError(f"{folder}/metrics.csv: expected the rows of epochs 1 to {epoch}, "
+                       f"found epochs {_short([row['epoch'] for row in rows])}")
+    return rows
+
+
+# ------------------------------------------------------------------ folders and settings
+def _check_new_folder(folder: Path, force: bool) -> None:
+    """A new run goes to a folder that holds no run, unless ``force``."""
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} exists and is not a folder")
+    present = [name for name in (*RUN_FILES, STAGING) if os.path.lexists(folder / name)]
+    if present and not force:
+        raise RunError(f"{folder} already holds a run ({present[0]}): use --resume or --force")
+
+
+def _clear_run(folder: Path) -> None:
+    """--force: delete the old run's files, commit.json first (from then on there is no old run)."""
+    for name in (COMMIT, *RUN_FILES):
+        path = folder / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+    _clear_leftovers(folder)
+    sync_folder(folder)
+
+
+def _resumed_config(folder: Path, config: RunConfig, epochs: Optional[int]) -> RunConfig:
+    """The run's stored settings with a new total of ``epochs``; any other difference is refused."""
+    stored = RunConfig.load(folder)
+    for f in fields(RunConfig):
+        new, old = getattr(config, f.name), getattr(stored, f.name)
+        if f.name != "epochs" and new != old:
+            raise RunError(f"{f.name}={_short(new)} conflicts with the run's "
+                           f"{f.name}={_short(old)} (a resumed run keeps its settings; "
+                           f"start a new run with --out)")
+    return dataclasses.replace(stored, epochs=config.epochs if epochs is None else epochs)
+
+
+def _write_config(folder: Path, config: RunConfig) -> None:
+    atomic_write(folder / "config.json", (json.dumps(asdict(config), indent=2) + "\n").encode())
 
 
 def _format_metrics(m: dict) -> str:
@@ -148,11 +418,26 @@ def _write_metrics(path: Path, rows: list) -> None:
 
 
 def _read_metrics(path: Path) -> list:
-    if not path.exists():
-        return []
-    with path.open() as file:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(file)]
+    """The rows of a metrics.csv (epoch an int, the rest floats); RunError when it is not one."""
+    text = _read_text(path, f"cannot read {path}")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if tuple(reader.fieldnames or ()) != METRICS:
+            raise ValueError(f"its header is not {','.join(METRICS)}")
+        return [_metrics_row(row) for row in reader]
+    except (csv.Error, ValueError) as error:
+        raise RunError(f"{path}: not a metrics file ({_cut(str(error))})") from None
+
+
+def _metrics_row(row: dict) -> dict:
+    if None in row or None in row.values():
+        more = "more" if None in row else "fewer"
+        raise ValueError(f"a row has {more} than {len(METRICS)} fields")
+    values = {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+    needed = {"epoch", "train_loss", "train_accuracy", "lr", "seconds"}
+    if not needed <= values.keys():
+        raise ValueError(f"a row lacks {', '.join(sorted(needed - values.keys()))}")
+    return values
 
 
 def _confusion(predictions, targets, n_classes: int) -> list:
@@ -162,55 +447,85 @@ def _confusion(predictions, targets, n_classes: int) -> list:
 
 
 def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = True,
-              log: Callable = print, epochs: Optional[int] = None) -> dict:
-    """Train (or resume) the run in ``folder``; returns the final test accuracy and the history."""
-    folder = Path(folder)
+              log: Callable = print, epochs: Optional[int] = None, force: bool = False) -> dict:
+    """Train (or resume) the run in ``folder``; returns the final test accuracy and the history.
+
+    A new run refuses a folder that holds one unless ``force``; ``resume`` continues from the last
+    committed epoch (from scratch if none) to ``epochs`` (default: the run's), and refuses a
+    ``config`` that differs from the run's in anything but the epochs.
+    """
+    folder = _folder(folder)
+    if resume:
+        config = _resumed_config(folder, config, epochs)
+        record = _read_commit(folder)
+    else:
+        _check_new_folder(folder, force)
+        record = None
     (train_set, val_set, test_set), input_shape, n_classes = load_splits(config)
     model = build_model(config.model, input_shape, n_classes, config.seed)
     optimizer = _build_optimizer(config, model)
-    rows: list = []
-    start = 0
+    start = 0 if record is None else record["epoch"]
+    if start > config.epochs:
+        raise RunError(f"epochs={config.epochs} is below the {start} epochs the run has completed "
+                       f"(--epochs is the new total)")
     if resume:
-        metadata = load_model(model, folder / "model.safetensors")
-        load_optimizer(optimizer, folder / "optimizer.safetensors")
-        start = int(metadata.get("epoch", 0))
-        rows = [r for r in _read_metrics(folder / "metrics.csv") if r["epoch"] <= start]
-        if len(rows) != start:
-            raise CheckpointError(f"{folder}: the checkpoint is at epoch {start} but metrics.csv has "
-                                  f"{len(rows)} of its epochs")
-        if epochs is not None:
-            config.epochs = epochs
+        _roll_forward(folder, record)
+        rows = [] if record is None else _load_committed(folder, record, model, optimizer)
+        if config != RunConfig.load(folder):
+            _write_config(folder, config)
         log(f"resuming {folder} after epoch {start} of {config.epochs}")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "config.json", (json.dumps(asdict(config), indent=2) + "\n").encode())
-    shuffle = cr.Generator(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=shuffle)
-    val_loader = DataLoader(val_set, batch_size=256)
-    test_loader = DataLoader(test_set, batch_size=256)
+    else:
+        rows = []
+        folder.mkdir(parents=True, exist_ok=True)
+        _clear_run(folder)
+        _write_config(folder, config)
+    loaders = [DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
+                          generator=cr.Generator(config.seed)),
+               DataLoader(val_set, batch_size=256), DataLoader(test_set, batch_size=256)]
     loss_fn = nn.CrossEntropyLoss()
-    if start < config.epochs:
-        fit(model, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start, progress=progress,
-            callbacks=[_EpochSeeds(config.seed, shuffle), _SaveEachEpoch(folder, model, optimizer, rows, log)])
-    result = evaluate(model, test_loader, loss_fn)
+    with np.errstate(all="ignore"):  # overflow shows as a non-finite loss, refused below
+        if start < config.epochs:
+            _fit(config, folder, model, optimizer, loss_fn, loaders, start, rows, progress, log)
+        result = evaluate(model, loaders[2], loss_fn)
     title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
     plot_curves(rows, folder / "curves.png", title)
-    plot_confusion(_confusion(result["predictions"], result["targets"], n_classes), folder / "confusion.png",
-                   f"test set, accuracy {result['accuracy']:.2%}")
+    plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
+                   folder / "confusion.png", f"test set, accuracy {result['accuracy']:.2%}")
     log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); run folder {folder}")
     return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "history": rows}
 
 
+def _fit(config: RunConfig, folder: Path, model, optimizer, loss_fn, loaders: list, start: int,
+         rows: list, progress: bool, log: Callable) -> None:
+    """Epochs start+1 .. config.epochs, each committed; a non-finite loss stops the run."""
+    train_loader, val_loader, _ = loaders
+    try:
+        fit(model, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start,
+            progress=progress, callbacks=[_EpochSeeds(config.seed, train_loader.generator),
+                                          _CommitEachEpoch(folder, model, optimizer, rows, log)])
+    except NonFiniteLossError as error:
+        done = rows[-1]["epoch"] if rows else 0
+        raise RunError(f"{error}; stopped: the run stays at epoch {done} "
+                       f"(a smaller --lr may help)") from None
+
+
 def evaluate_run(folder, log: Callable = print) -> dict:
     """Reload a run's model and print its test accuracy and per-class precision, recall and F1."""
-    folder = Path(folder)
+    folder = _folder(folder)
     config = RunConfig.load(folder)
+    record = _read_commit(folder)
+    if record is None:
+        raise RunError(f"{folder}: no epoch is committed yet (no commit.json): nothing to evaluate")
+    path = _locate(folder, record)["model.safetensors"]  # read only: a cut-short move stays
     (_, _, test_set), input_shape, n_classes = load_splits(config)
     model = build_model(config.model, input_shape, n_classes, config.seed)
-    metadata = load_model(model, folder / "model.safetensors")
-    result = evaluate(model, DataLoader(test_set, batch_size=256), nn.CrossEntropyLoss())
+    load_model(model, path)
+    with np.errstate(all="ignore"):
+        result = evaluate(model, DataLoader(test_set, batch_size=256), nn.CrossEntropyLoss())
     matrix = _confusion(result["predictions"], result["targets"], n_classes)
-    log(f"{folder}: {config.model} on {config.dataset}, after epoch {metadata.get('epoch', '?')}")
-    log(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  ({len(test_set)} samples)\n")
+    log(f"{folder}: {config.model} on {config.dataset}, after epoch {record['epoch']}")
+    log(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
+        f"({len(test_set)} samples)\n")
     log(f"{'class':>5}  {'precision':>9}  {'recall':>6}  {'f1':>6}  {'support':>7}")
     for c in range(n_classes):
         hits = matrix[c][c]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -175,10 +176,21 @@ def _choices(name: str, fixed: Optional[int], low: int, bound: str, high: int) -
     return range(low, _integer(bound, high, low) + 1)
 
 
-def _maps(i: int, o: int, k: int, s: int, p: int, d: int) -> bool:
-    """Whether ``conv_output_size(i, k, s, p, d) == o`` (no validation: the search's inner loop)."""
-    span = d * (k - 1) + 1
-    return i + 2 * p >= span and (i + 2 * p - span) // s + 1 == o
+#: the most (kernel, stride, dilation) combinations :func:`solve` tries, and solutions it lists
+MAX_SEARCH = 1_000_000
+MAX_SOLUTIONS = 100_000
+
+
+def _paddings(i: int, o: int, k: int, s: int, d: int) -> Tuple[int, int]:
+    """The paddings ``lo..hi`` (maybe empty) with ``conv_output_size(i, k, s, p, d) == o``.
+
+    ``floor((i + 2p - span) / s) == o - 1`` means ``(o-1)s <= i + 2p - span <= (o-1)s + s - 1``:
+    solved for p in O(1), so a huge padding bound or kernel costs nothing.
+    """
+    if o < 1:
+        return 1, 0
+    base = (o - 1) * s + d * (k - 1) + 1 - i
+    return -(-base // 2), (base + s - 1) // 2
 
 
 def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = None,
@@ -190,6 +202,8 @@ def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = 
     Shapes are ints, ``(H, W)`` or ``(C, H, W)`` (channels are free); the same parameters serve every
     spatial axis. Fixed arguments are used as given (their bound is ignored); padding defaults to
     ``0..effective_kernel(k, d) - 1`` unless ``max_padding`` is given. Sorted by ``(k, s, p, d)``.
+    Time and memory are bounded: more than :data:`MAX_SEARCH` (k, s, d) combinations within the
+    bounds, or more than :data:`MAX_SOLUTIONS` solutions, raise ShapeError.
     """
     sizes_in, sizes_out = _spatial("input_shape", input_shape), _spatial("output_shape", output_shape)
     if len(sizes_in) != len(sizes_out):
@@ -197,14 +211,26 @@ def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = 
                          f"numbers of spatial axes")
     if max_padding is not None:
         max_padding = _integer("max_padding", max_padding, 0)
+    ranges = (_choices("kernel_size", kernel_size, 1, "max_kernel", max_kernel),
+              _choices("stride", stride, 1, "max_stride", max_stride),
+              _choices("dilation", dilation, 1, "max_dilation", max_dilation))
+    combinations = len(ranges[0]) * len(ranges[1]) * len(ranges[2])
+    if combinations > MAX_SEARCH:
+        raise ShapeError(f"max_kernel, max_stride and max_dilation allow {combinations:,} "
+                         f"combinations, more than the limit of {MAX_SEARCH:,}: lower a bound "
+                         f"or fix a value")
     results = []
-    for k, s, d in product(_choices("kernel_size", kernel_size, 1, "max_kernel", max_kernel),
-                           _choices("stride", stride, 1, "max_stride", max_stride),
-                           _choices("dilation", dilation, 1, "max_dilation", max_dilation)):
+    for k, s, d in product(*ranges):
         top = effective_kernel(k, d) - 1 if max_padding is None else max_padding
-        for p in _choices("padding", padding, 0, "max_padding", top):
-            if all(_maps(i, o, k, s, p, d) for i, o in zip(sizes_in, sizes_out)):
-                results.append(ConvParams(k, s, p, d))
+        allowed = _choices("padding", padding, 0, "max_padding", top)
+        low, high = allowed.start, allowed.stop - 1
+        for i, o in zip(sizes_in, sizes_out):
+            lo, hi = _paddings(i, o, k, s, d)
+            low, high = max(low, lo), min(high, hi)
+        if len(results) + max(high - low + 1, 0) > MAX_SOLUTIONS:
+            raise ShapeError(f"more than {MAX_SOLUTIONS:,} solutions: "
+                             f"lower max_padding or fix a value")
+        results.extend(ConvParams(k, s, p, d) for p in range(low, high + 1))
     return sorted(results)
 
 
@@ -326,11 +352,20 @@ _KINDS: Dict[str, _Kind] = {
 _LOWER = {name.lower(): name for name in _KINDS}  # kinds are matched case-insensitively
 
 
+def _quoted(text: str) -> str:
+    """repr of a user's text, cut short (an argument may be thousands of characters long)."""
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
+_SIZE = re.compile(r"[0-9]{1,30}")  # ASCII digits only ('²'.isdigit() is true), and a sane length
+
+
 def parse_shape(text: str) -> Tuple[int, ...]:
     """``'3x256x256'`` -> ``(3, 256, 256)``: sizes >= 1 joined by ``x``."""
     parts = text.lower().split("x")
-    if not all(part.isdigit() and int(part) >= 1 for part in parts):
-        raise ShapeError(f"shape {text!r} must be sizes >= 1 joined by 'x', like 3x256x256 or 3x100")
+    if not all(_SIZE.fullmatch(part) and int(part) >= 1 for part in parts):
+        raise ShapeError(f"shape {_quoted(text)} must be sizes >= 1 (at most 30 digits) "
+                         f"joined by 'x', like 3x256x256 or 3x100")
     return tuple(int(part) for part in parts)
 
 
@@ -338,12 +373,11 @@ def _value(kind: _Kind, name: str, text: str, spec: str) -> object:
     """An option's value: an integer, or one of the words the option takes (p=same)."""
     if text.lower() in kind.words.get(name, ()):
         return text.lower()
-    try:
+    if re.fullmatch(r"[+-]?[0-9]{1,30}", text.strip()):
         return int(text)
-    except ValueError:
-        allowed = " or ".join(["an integer", *kind.words.get(name, ())])
-        what = "the leading value" if name == "out" else f"option {name}"
-        raise ShapeError(f"{what} in {spec!r} must be {allowed}, got {text!r}") from None
+    allowed = " or ".join(["an integer (at most 30 digits)", *kind.words.get(name, ())])
+    what = "the leading value" if name == "out" else f"option {name}"
+    raise ShapeError(f"{what} in {_quoted(spec)} must be {allowed}, got {_quoted(text)}")
 
 
 def parse_layer(spec: str) -> Layer:
@@ -355,7 +389,8 @@ def parse_layer(spec: str) -> Layer:
     head, _, rest = spec.partition(":")
     name = _LOWER.get(head.lower())
     if name is None:
-        raise ShapeError(f"unknown layer kind {head!r} in {spec!r}; known: {', '.join(_KINDS)}")
+        raise ShapeError(f"unknown layer kind {_quoted(head)} in {_quoted(spec)}; "
+                         f"known: {', '.join(_KINDS)}")
     kind = _KINDS[name]
     options: Dict[str, object] = {}
     for position, item in enumerate(filter(None, rest.split(","))):
@@ -364,12 +399,14 @@ def parse_layer(spec: str) -> Layer:
             key, text = "out", item
         elif key not in kind.options or key in options:
             problem = "repeated" if key in options else ("unknown" if equals else "unexpected")
-            raise ShapeError(f"{problem} option {item!r} in {spec!r}; {kind.describe(name)}")
+            raise ShapeError(f"{problem} option {_quoted(item)} in {_quoted(spec)}; "
+                             f"{kind.describe(name)}")
         options[key] = _value(kind, key, text, spec)
     required = (["out"] if kind.positional else []) + [k for k, v in kind.options.items() if v is _REQUIRED]
     missing = [kind.positional if key == "out" else key for key in required if key not in options]
     if missing:
-        raise ShapeError(f"{spec!r} is missing {' and '.join(missing)}; {kind.describe(name)}")
+        raise ShapeError(f"{_quoted(spec)} is missing {' and '.join(missing)}; "
+                         f"{kind.describe(name)}")
     return Layer(name, spec, {**kind.options, **options})
 
 
@@ -386,6 +423,7 @@ def plan(input_shape: Sequence[int], layers: Iterable[Union[str, Layer]]) -> Lis
         try:
             rows.append(layer.apply(shape))
         except ShapeError as error:
-            raise ShapeError(f"layer {number} {layer.spec!r} on input {_show(shape)}: {error}") from None
+            raise ShapeError(f"layer {number} {_quoted(layer.spec)} on input {_show(shape)}: "
+                             f"{error}") from None
         shape = rows[-1].shape
     return rows

@@ -8,16 +8,22 @@ with ``on_epoch_start(epoch)`` and/or ``on_epoch_end(metrics)`` methods.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterable, Optional, Sequence
 
 from tqdm.auto import tqdm
 
 import chainrule as cr
+from chainrule.errors import ChainruleError
 from chainrule.nn import Module
 from chainrule.tensor import Tensor
 
-__all__ = ["fit", "evaluate", "predict"]
+__all__ = ["fit", "evaluate", "predict", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(ChainruleError, FloatingPointError):
+    """The training loss became NaN or infinite: every later step would be meaningless."""
 
 
 def _call(callbacks: Sequence, hook: str, *args) -> None:
@@ -42,7 +48,9 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
     """Train for epochs ``start_epoch + 1 .. epochs``; return one dict of metrics per epoch run.
 
     Metrics: epoch, train_loss (mean over samples), train_accuracy (integer targets), val_loss and
-    val_accuracy (with a validation loader), lr (first parameter group), seconds.
+    val_accuracy (with a validation loader), lr (first parameter group), seconds. A batch whose
+    loss is NaN or infinite raises :class:`NonFiniteLossError` naming the epoch and the batch,
+    before that batch's step (the progress bar shows only on a terminal).
     """
     if epochs < 1 or start_epoch < 0:
         raise ValueError(f"fit: epochs={epochs} must be >= 1 and start_epoch={start_epoch} >= 0")
@@ -52,20 +60,27 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         started = time.perf_counter()
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress,
-                   unit="batch", dynamic_ncols=True)
-        for inputs, target in bar:
-            optimizer.zero_grad()
-            output = model(inputs)
-            loss = loss_fn(output, target)
-            loss.backward()
-            optimizer.step()
-            n = len(target)
-            total_loss += loss.item() * n
-            correct += _accuracy_count(output.detach(), target)
-            seen += n
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        bar.close()
+        # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                   disable=None if progress else True, unit="batch", dynamic_ncols=True)
+        try:
+            for batch, (inputs, target) in enumerate(bar, 1):
+                optimizer.zero_grad()
+                output = model(inputs)
+                loss = loss_fn(output, target)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(f"epoch {epoch + 1}: the training loss became {value} "
+                                             f"at batch {batch}")
+                loss.backward()
+                optimizer.step()
+                n = len(target)
+                total_loss += value * n
+                correct += _accuracy_count(output.detach(), target)
+                seen += n
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        finally:
+            bar.close()
         metrics = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
                    "train_accuracy": correct / max(seen, 1)}
         if val_loader is not None:

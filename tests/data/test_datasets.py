@@ -214,3 +214,61 @@ def test_two_spirals_errors():
         two_spirals(10, noise=-1)
     with pytest.raises(ValueError, match="seed"):
         two_spirals(10, seed=-1)
+
+
+# ------------------------------------------------------------------------------------ hostile files
+def good_labels(tmp_path):
+    (tmp_path / "labels").write_bytes(GOOD_LABELS)
+    return tmp_path / "labels"
+
+
+def test_files_that_are_not_regular_are_refused_unread(tmp_path):
+    os.mkfifo(tmp_path / "fifo")  # opening it would block forever
+    for path in ("/dev/zero", tmp_path / "fifo", tmp_path):
+        with pytest.raises(DatasetError, match="not a regular file"):
+            load_idx(path, good_labels(tmp_path))
+
+
+def bounded(function, seconds=5.0, megabytes=64):
+    """Run ``function``; assert it took at most ``seconds`` and allocated at most ``megabytes``."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        function()
+    finally:
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert elapsed < seconds and peak < megabytes << 20, (elapsed, peak)
+
+
+def test_a_gzip_bomb_is_not_inflated(tmp_path):
+    zeros = gzip.compress(bytes(16 << 20), compresslevel=9)  # 16 MiB in about 16 KiB
+    bomb = tmp_path / "images.gz"
+    one_image = header(0x803, 1, 8, 8) + bytes(64)
+    bomb.write_bytes(gzip.compress(one_image) + zeros * 64)  # inflates to 1 GiB
+    assert bomb.stat().st_size < 2 << 20
+
+    def load():
+        with pytest.raises(DatasetError, match="more than 1,048,576 unexpected bytes after"):
+            load_idx(bomb, good_labels(tmp_path))
+
+    bounded(load)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_header_claiming_huge_sizes_is_refused_before_allocating(tmp_path, gz):
+    huge = header(0x803, 60_000, 60_000, 60_000) + bytes(100)
+    big = header(0x803, 1_000, 1_000, 1_000) + bytes(100)  # 1 GB: under the cap, not in the file
+    for data, message in ((huge, "more than the 1,073,741,824 bytes"), (big, "truncated data")):
+        path = tmp_path / "images"
+        path.write_bytes(gzip.compress(data) if gz else data)
+
+        def load():
+            with pytest.raises(DatasetError, match=message):
+                load_idx(path, good_labels(tmp_path))
+
+        bounded(load)

@@ -8,12 +8,18 @@ IDX (the format of MNIST and Fashion-MNIST) is a 4-byte big-endian magic number 
 (``TT`` the element type, ``DD`` the number of dimensions), one big-endian uint32 per dimension,
 then the elements in C order, big-endian. Images files are ``0x00000803`` (unsigned bytes, N x H x W),
 labels files ``0x00000801`` (unsigned bytes, N). Files may be gzip-compressed.
+
+Reading is bounded: only regular files are opened, the header's sizes are checked (against the
+file's size, and against :data:`MAX_IDX_BYTES`) before anything is allocated, and a gzip stream
+is never inflated past what the header declares (a decompression bomb stops there).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -62,21 +68,48 @@ _IDX_TYPES = {  # type code -> big-endian dtype
 _IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
 _GZIP_MAGIC = b"\x1f\x8b"
+#: the most data read from one IDX file, after decompression (MNIST's training images: 47 MB)
+MAX_IDX_BYTES = 1 << 30
+_TRAILING_SHOWN = 1 << 20  # trailing bytes counted exactly up to this, so a bomb is not inflated
+_CHUNK = 16 << 20
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when they start with gzip's magic bytes.
+def _open_stream(path: Path, file):
+    """``file`` itself, or a gzip reader over it when it starts with gzip's magic bytes.
 
     A ``.gz`` file that is not gzip-compressed is read as is (browsers often decompress MNIST's
     files on download but keep the name).
     """
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+    compressed = file.read(2) == _GZIP_MAGIC
+    file.seek(0)
+    return gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
+
+
+def _read_exactly(path: Path, stream, size: int) -> bytearray:
+    """Up to ``size`` bytes (fewer at the end of the data); a corrupt gzip stream is a DatasetError.
+
+    Read in chunks: never more than ``size`` bytes, so a gzip bomb inflates no further, and no
+    buffer of the header's size before the data is there (a gzip reader allocates what it is
+    asked for).
+    """
+    data = bytearray()
     try:
-        return gzip.decompress(raw)
+        while len(data) < size:
+            chunk = stream.read(min(size - len(data), _CHUNK))
+            if not chunk:
+                break
+            data += chunk
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{path}: corrupt gzip data ({error})") from None
+    return data
+
+
+def _check_regular(path: Path) -> int:
+    """The size of ``path``, a regular file (stat first: /dev/zero or a FIFO is refused unread)."""
+    info = path.stat()  # a missing file stays FileNotFoundError
+    if not stat.S_ISREG(info.st_mode):
+        raise DatasetError(f"{path}: not a regular file (an IDX file is needed)")
+    return info.st_size
 
 
 def _describe_magic(magic: int) -> str:
@@ -85,15 +118,17 @@ def _describe_magic(magic: int) -> str:
     return f"0x{magic:08X} ({kind}, {magic & 0xFF} dimensions)"
 
 
-def _parse_idx(path: Path, expected_magic: Optional[int] = None, role: str = "") -> np.ndarray:
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DatasetError(f"{path}: truncated: {len(data)} bytes, not even the 4-byte IDX magic number")
-    magic = int.from_bytes(data[:4], "big")
-    if data[0] != 0 or data[1] != 0:
+def _check_magic(path: Path, head: bytes, expected_magic: Optional[int],
+                 role: str) -> tuple[int, int]:
+    """(type code, dimensions) from the first 4 bytes, or a DatasetError naming the problem."""
+    if len(head) < 4:
+        raise DatasetError(f"{path}: truncated: {len(head)} bytes, "
+                           f"not even the 4-byte IDX magic number")
+    magic = int.from_bytes(head, "big")
+    if head[0] != 0 or head[1] != 0:
         raise DatasetError(f"{path}: bad magic number 0x{magic:08X}: not an IDX file (an IDX file starts "
                            f"with two zero bytes, then a type code and the number of dimensions)")
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in _IDX_TYPES:
         codes = ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
         raise DatasetError(f"{path}: bad dtype code 0x{code:02X} in magic number 0x{magic:08X} "
@@ -104,29 +139,50 @@ def _parse_idx(path: Path, expected_magic: Optional[int] = None, role: str = "")
                            f"{_describe_magic(expected_magic)}{hint}")
     if ndim == 0:
         raise DatasetError(f"{path}: magic number 0x{magic:08X} declares 0 dimensions")
-    offset = 4 + 4 * ndim
-    if len(data) < offset:
-        raise DatasetError(f"{path}: truncated header: {ndim} dimensions need {offset} bytes, "
-                           f"the file has {len(data)}")
-    shape = struct.unpack(f">{ndim}I", data[4:offset])
-    dtype = _IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    present = len(data) - offset
-    if present < expected:
-        raise DatasetError(f"{path}: truncated data: the header declares shape {shape} ({expected} bytes) "
-                           f"but only {present} bytes follow it")
-    if present > expected:
-        raise DatasetError(f"{path}: {present - expected} unexpected bytes after the data of shape {shape} "
+    return code, ndim
+
+
+def _parse_idx(path: Path, expected_magic: Optional[int] = None, role: str = "") -> np.ndarray:
+    """Read an IDX file in bounded memory: sizes are checked against the header first."""
+    file_size = _check_regular(path)
+    with path.open("rb") as file:
+        stream = _open_stream(path, file)
+        code, ndim = _check_magic(path, bytes(_read_exactly(path, stream, 4)), expected_magic, role)
+        dims = _read_exactly(path, stream, 4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DatasetError(f"{path}: truncated header: {ndim} dimensions need "
+                               f"{4 + 4 * ndim} bytes, the file has {4 + len(dims)}")
+        shape = struct.unpack(f">{ndim}I", dims)
+        dtype = _IDX_TYPES[code]
+        expected = math.prod(shape) * dtype.itemsize
+        if expected > MAX_IDX_BYTES:
+            raise DatasetError(f"{path}: the header declares shape {shape} ({expected:,} bytes), "
+                               f"more than the {MAX_IDX_BYTES:,} bytes chainrule reads from an "
+                               f"IDX file")
+        if stream is file:  # raw data: its size is known before reading
+            present = file_size - 4 - 4 * ndim
+            data = _read_exactly(path, stream, expected) if present >= expected else b""
+        else:
+            data = _read_exactly(path, stream, expected)
+            present = len(data)
+        if present < expected:
+            raise DatasetError(f"{path}: truncated data: the header declares shape {shape} "
+                               f"({expected} bytes) but only {present} bytes follow it")
+        extra = len(_read_exactly(path, stream, _TRAILING_SHOWN + 1))
+    if extra:
+        count = f"{extra}" if extra <= _TRAILING_SHOWN else f"more than {_TRAILING_SHOWN:,}"
+        raise DatasetError(f"{path}: {count} unexpected bytes after the data of shape {shape} "
                            f"({expected} bytes)")
-    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=offset)
+    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize)
     return array.reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read_idx(path: PathLike) -> np.ndarray:
     """The array stored in an IDX file (raw or gzip), in native byte order.
 
-    Raises :class:`DatasetError` naming the file and the problem: bad magic number, unknown type
-    code, truncated header or data, trailing bytes, corrupt gzip stream.
+    Raises :class:`DatasetError` naming the file and the problem: not a regular file, bad magic
+    number, unknown type code, truncated header or data, trailing bytes, more data than
+    :data:`MAX_IDX_BYTES`, corrupt gzip stream.
     """
     return _parse_idx(Path(path))
 
