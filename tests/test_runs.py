@@ -149,3 +149,31 @@ def test_optimizer_checkpoint_round_trip(tmp_path):
         for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             np.testing.assert_array_equal(np.asarray(fresh.state[p][key].data), np.asarray(opt.state[p][key].data))
         assert fresh.state[p]["step"] == opt.state[p]["step"] == 3
+
+
+def _idx_dataset(folder, name, images, labels):
+    write_idx(folder / f"{name}-images", images.astype(np.uint8))
+    write_idx(folder / f"{name}-labels", labels.astype(np.uint8))
+    return f"idx:{folder / f'{name}-images'},{folder / f'{name}-labels'}"
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_datasets_too_small_to_split_are_refused(tmp_path, capsys, n):
+    dataset = _idx_dataset(tmp_path, "few", np.zeros((n, 8, 8)), np.arange(n) % 2)
+    assert main(["train", "--dataset", dataset, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"the dataset has {n} samples: too few" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("shape, model, message", [
+    ((10, 1, 1), "cnn", "images of 1x1 pixels are too small for the cnn"),
+    ((10, 1, 9), "cnn", "images of 1x9 pixels are too small for the cnn"),
+    ((10, 300, 700), "mlp", "would need a mlp of 53,826,562 parameters, more than the 50,000,000"),
+])
+def test_images_the_network_cannot_take_are_refused(tmp_path, capsys, shape, model, message):
+    dataset = _idx_dataset(tmp_path, "odd", np.zeros(shape), np.arange(shape[0]) % 2)
+    argv = ["train", "--dataset", dataset, "--model", model, "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
