@@ -251,7 +251,7 @@ class _CommitEachEpoch:
         bad = [name for name, value in self.model.state_dict().items()
                if not np.isfinite(np.asarray(getattr(value, "data", value))).all()]
         if bad or not math.isfinite(metrics["train_loss"]):
-            what = f"the weights {bad[0]}" if bad else "the training loss"
+            what = f"the parameter {bad[0]}" if bad else "the training loss"
             raise RunError(f"epoch {epoch}: {what} became non-finite; stopped without saving epoch "
                            f"{epoch}: the run stays at epoch {epoch - 1} (a smaller --lr may help)")
         self.rows.append(metrics)
