@@ -184,7 +184,8 @@ def _fit_to(g: "Tensor", x: "Tensor") -> "Tensor":
     target = x.data
     if g.data.shape != target.shape:
         g = ops.reductions.sum_to_p.bind(g, shape=target.shape)
-    if g.data.dtype is not target.dtype and g.data.dtype != target.dtype:  # `is`: the usual, cheap case
+    # `is` first: the usual, cheap case
+    if g.data.dtype is not target.dtype and g.data.dtype != target.dtype:
         g = g.astype(target.dtype)
     return g
 
@@ -243,15 +244,16 @@ def _apply_hooks(tensor: "Tensor", g: "Tensor") -> "Tensor":
             continue
         if not isinstance(result, Tensor) or result.shape != g.shape:
             got = f"shape {result.shape}" if isinstance(result, Tensor) else type(result).__name__
-            raise TypeError(f"hook {getattr(hook, '__name__', hook)!r} must return None or a Tensor of the "
-                            f"gradient's shape {g.shape}, got {got}")
+            name = getattr(hook, "__name__", hook)
+            raise TypeError(f"hook {name!r} must return None or a Tensor of the gradient's shape "
+                            f"{g.shape}, got {got}")
         g = result
     return g
 
 
 def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
               anomaly: bool = False) -> None:
-    """One step of the algorithm: each input's VJP rule applied to ``g``, added to the input's entry.
+    """One step of the algorithm: each input's VJP rule applied to ``g``, added to its entry.
 
     ``report(i, x, status, contribution, entry)``, when given, hears about every input: status is
     'ok', 'constant' (the input does not require grad), 'not differentiable' (no rule) or 'zero'
@@ -273,7 +275,8 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
             gx = None if rule is None else rule(g, tensor, *inputs, **params)
         if gx is None:
             if report is not None:
-                status = "zero" if prim.variadic or prim.vjps[i] is not None else "not differentiable"
+                has_rule = prim.variadic or prim.vjps[i] is not None
+                status = "zero" if has_rule else "not differentiable"
                 report(i, x, status, None, grad_table.get(id(x)))
             continue
         if anomaly:
@@ -343,7 +346,7 @@ def grad(
     create_graph: bool = False,
     allow_unused: bool = False,
 ) -> tuple:
-    """Gradients of ``outputs`` w.r.t. ``inputs`` without touching ``.grad`` (like torch.autograd.grad).
+    """Gradients of ``outputs`` w.r.t. ``inputs``, leaving ``.grad`` alone (torch.autograd.grad).
 
     ``sum_k grad_outputs[k] . d outputs[k] / d inputs[i]`` for each input i. An input the outputs do
     not depend on raises unless ``allow_unused=True``, when its gradient is None.
@@ -368,7 +371,8 @@ def grad(
         root_grads.append(_default_root_grad(out) if g is None else _check_root_grad(out, g))
     if retain_graph is None:
         retain_graph = create_graph
-    found = _run(roots, root_grads, retain_graph=retain_graph, create_graph=create_graph, targets=inputs)
+    found = _run(roots, root_grads, retain_graph=retain_graph, create_graph=create_graph,
+                 targets=inputs)
     results = []
     for i, x in enumerate(inputs):
         g = found.get(id(x))

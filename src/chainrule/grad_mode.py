@@ -47,7 +47,7 @@ def is_anomaly_enabled() -> bool:
 
 
 class _Mode(contextlib.ContextDecorator):
-    """Sets one flag of ``_state`` inside a ``with`` body (or a decorated call), then restores it."""
+    """Sets one flag of ``_state`` inside a ``with`` body (or a decorated call), then restores."""
 
     flag = ""
 
@@ -120,7 +120,7 @@ class no_grad(_Mode):
 
 
 class enable_grad(_Mode):
-    """``with chainrule.enable_grad(): ...`` -- record the graph again inside a ``no_grad`` block."""
+    """``with chainrule.enable_grad(): ...`` -- record the graph again inside ``no_grad``."""
 
     flag = "grad_enabled"
 

@@ -172,7 +172,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        """True for tensors the user created (no ``grad_fn``); only leaves get ``.grad`` by default."""
+        """True for tensors the user created (no ``grad_fn``); only leaves get ``.grad``."""
         return self.grad_fn is None
 
     @property
@@ -210,20 +210,24 @@ class Tensor:
         order they were registered; ``handle.remove()`` unregisters one.
         """
         if not self.requires_grad:
-            raise RuntimeError("register_hook() on a tensor that does not require grad: no gradient will reach it")
+            raise RuntimeError("register_hook() on a tensor that does not require grad: "
+                               "no gradient will reach it")
         if not callable(hook):
-            raise TypeError(f"hook must be callable (grad -> Tensor or None), got {type(hook).__name__}")
+            raise TypeError(
+                f"hook must be callable (grad -> Tensor or None), got {type(hook).__name__}"
+            )
         if self._hooks is None:
             self._hooks = {}
         return RemovableHandle.add(self._hooks, hook)
 
     def detach(self) -> "Tensor":
-        """The same data (shared, not copied, with the same version counter) cut out of the graph."""
+        """The same data (shared, not copied; the same version counter), cut out of the graph."""
         t = Tensor._from_array(self.data)
         t._base = self if self._base is None else self._base
         return t
 
-    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
         """Back-propagate from this tensor, accumulating into every leaf's ``.grad``.
 
         ``gradient`` is d(loss)/d(self), required unless this tensor has one element. The saved
@@ -239,13 +243,15 @@ class Tensor:
         """The underlying ndarray (shared memory)."""
         return self.data
 
-    def item(self):
+    def item(self) -> Any:
         """The single element as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise ValueError(
+                f"item() needs a tensor with one element, this one has shape {self.shape}"
+            )
         return self.data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.data.tolist()
 
     def astype(self, dtype: Any) -> "Tensor":
@@ -317,48 +323,56 @@ class Tensor:
     def __ne__(self, other): return _ops.not_equal(self, other)
 
     # ----------------------------------------------------------------- methods mirroring ops
-    def exp(self): return _ops.exp(self)
-    def log(self): return _ops.log(self)
-    def log1p(self): return _ops.log1p(self)
-    def expm1(self): return _ops.expm1(self)
-    def sqrt(self): return _ops.sqrt(self)
-    def sin(self): return _ops.sin(self)
-    def cos(self): return _ops.cos(self)
-    def tanh(self): return _ops.tanh(self)
-    def abs(self): return _ops.abs(self)
-    def sign(self): return _ops.sign(self)
-    def sigmoid(self): return _ops.sigmoid(self)
-    def relu(self): return _ops.relu(self)
-    def softplus(self): return _ops.softplus(self)
-    def softmax(self, axis=-1): return _ops.softmax(self, axis=axis)
-    def log_softmax(self, axis=-1): return _ops.log_softmax(self, axis=axis)
-    def pow(self, exponent): return _ops.pow(self, exponent)
-    def clip(self, min=None, max=None): return _ops.clip(self, min, max)
-    def maximum(self, other): return _ops.maximum(self, other)
-    def minimum(self, other): return _ops.minimum(self, other)
-    def matmul(self, other): return _ops.matmul(self, other)
-    def dot(self, other): return _ops.dot(self, other)
+    def exp(self) -> Tensor: return _ops.exp(self)
+    def log(self) -> Tensor: return _ops.log(self)
+    def log1p(self) -> Tensor: return _ops.log1p(self)
+    def expm1(self) -> Tensor: return _ops.expm1(self)
+    def sqrt(self) -> Tensor: return _ops.sqrt(self)
+    def sin(self) -> Tensor: return _ops.sin(self)
+    def cos(self) -> Tensor: return _ops.cos(self)
+    def tanh(self) -> Tensor: return _ops.tanh(self)
+    def abs(self) -> Tensor: return _ops.abs(self)
+    def sign(self) -> Tensor: return _ops.sign(self)
+    def sigmoid(self) -> Tensor: return _ops.sigmoid(self)
+    def relu(self) -> Tensor: return _ops.relu(self)
+    def softplus(self) -> Tensor: return _ops.softplus(self)
+    def softmax(self, axis=-1) -> Tensor: return _ops.softmax(self, axis=axis)
+    def log_softmax(self, axis=-1) -> Tensor: return _ops.log_softmax(self, axis=axis)
+    def pow(self, exponent) -> Tensor: return _ops.pow(self, exponent)
+    def clip(self, min=None, max=None) -> Tensor: return _ops.clip(self, min, max)
+    def maximum(self, other) -> Tensor: return _ops.maximum(self, other)
+    def minimum(self, other) -> Tensor: return _ops.minimum(self, other)
+    def matmul(self, other) -> Tensor: return _ops.matmul(self, other)
+    def dot(self, other) -> Tensor: return _ops.dot(self, other)
 
-    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis=axis, keepdims=keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0):
+    def sum(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0) -> Tensor:
         return _ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
-    def max(self, axis=None, keepdims=False): return _ops.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _ops.min(self, axis=axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis=axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _ops.argmin(self, axis=axis, keepdims=keepdims)
-    def logsumexp(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.min(self, axis=axis, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.argmax(self, axis=axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False) -> Tensor:
+        return _ops.argmin(self, axis=axis, keepdims=keepdims)
+    def logsumexp(self, axis=None, keepdims=False) -> Tensor:
         return _ops.logsumexp(self, axis=axis, keepdims=keepdims)
 
-    def reshape(self, *shape):
+    def reshape(self, *shape) -> Tensor:
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes):
+    def transpose(self, *axes) -> Tensor:
         return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-    def permute(self, *axes): return _ops.transpose(self, axes[0] if len(axes) == 1 else axes)
-    def flatten(self, start_axis=0, end_axis=-1): return _ops.flatten(self, start_axis, end_axis)
-    def squeeze(self, axis=None): return _ops.squeeze(self, axis)
-    def expand_dims(self, axis): return _ops.expand_dims(self, axis)
-    def broadcast_to(self, shape): return _ops.broadcast_to(self, shape)
+    def permute(self, *axes) -> Tensor:
+        return _ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+    def flatten(self, start_axis=0, end_axis=-1) -> Tensor:
+        return _ops.flatten(self, start_axis, end_axis)
+    def squeeze(self, axis=None) -> Tensor: return _ops.squeeze(self, axis)
+    def expand_dims(self, axis) -> Tensor: return _ops.expand_dims(self, axis)
+    def broadcast_to(self, shape) -> Tensor: return _ops.broadcast_to(self, shape)
 
 
 from chainrule import ops as _ops  # noqa: E402  (ops import Tensor: bind it last)

@@ -209,7 +209,8 @@ def value_and_grad(f: Callable, argnums: ArgNums = 0, has_aux: bool = False) -> 
         nested = level.reaches_outside([out])
         grads = level.pull_back([out], [ops.ones_like(out)], create_graph=nested)
         value = out if nested else out.detach()
-        return level.finish((((value, aux) if has_aux else value), level.trees(grads, _single(argnums))))
+        value_aux = (value, aux) if has_aux else value
+        return level.finish((value_aux, level.trees(grads, _single(argnums))))
 
     return value_and_grad_f
 
@@ -241,7 +242,7 @@ def elementwise_grad(f: Callable, argnums: ArgNums = 0) -> Callable:
     return elementwise_grad_f
 
 
-def vjp(f: Callable, *primals, has_aux: bool = False):
+def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     """(f(primals), vjp_fn) where vjp_fn(v) = v^T J, one cotangent tree per primal (a tuple).
 
     ``v`` has the structure of f's output (a Tensor, or a tuple/list/dict of them).
@@ -270,7 +271,7 @@ def vjp(f: Callable, *primals, has_aux: bool = False):
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
 
-def jvp(f: Callable, primals: Sequence, tangents: Sequence):
+def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple:
     """(f(primals), J t): the directional derivative, by the double-VJP trick.
 
     u -> J^T u is linear in u, so its own VJP with cotangent t is (J^T)^T t = J t. The result is
@@ -287,7 +288,9 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
     tangent_leaves = [ops.as_tensor(t, like=x) for t, x in zip(tangent_leaves, level.variables)]
     for i, (t, x) in enumerate(zip(tangent_leaves, level.variables)):
         if t.shape != x.shape:
-            raise ValueError(f"jvp: tangent {i} has shape {t.shape}, its primal has shape {x.shape}")
+            raise ValueError(
+                f"jvp: tangent {i} has shape {t.shape}, its primal has shape {x.shape}"
+            )
     nested = level.reaches_outside(outs) or any(t.requires_grad for t in tangent_leaves)
     with enable_grad():
         dummies = [ops.zeros_like(o, requires_grad=True) for o in outs]

@@ -122,7 +122,8 @@ def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
     """
     if type(value) is Tensor or isinstance(value, Tensor):
         return value
-    if like is not None and isinstance(value, (int, float, bool)) and not isinstance(value, np.generic):
+    python_number = isinstance(value, (int, float, bool)) and not isinstance(value, np.generic)
+    if like is not None and python_number:
         dtype = np.result_type(like.data.dtype, value)
         return Tensor._from_array(np.asarray(value, dtype=dtype))
     return Tensor._from_array(to_array(value))
