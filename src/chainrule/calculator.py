@@ -1,6 +1,9 @@
-"""The expression language of ``chainrule graph``: a safe calculator over chainrule's functions.
+r"""The expression language of ``chainrule graph``: a safe calculator over chainrule's functions.
 
-``chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" --let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"``
+Example::
+
+    chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" \
+        --let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"
 
 The expression is parsed with :func:`ast.parse` (``mode="eval"``), checked against a whitelist and
 evaluated by walking the syntax tree here: the user's text is never given to ``eval``, ``exec`` or
@@ -17,9 +20,9 @@ Allowed:
 * subscripts ``x[0]``, ``x[:, 1]``, ``x[::-1]``, ``x[0, 1:3]`` (integers and slices of integers);
 * calls of the functions in :data:`FUNCTIONS` (chainrule's public functions) with positional
   arguments (a tuple of numbers there is a shape or axes, as in ``reshape(x, (2, 3))``; a list
-  ``[1, 2]`` is a constant tensor) and keyword arguments whose values are literals (numbers, True/False/None, tuples of
-  numbers): ``sum(x, axis=0)``, ``softmax(x, axis=-1)``. ``stack`` and ``concatenate`` also take a
-  list of expressions: ``stack([x, 2 * x])``.
+  ``[1, 2]`` is a constant tensor) and keyword arguments whose values are literals (numbers,
+  True/False/None, tuples of numbers): ``sum(x, axis=0)``, ``softmax(x, axis=-1)``. ``stack`` and
+  ``concatenate`` also take a list of expressions: ``stack([x, 2 * x])``.
 
 **max and min**: ``max(a, b)`` with two positional arguments is ``chainrule.maximum(a, b)`` (the
 elementwise maximum, gradient split evenly among ties), ``min(a, b)`` is ``chainrule.minimum``;
@@ -44,7 +47,7 @@ import ast
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, TypeGuard, cast
 
 import numpy as np
 
@@ -82,20 +85,21 @@ FUNCTIONS: dict[str, str] = {name: name for name in (
     "reshape", "transpose", "permute", "swapaxes", "squeeze", "expand_dims", "flatten", "stack",
     "concatenate", "pad",
     # losses (default reduction: strings cannot be written)
-    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss",
+    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "nll_loss",
     # creation (sizes checked before evaluation)
     "zeros", "ones", "full", "eye", "arange", "zeros_like", "ones_like", "full_like",
 )}
 
 _LIST_ARGUMENT = {"stack", "concatenate"}          # first argument: a list of expressions
 _BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip", "less",
-                 "less_equal", "greater", "greater_equal", "equal", "not_equal", "mse_loss", "prelu",
-                 "binary_cross_entropy", "binary_cross_entropy_with_logits"}
-_BINARY_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
-                     ast.MatMult: "matmul"}
-_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-            ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
-            ast.BitAnd: "&", ast.BitXor: "^"}
+                 "less_equal", "greater", "greater_equal", "equal", "not_equal", "mse_loss",
+                 "prelu", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
+_BINARY_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
+                     ast.Pow: "pow", ast.MatMult: "matmul"}
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
+            ast.MatMult: "@", ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShift: ">>",
+            ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^"}
 
 
 class CalculatorError(ChainruleError, ValueError):
@@ -110,7 +114,7 @@ def _is_dunder(name: str) -> bool:
     return name.startswith("__") or name.endswith("__")
 
 
-def _is_number(node: ast.AST) -> bool:
+def _is_number(node: ast.AST) -> TypeGuard[ast.Constant]:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
 
@@ -135,7 +139,8 @@ def _describe(node: ast.AST) -> str:
     if isinstance(node, ast.JoinedStr):
         return "string literals (f-strings) are not allowed"
     if isinstance(node, ast.Constant) and isinstance(node.value, (bool, type(None))):
-        return f"{node.value!r} is only allowed as a keyword argument's value (keepdims=True, axis=None)"
+        return (f"{node.value!r} is only allowed as a keyword argument's value "
+                f"(keepdims=True, axis=None)")
     if isinstance(node, ast.Constant):
         return f"the literal {node.value!r} is not allowed (only int and float numbers)"
     if isinstance(node, ast.Compare):
@@ -149,14 +154,16 @@ def _describe(node: ast.AST) -> str:
     if isinstance(node, (ast.Dict, ast.Set)):
         return "dicts and sets are not allowed"
     if isinstance(node, ast.BinOp):
-        return f"the operator {_SYMBOLS.get(type(node.op), type(node.op).__name__)} is not allowed (only + - * / ** @)"
+        symbol = _SYMBOLS.get(type(node.op), type(node.op).__name__)
+        return f"the operator {symbol} is not allowed (only + - * / ** @)"
     if isinstance(node, ast.UnaryOp):
         return "only unary + and - are allowed"
     return f"{type(node).__name__} expressions are not allowed"
 
 
 def _fold(node: ast.AST) -> Any:
-    """The value of a pure-literal arithmetic expression (numbers, tuples), or None if it is not one."""
+    """The value of a pure-literal arithmetic expression (numbers, tuples), or None if it is not
+    one."""
     if _is_number(node):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
@@ -167,7 +174,8 @@ def _fold(node: ast.AST) -> Any:
     if isinstance(node, (ast.Tuple, ast.List)):
         values = [_fold(e) for e in node.elts]
         return None if any(v is None for v in values) else tuple(values)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS and not isinstance(node.op, ast.MatMult):
+    if (isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS
+            and not isinstance(node.op, ast.MatMult)):
         left, right = _fold(node.left), _fold(node.right)
         if isinstance(left, (int, float)) and isinstance(right, (int, float)):
             return _arithmetic(node.op, left, right)
@@ -203,7 +211,8 @@ def _arithmetic(op: ast.operator, a, b):
 
 def _check_exponent(value) -> None:
     if isinstance(value, (int, float)) and not abs(value) <= MAX_EXPONENT:
-        raise CalculatorError(f"the exponent {value!r} is too large (|exponent| must be <= {MAX_EXPONENT})")
+        raise CalculatorError(f"the exponent {value!r} is too large "
+                              f"(|exponent| must be <= {MAX_EXPONENT})")
 
 
 def _size_of(shape, what: str) -> int:
@@ -216,7 +225,8 @@ def _size_of(shape, what: str) -> int:
     size = 1
     for d in dims:
         if d > MAX_ELEMENTS:
-            raise CalculatorError(f"{what}: the size {d} is too large (at most {MAX_ELEMENTS:,} elements)")
+            raise CalculatorError(f"{what}: the size {d} is too large "
+                                  f"(at most {MAX_ELEMENTS:,} elements)")
         size *= d
     if size > MAX_ELEMENTS:
         raise CalculatorError(f"{what}: {size:,} elements is too many (at most {MAX_ELEMENTS:,})")
@@ -251,17 +261,20 @@ def _check_creation(name: str, call: ast.Call) -> None:
         start, stop, step = (0, values[0], 1) if len(values) == 1 else (values + [1])[:3]
         if step == 0:
             raise CalculatorError("arange: step must not be zero")
-        count = max(0, math.ceil((stop - start) / step)) if all(map(math.isfinite, (start, stop, step))) else math.inf
+        finite = all(map(math.isfinite, (start, stop, step)))
+        count = max(0, math.ceil((stop - start) / step)) if finite else math.inf
         if count > MAX_ELEMENTS:
             raise CalculatorError(f"arange: too many elements (at most {MAX_ELEMENTS:,})")
 
 
 def parse_expression(text: str, names: Sequence[str] = ()) -> ast.Expression:
-    """Parse and check ``text``; ``names`` are the variables bound with --let. Raises CalculatorError."""
+    """Parse and check ``text``; ``names`` are the variables bound with --let. Raises
+    CalculatorError."""
     if not isinstance(text, str):
         raise CalculatorError("the expression must be a string")
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise CalculatorError(f"the expression is {len(text):,} characters long (at most {MAX_EXPRESSION_CHARS:,})")
+        raise CalculatorError(f"the expression is {len(text):,} characters long "
+                              f"(at most {MAX_EXPRESSION_CHARS:,})")
     if not text.strip():
         raise CalculatorError("the expression is empty")
     tree = _parse(text, "the expression")
@@ -288,7 +301,8 @@ def _check_depth(root: ast.AST) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise CalculatorError(f"the expression is nested too deeply (at most {MAX_DEPTH} levels)")
+            raise CalculatorError(f"the expression is nested too deeply "
+                                  f"(at most {MAX_DEPTH} levels)")
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
                      if not isinstance(child, (ast.expr_context, ast.operator, ast.unaryop)))
 
@@ -300,7 +314,8 @@ def _check(root: ast.AST, names: set[str]) -> None:
     while stack:
         node, depth, context = stack.pop()
         if depth > MAX_DEPTH:
-            raise CalculatorError(f"the expression is nested too deeply (at most {MAX_DEPTH} levels)")
+            raise CalculatorError(f"the expression is nested too deeply "
+                                  f"(at most {MAX_DEPTH} levels)")
         below = depth + 1
         if context == "literal":      # inside a list of numbers
             if isinstance(node, (ast.List, ast.Tuple)):
@@ -311,7 +326,8 @@ def _check(root: ast.AST, names: set[str]) -> None:
             continue
         if context == "index":
             if isinstance(node, ast.Slice):
-                stack.extend((p, below, "index-part") for p in (node.lower, node.upper, node.step) if p is not None)
+                stack.extend((p, below, "index-part")
+                             for p in (node.lower, node.upper, node.step) if p is not None)
             elif isinstance(node, ast.Tuple):
                 for e in node.elts:
                     if isinstance(e, ast.Tuple):
@@ -322,18 +338,21 @@ def _check(root: ast.AST, names: set[str]) -> None:
             continue
         if context == "index-part":
             if not (_signed_number(node) and isinstance(_fold(node), int)):
-                raise CalculatorError("subscripts take integers and slices only (like x[0], x[:, 1], x[::-1])")
+                raise CalculatorError("subscripts take integers and slices only "
+                                      "(like x[0], x[:, 1], x[::-1])")
             continue
         if context == "keyword":
-            if isinstance(node, ast.Constant) and (type(node.value) in (int, float, bool) or node.value is None):
+            if isinstance(node, ast.Constant) and (type(node.value) in (int, float, bool)
+                                                   or node.value is None):
                 continue
             if _signed_number(node):
                 continue
             if isinstance(node, (ast.Tuple, ast.List)):
                 stack.extend((e, below, "literal") for e in node.elts)
                 continue
-            raise CalculatorError("keyword arguments take literal values only (numbers, True/False/None, "
-                                  "tuples of numbers); " + _describe(node))
+            raise CalculatorError("keyword arguments take literal values only "
+                                  "(numbers, True/False/None, tuples of numbers); "
+                                  + _describe(node))
         # context == "expr"
         if isinstance(node, ast.Constant):
             if type(node.value) not in (int, float):
@@ -369,12 +388,13 @@ def _check(root: ast.AST, names: set[str]) -> None:
         elif isinstance(node, ast.Call):
             func = node.func
             if not isinstance(func, ast.Name):
-                raise CalculatorError("only chainrule functions can be called, by name (like sigmoid(x)); "
-                                      + _describe(func))
+                raise CalculatorError("only chainrule functions can be called, by name "
+                                      "(like sigmoid(x)); " + _describe(func))
             if _is_dunder(func.id):
                 raise CalculatorError(f"dunder names are not allowed ({func.id})")
             if func.id not in FUNCTIONS:
-                raise CalculatorError(f"unknown function {func.id!r} (allowed: see chainrule graph --help)")
+                raise CalculatorError(f"unknown function {func.id!r} "
+                                      f"(allowed: see chainrule graph --help)")
             for k in node.keywords:
                 if k.arg is None:
                     raise CalculatorError("**kwargs is not allowed")
@@ -389,7 +409,8 @@ def _check(root: ast.AST, names: set[str]) -> None:
                     _check_literal_size(k.value)
                 stack.append((k.value, below, "keyword"))
             for position, a in reversed(list(enumerate(node.args))):
-                if position == 0 and func.id in _LIST_ARGUMENT and isinstance(a, (ast.List, ast.Tuple)):
+                if (position == 0 and func.id in _LIST_ARGUMENT
+                        and isinstance(a, (ast.List, ast.Tuple))):
                     if len(a.elts) > MAX_LITERAL_ELEMENTS:
                         raise CalculatorError("too many tensors in the list")
                     stack.extend((e, below + 1, "expr") for e in a.elts)
@@ -409,7 +430,8 @@ def _check_literal_size(node: ast.AST) -> None:
         else:
             count += 1
             if count > MAX_LITERAL_ELEMENTS:
-                raise CalculatorError(f"a literal list has more than {MAX_LITERAL_ELEMENTS:,} elements")
+                raise CalculatorError(f"a literal list has more than "
+                                      f"{MAX_LITERAL_ELEMENTS:,} elements")
 
 
 def parse_let(text: str) -> tuple[str, np.ndarray]:
@@ -424,14 +446,15 @@ def parse_let(text: str) -> tuple[str, np.ndarray]:
     if name in FUNCTIONS:
         raise CalculatorError(f"bad --let {text!r}: {name!r} is the name of a function")
     if len(value) > MAX_LET_CHARS:
-        raise CalculatorError(f"bad --let {name}=...: the value is longer than {MAX_LET_CHARS:,} characters")
+        raise CalculatorError(f"bad --let {name}=...: the value is longer than "
+                              f"{MAX_LET_CHARS:,} characters")
     if not value:
         raise CalculatorError(f"bad --let {text!r}: the value is empty")
     tree = _parse(value, f"the value of --let {name}")
     body = tree.body
     if not (_signed_number(body) or isinstance(body, (ast.List, ast.Tuple))):
-        raise CalculatorError(f"bad --let {name}=...: the value must be a number or a list of numbers; "
-                              + _describe(body))
+        raise CalculatorError(f"bad --let {name}=...: the value must be a number or a list of "
+                              f"numbers; " + _describe(body))
     try:
         _check(body, set())
     except CalculatorError as error:
@@ -439,7 +462,8 @@ def parse_let(text: str) -> tuple[str, np.ndarray]:
     try:
         array = np.asarray(ast.literal_eval(body), dtype=np.float64)
     except (ValueError, TypeError) as error:
-        raise CalculatorError(f"bad --let {name}=...: {error} (are the rows of equal length?)") from None
+        raise CalculatorError(f"bad --let {name}=...: {error} "
+                              f"(are the rows of equal length?)") from None
     return name, array
 
 
@@ -492,13 +516,14 @@ def _guard_size(name: str, args: list, kwargs: dict) -> int:
         if all(isinstance(d, int) for d in shape):
             size = math.prod(max(d, 1) for d in shape)
     elif name == "pad" and args:
-        widths = np.broadcast_to(np.asarray(args[1] if len(args) > 1 else kwargs.get("pad_width", 0)),
-                                 (max(len(_shape_of(args[0])), 1), 2))
+        pad_width = args[1] if len(args) > 1 else kwargs.get("pad_width", 0)
+        widths = np.broadcast_to(np.asarray(pad_width), (max(len(_shape_of(args[0])), 1), 2))
         size = math.prod(int(n) + int(w.sum()) for n, w in zip(_shape_of(args[0]) or (1,), widths))
     elif name in _LIST_ARGUMENT and args and isinstance(args[0], list):
         size = sum(math.prod(_shape_of(t)) for t in args[0] if isinstance(t, Tensor))
     if size > MAX_ELEMENTS:
-        raise CalculatorError(f"{name}: the result would have {size:,} elements (at most {MAX_ELEMENTS:,})")
+        raise CalculatorError(f"{name}: the result would have {size:,} elements "
+                              f"(at most {MAX_ELEMENTS:,})")
     return size
 
 
@@ -538,19 +563,22 @@ def _check_tensor_exponent(exponent) -> None:
     if isinstance(exponent, Tensor):
         data = exponent.data
         if data.size and data.dtype.kind in "biuf" and not np.all(np.abs(data) <= MAX_EXPONENT):
-            raise CalculatorError(f"an exponent is too large (|exponent| must be <= {MAX_EXPONENT})")
+            raise CalculatorError(f"an exponent is too large "
+                                  f"(|exponent| must be <= {MAX_EXPONENT})")
     else:
         _check_exponent(exponent)
 
 
 def _literal(node: ast.AST):
-    """A checked literal subtree (numbers, True/False/None, tuples/lists of them) as a Python value."""
+    """A checked literal subtree (numbers, True/False/None, tuples/lists of them) as a Python
+    value."""
     return ast.literal_eval(node)
 
 
 def _index(node: ast.AST):
     if isinstance(node, ast.Slice):
-        return slice(*(None if p is None else _fold(p) for p in (node.lower, node.upper, node.step)))
+        return slice(*(None if p is None else _fold(p)
+                       for p in (node.lower, node.upper, node.step)))
     if isinstance(node, ast.Tuple):
         return tuple(_index(e) for e in node.elts)
     return _fold(node)
@@ -588,7 +616,8 @@ def _evaluate(node: ast.AST, variables: dict, budget: _Budget):
     if isinstance(node, ast.BinOp):
         left = _evaluate(node.left, variables, budget)
         right = _evaluate(node.right, variables, budget)
-        if isinstance(left, (int, float)) and isinstance(right, (int, float)) and not isinstance(node.op, ast.MatMult):
+        if (isinstance(left, (int, float)) and isinstance(right, (int, float))
+                and not isinstance(node.op, ast.MatMult)):
             return _arithmetic(node.op, left, right)
         name = _BINARY_OPERATORS[type(node.op)]
         return _call(name, [left, right], {}, budget)
@@ -599,7 +628,7 @@ def _evaluate(node: ast.AST, variables: dict, budget: _Budget):
         budget.charge("getitem", [value], 0)
         return cr.getitem(value, _index(node.slice))
     if isinstance(node, ast.Call):
-        name = node.func.id
+        name = cast(ast.Name, node.func).id  # _check allows calls of names only
         args = []
         for position, a in enumerate(node.args):
             if position == 0 and name in _LIST_ARGUMENT and isinstance(a, (ast.List, ast.Tuple)):
@@ -627,7 +656,7 @@ def _call(name: str, args: list, kwargs: dict, budget: _Budget):
     return result
 
 
-def evaluate(tree: ast.Expression, variables: dict):
+def evaluate(tree: ast.Expression, variables: dict) -> Any:
     """The value of a tree checked by :func:`parse_expression` (a Tensor, or a Python number)."""
     try:
         with np.errstate(all="ignore"):
@@ -654,7 +683,8 @@ class Calculation:
 
 
 def calculate(expression: str, lets: Sequence[str] = ()) -> Calculation:
-    """Check everything, evaluate, back-propagate. Raises CalculatorError (one line) when refused."""
+    """Check everything, evaluate, back-propagate. Raises CalculatorError (one line) when
+    refused."""
     import chainrule as cr
     from chainrule.explain import explain, graph_order
 
@@ -664,14 +694,15 @@ def calculate(expression: str, lets: Sequence[str] = ()) -> Calculation:
         if name in values:
             raise CalculatorError(f"--let {name} is given twice")
         values[name] = array
-    tree = parse_expression(expression, values)
-    variables = {name: cr.tensor(array, dtype="float64", requires_grad=True) for name, array in values.items()}
+    tree = parse_expression(expression, list(values))
+    variables = {name: cr.tensor(array, dtype="float64", requires_grad=True)
+                 for name, array in values.items()}
     output = evaluate(tree, variables)
     if not isinstance(output, cr.Tensor):
         output = cr.tensor(np.asarray(output, dtype=np.float64))
     if output.size != 1:
-        raise CalculatorError(f"the output has shape {output.shape}: the output must be a scalar for "
-                              f"gradients, or use sum(...)")
+        raise CalculatorError(f"the output has shape {output.shape}: the output must be a "
+                              f"scalar for gradients, or use sum(...)")
     if output.dtype.kind != "f":
         output = cr.astype(output, np.float64)
     order = graph_order(output)
@@ -684,6 +715,8 @@ def calculate(expression: str, lets: Sequence[str] = ()) -> Calculation:
                 node_gradients = {row.name: row.incoming for row in trace}
                 output.backward(retain_graph=True)  # keep the graph: it is printed and drawn
         except (ValueError, TypeError, ArithmeticError, RuntimeError) as error:
-            raise CalculatorError(f"back-propagation failed: {type(error).__name__}: {error}") from None
-    gradients = {name: (v.grad.data if v.grad is not None else np.zeros_like(v.data)) for name, v in variables.items()}
+            raise CalculatorError(f"back-propagation failed: "
+                                  f"{type(error).__name__}: {error}") from None
+    gradients = {name: (v.grad.data if v.grad is not None else np.zeros_like(v.data))
+                 for name, v in variables.items()}
     return Calculation(expression, variables, output, order, short, node_gradients, gradients)

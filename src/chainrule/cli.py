@@ -1,4 +1,5 @@
-"""The ``chainrule`` command: ``chainrule --version``, ``check``, ``shapes``, ``train``, ``evaluate``, ``graph``."""
+"""The ``chainrule`` command: ``chainrule --version``, ``check``, ``shapes``, ``train``,
+``evaluate``, ``graph``."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _check(args: argparse.Namespace) -> int:
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{len(rows)} ops checked against central differences (float64, worst relative error, "
-          f"tolerance {args.tolerance:g} unless the op's row widens it): {len(rows) - failed} passed, {failed} failed")
+          f"tolerance {args.tolerance:g} unless the op's row widens it): "
+          f"{len(rows) - failed} passed, {failed} failed")
     if uncovered:
         print(f"primitives with no op-info row: {', '.join(uncovered)}")
         return 1
@@ -77,7 +79,8 @@ class _UsageError(ChainruleError):
 
 
 class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are raised (and then printed as one line), not printed with usage."""
+    """An ArgumentParser whose errors are raised (and then printed as one line), not printed with
+    usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(message, self.prog)
@@ -87,27 +90,32 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     """Print ``rows`` under ``header`` and a rule, columns ``right`` right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        cells = (cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        cells = (cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths)))
         print("  ".join(cells).rstrip())
 
 
 def _plan_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="chainrule shapes", description="Output shape and parameters of each layer.")
+    parser = _OneLineParser(prog="chainrule shapes",
+                            description="Output shape and parameters of each layer.")
     parser.add_argument("input", help="input shape CxHxW or CxL, like 3x256x256")
-    parser.add_argument("layers", nargs="*", help="layer specs, like conv:64,k=3,s=2,p=same maxpool:k=2 "
-                        "convT:32,k=4,s=2,p=1 avgpool:k=2,ceil=1 flatten linear:10")
+    parser.add_argument("layers", nargs="*",
+                        help="layer specs, like conv:64,k=3,s=2,p=same maxpool:k=2 "
+                             "convT:32,k=4,s=2,p=1 avgpool:k=2,ceil=1 flatten linear:10")
     return parser
 
 
 def _solve_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="chainrule shapes solve", description="Every convolution (k, s, p, d) "
-                            "within the bounds that maps the input's spatial sizes to the output's.")
+    parser = _OneLineParser(prog="chainrule shapes solve",
+                            description="Every convolution (k, s, p, d) within the bounds that "
+                                        "maps the input's spatial sizes to the output's.")
     parser.add_argument("input", help="input shape: CxHxW, CxL, or one size")
     parser.add_argument("output", help="output shape, same layout (channels are free)")
     for name, bound in (("kernel", 11), ("stride", 4), ("padding", None), ("dilation", 3)):
         parser.add_argument(f"--{name}", type=int, help=f"fix the {name}")
         limit = f"(default {bound})" if bound else "(default: effective kernel - 1)"
-        parser.add_argument(f"--max-{name}", type=int, default=bound, help=f"largest {name} tried {limit}")
+        parser.add_argument(f"--max-{name}", type=int, default=bound,
+                            help=f"largest {name} tried {limit}")
     return parser
 
 
@@ -123,7 +131,8 @@ def _print_plan(argv: Sequence[str]) -> int:
     shape = parse_shape(options.input)
     rows = plan(shape, options.layers)
     cells = [(row.layer, _dims(row.shape), f"{row.weights:,}", f"{row.biases:,}") for row in rows]
-    _table(("layer", "output shape", "weights", "biases"), [("input", _dims(shape), "-", "-"), *cells], right=(2, 3))
+    _table(("layer", "output shape", "weights", "biases"),
+           [("input", _dims(shape), "-", "-"), *cells], right=(2, 3))
     weights, biases = sum(row.weights for row in rows), sum(row.biases for row in rows)
     print(f"\ntotal parameters: {weights + biases:,} ({weights:,} weights + {biases:,} biases)")
     return 0
@@ -143,22 +152,27 @@ def _print_solutions(argv: Sequence[str]) -> int:
             raise _UsageError(f"--max-{name} {bound:,} is above the limit of {MAX_SOLVE_BOUND:,}")
     shape_in, shape_out = parse_shape(o.input), parse_shape(o.output)
     if len(shape_in) != len(shape_out):
-        raise _UsageError(f"input {o.input} and output {o.output} must have the same layout (CxHxW, CxL or one size)")
-    found = solve(_spatial(shape_in), _spatial(shape_out), o.kernel, o.stride, o.padding, o.dilation,
-                  max_kernel=o.max_kernel, max_stride=o.max_stride, max_padding=o.max_padding,
-                  max_dilation=o.max_dilation)
+        raise _UsageError(f"input {o.input} and output {o.output} must have the same layout "
+                          f"(CxHxW, CxL or one size)")
+    found = solve(_spatial(shape_in), _spatial(shape_out), o.kernel, o.stride, o.padding,
+                  o.dilation, max_kernel=o.max_kernel, max_stride=o.max_stride,
+                  max_padding=o.max_padding, max_dilation=o.max_dilation)
     if not found:
         print(f"chainrule shapes solve: no convolution within the bounds maps {_dims(shape_in)} to "
-              f"{_dims(shape_out)} (widen --max-kernel, --max-stride, --max-padding, --max-dilation)", file=sys.stderr)
+              f"{_dims(shape_out)} (widen --max-kernel, --max-stride, --max-padding, "
+              f"--max-dilation)", file=sys.stderr)
         return 1
-    rows = [(f"{c.k:,}", f"{c.s:,}", f"{c.p:,}", f"{c.d:,}", f"{effective_kernel(c.k, c.d):,}") for c in found]
+    rows = [(f"{c.k:,}", f"{c.s:,}", f"{c.p:,}", f"{c.d:,}", f"{effective_kernel(c.k, c.d):,}")
+            for c in found]
     _table(("kernel", "stride", "padding", "dilation", "effective kernel"), rows, right=range(5))
-    print(f"\n{len(found):,} solution{'s' * (len(found) != 1)} for {_dims(shape_in)} -> {_dims(shape_out)}")
+    print(f"\n{len(found):,} solution{'s' * (len(found) != 1)} for "
+          f"{_dims(shape_in)} -> {_dims(shape_out)}")
     return 0
 
 
 def _shapes(args: argparse.Namespace) -> int:
-    """``chainrule shapes INPUT LAYER...`` (a table of layers) or ``chainrule shapes solve IN OUT``."""
+    """``chainrule shapes INPUT LAYER...`` (a table of layers) or ``chainrule shapes solve IN
+    OUT``."""
     if not args.args:
         raise _UsageError("give an input shape and layers (like 3x32x32 conv:16,k=3 flatten "
                           "linear:10), or solve INPUT OUTPUT; see chainrule shapes --help")
@@ -197,7 +211,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-_GRAPH_USAGE = """usage: chainrule graph EXPR [--let NAME=VALUE ...] [--out FILE]
+_GRAPH_EXAMPLE = ('chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" '
+                  '--let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"')
+_GRAPH_USAGE = f"""usage: chainrule graph EXPR [--let NAME=VALUE ...] [--out FILE]
 
 Evaluate EXPR, print the forward value of every node of its graph, the gradient of the output with
 respect to every variable and every node, and draw the graph: graph.svg when Graphviz's dot program
@@ -208,7 +224,7 @@ softmax, matmul, reshape, where, ...; max(a, b) and min(a, b) of two tensors are
 minimum), with literal keyword arguments (axis=0). It is checked against a whitelist and never
 passed to eval. The output must be a scalar (wrap it in sum(...)).
 
-example: chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" --let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"
+example: {_GRAPH_EXAMPLE}
 """
 
 
@@ -219,7 +235,8 @@ def _graph_options(argv: Sequence[str]) -> Optional[tuple]:
     while i < len(argv):
         arg = argv[i]
         option = None if only_positional else next(
-            (name for name in ("--let", "--out") if arg == name or arg.startswith(name + "=")), None)
+            (name for name in ("--let", "--out") if arg == name or arg.startswith(name + "=")),
+            None)
         if not only_positional and arg in ("-h", "--help"):
             return None
         if not only_positional and arg == "--":
@@ -227,7 +244,8 @@ def _graph_options(argv: Sequence[str]) -> Optional[tuple]:
         elif option is not None:
             if arg == option:
                 if i + 1 >= len(argv):
-                    raise _UsageError(f"{option} needs a value" + (" NAME=VALUE" if option == "--let" else " FILE"))
+                    raise _UsageError(f"{option} needs a value"
+                                      + (" NAME=VALUE" if option == "--let" else " FILE"))
                 value, i = argv[i + 1], i + 1
             else:
                 value = arg[len(option) + 1:]
@@ -238,17 +256,20 @@ def _graph_options(argv: Sequence[str]) -> Optional[tuple]:
         elif not only_positional and arg.startswith("--") and arg[2:3].isalpha():
             raise _UsageError(f"unknown option {arg} (options: --let NAME=VALUE, --out FILE)")
         elif expression is not None:
-            raise _UsageError("give one expression (quote it: chainrule graph \"sum(x * x)\" --let x=[1,2])")
+            raise _UsageError("give one expression "
+                              "(quote it: chainrule graph \"sum(x * x)\" --let x=[1,2])")
         else:
             expression = arg
         i += 1
     if expression is None:
-        raise _UsageError("give an expression, like: chainrule graph \"sum(x * x)\" --let \"x=[1,2]\"")
+        raise _UsageError("give an expression, "
+                          "like: chainrule graph \"sum(x * x)\" --let \"x=[1,2]\"")
     return expression, lets, out
 
 
 def _write_graph(digraph, out: Optional[str]) -> str:
-    """graph.svg (or --out's format) when dot exists, else the DOT source; returns what was written."""
+    """graph.svg (or --out's format) when dot exists, else the DOT source; returns what was
+    written."""
     import shutil
 
     target = Path(out or "graph.svg")
@@ -265,12 +286,14 @@ def _write_graph(digraph, out: Optional[str]) -> str:
     if target.suffix.lower() not in source_suffixes:
         target = target.with_suffix(".dot")
     target.write_text(digraph.source, encoding="utf-8")
-    why = f"; {reason}: render it with dot -Tsvg {target} -o {target.with_suffix('.svg')}" if reason else ""
+    why = (f"; {reason}: render it with dot -Tsvg {target} -o {target.with_suffix('.svg')}"
+           if reason else "")
     return f"wrote {target} (Graphviz DOT source{why})"
 
 
 def _graph(args: argparse.Namespace) -> int:
-    """``chainrule graph EXPR --let NAME=VALUE ...``: values, gradients and a drawing of the graph."""
+    """``chainrule graph EXPR --let NAME=VALUE ...``: values, gradients and a drawing of the
+    graph."""
     from chainrule.calculator import calculate
     from chainrule.explain import draw_graph, format_array
 
@@ -319,35 +342,47 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Exact, tested, explainable autodiff on NumPy.")
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = commands.add_parser("check", help="gradcheck every primitive against finite differences")
+    check = commands.add_parser("check",
+                                help="gradcheck every primitive against finite differences")
     check.add_argument("op", nargs="*", help="only ops whose name contains one of these")
-    check.add_argument("--tolerance", type=float, default=1e-5, help="largest |analytic - numeric| / (1 + |numeric|)")
+    check.add_argument("--tolerance", type=float, default=1e-5,
+                       help="largest |analytic - numeric| / (1 + |numeric|)")
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     check.set_defaults(run=_check)
     shapes = commands.add_parser(
         "shapes", help="convolution shape arithmetic: a table of layers, or solve for (k, s, p, d)",
-        description="chainrule shapes INPUT LAYER... prints each layer's output shape and parameters, "
-                    "like: chainrule shapes 3x256x256 conv:64,k=8,s=2 maxpool:k=5 conv:128,k=4,p=1. "
+        description="chainrule shapes INPUT LAYER... prints each layer's output shape and "
+                    "parameters, like: chainrule shapes 3x256x256 conv:64,k=8,s=2 maxpool:k=5 "
+                    "conv:128,k=4,p=1. "
                     "chainrule shapes solve INPUT OUTPUT [--kernel K] [--stride S] [--padding P] "
-                    "[--dilation D] [--max-kernel ...] lists every convolution mapping INPUT to OUTPUT. "
-                    "Layers: conv:OUT,k,s,p(int|same|valid|full),d,g,bias  convT:OUT,k,s,p,op,d,g,bias  "
+                    "[--dilation D] [--max-kernel ...] lists every convolution mapping INPUT to "
+                    "OUTPUT. "
+                    "Layers: conv:OUT,k,s,p(int|same|valid|full),d,g,bias  "
+                    "convT:OUT,k,s,p,op,d,g,bias  "
                     "maxpool:k,s,p,d,ceil  avgpool:k,s,p,ceil  flatten  linear:N.")
-    shapes.add_argument("args", nargs=argparse.REMAINDER, help="INPUT LAYER... or solve INPUT OUTPUT [options]")
+    shapes.add_argument("args", nargs=argparse.REMAINDER,
+                        help="INPUT LAYER... or solve INPUT OUTPUT [options]")
     shapes.set_defaults(run=_shapes)
     train = commands.add_parser(
-        "train", help="train an MLP or a CNN (default: MLP on the bundled 8x8 digits) and save the run",
-        description="Train on the bundled digits (80/20 train/test split, 10%% of training held out for "
-                    "validation, all seeded) or on IDX files, print one line of metrics per epoch and the "
-                    "test accuracy, and write model.safetensors, optimizer.safetensors, config.json, "
+        "train",
+        help="train an MLP or a CNN (default: MLP on the bundled 8x8 digits) and save the run",
+        description="Train on the bundled digits (80/20 train/test split, 10%% of training held "
+                    "out for validation, all seeded) or on IDX files, print one line of metrics "
+                    "per epoch and the test accuracy, and write model.safetensors, "
+                    "optimizer.safetensors, config.json, "
                     "metrics.csv, curves.png and confusion.png to the run folder.")
-    train.add_argument("--dataset", help="digits (default) or idx:IMAGES,LABELS (MNIST-style files, raw or .gz)")
+    train.add_argument("--dataset", help="digits (default) or idx:IMAGES,LABELS "
+                                         "(MNIST-style files, raw or .gz)")
     train.add_argument("--model", choices=("mlp", "cnn"), help="mlp (default) or cnn")
-    train.add_argument("--epochs", type=int, help="number of epochs (default 30; with --resume: the new total)")
+    train.add_argument("--epochs", type=int,
+                       help="number of epochs (default 30; with --resume: the new total)")
     train.add_argument("--batch-size", type=int, help="default 32")
     train.add_argument("--lr", type=float, help="learning rate (default 0.001)")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), help="adam (default) or sgd (momentum 0.9)")
+    train.add_argument("--optimizer", choices=("sgd", "adam"),
+                       help="adam (default) or sgd (momentum 0.9)")
     train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
-    train.add_argument("--seed", type=int, help="seed of the split, the weights and the shuffling (default 0)")
+    train.add_argument("--seed", type=int,
+                       help="seed of the split, the weights and the shuffling (default 0)")
     train.add_argument("--out", help="run folder (default runs/DATASET-MODEL-seedSEED); "
                        "refused if it holds a run already, unless --force")
     train.add_argument("--force", action="store_true", help="overwrite the run that --out holds")
@@ -356,13 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "(other settings given must equal the run's)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
-    evaluate = commands.add_parser("evaluate", help="reload a run and print its test accuracy per class")
+    evaluate = commands.add_parser("evaluate",
+                                   help="reload a run and print its test accuracy per class")
     evaluate.add_argument("folder", help="a run folder written by chainrule train")
     evaluate.set_defaults(run=_evaluate)
     graph = commands.add_parser(
         "graph", prefix_chars="+", add_help=False,  # '+': an expression like -x is not an option
         help="evaluate an expression, print every node's value and gradient, draw the graph")
-    graph.add_argument("args", nargs=argparse.REMAINDER, help="EXPR [--let NAME=VALUE ...] [--out FILE]")
+    graph.add_argument("args", nargs=argparse.REMAINDER,
+                       help="EXPR [--let NAME=VALUE ...] [--out FILE]")
     graph.set_defaults(run=_graph)
     return parser
 
@@ -381,8 +418,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         return args.run(args)
     except (ChainruleError, OSError) as error:
-        if getattr(error, "prog", None) not in (None, "chainrule"):
-            prog = error.prog  # a subcommand's own parser: more precise
+        own_prog = getattr(error, "prog", None)
+        if own_prog not in (None, "chainrule"):
+            prog = own_prog  # a subcommand's own parser: more precise
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 

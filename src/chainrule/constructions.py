@@ -26,8 +26,9 @@ from chainrule import nn
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "xor_network", "best_linear_fit", "LinearFit", "descending_order_network", "four_point_network", "FOUR_POINTS",
-    "single_unit_separable", "interpolating_network", "sigmoid_to_tanh", "tanh_to_sigmoid", "low_rank",
+    "xor_network", "best_linear_fit", "LinearFit", "descending_order_network",
+    "four_point_network", "FOUR_POINTS", "single_unit_separable", "interpolating_network",
+    "sigmoid_to_tanh", "tanh_to_sigmoid", "low_rank",
 ]
 
 _F64 = "float64"
@@ -128,7 +129,8 @@ def best_linear_fit(X: Any, y: Any) -> LinearFit:
     if X.ndim != 2:
         raise ValueError(f"best_linear_fit: X must be 2-D (samples, features), got shape {X.shape}")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
-        raise ValueError(f"best_linear_fit: y must have {X.shape[0]} rows (one per sample), got shape {y.shape}")
+        raise ValueError(f"best_linear_fit: y must have {X.shape[0]} rows (one per sample), "
+                         f"got shape {y.shape}")
     n_samples = X.shape[0]
     design = cr.concatenate([X, cr.ones(n_samples, 1, dtype=_F64)], axis=1)
     coef = _linalg("lstsq", design, y)
@@ -160,7 +162,8 @@ def descending_order_network(n: int = 5) -> nn.Sequential:
     """
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"descending_order_network: n must be an integer >= 2, got {n!r}")
-    rows = [[(-1.0 if j == i else 1.0 if j == i + 1 else 0.0) for j in range(n)] for i in range(n - 1)]
+    rows = [[(-1.0 if j == i else 1.0 if j == i + 1 else 0.0) for j in range(n)]
+            for i in range(n - 1)]
     return nn.Sequential(_linear(rows, [0.0] * (n - 1)), nn.Step(),
                          _linear([[-1.0] * (n - 1)], [0.5]), nn.Step())
 
@@ -172,7 +175,8 @@ FOUR_POINTS = ([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]], [1.0, 1.0, -1
 
 
 def four_point_network() -> nn.Sequential:
-    """Three sign units that classify (-2,0), (2,0) -> +1 and (0,2), (0,-2) -> -1 (course 004, problem 4).
+    """Three sign units that classify (-2,0), (2,0) -> +1 and (0,2), (0,-2) -> -1 (course 004,
+    problem 4).
 
     q1 = sign(x1 - 1) is +1 only at (2,0); q2 = sign(-x1 - 1) is +1 only at (-2,0); the output
     y = sign(q1 + q2 + 1) is sign(1) = +1 on the crosses (q = (1,-1) or (-1,1)) and sign(-1) = -1
@@ -194,7 +198,8 @@ def single_unit_separable(X: Any, y: Any) -> bool:
     """
     X, y = _f64(X), _f64(y)
     if X.ndim != 2 or y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"single_unit_separable: need X (N, n) and y (N,), got {X.shape} and {y.shape}")
+        raise ValueError(f"single_unit_separable: need X (N, n) and y (N,), "
+                         f"got {X.shape} and {y.shape}")
     if not bool(cr.sum(cr.abs(cr.abs(y) - 1.0)).item() == 0):
         raise ValueError("single_unit_separable: labels must be -1 or +1")
     augmented = cr.concatenate([X, cr.ones(X.shape[0], 1, dtype=_F64)], axis=1)  # rows [x_i, 1]
@@ -240,7 +245,8 @@ def _find_duplicate(X: Tensor) -> Optional[tuple[int, int]]:
 def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Module] = "relu", *,
                           direction: Any = None, seed: int = 0, kink_fraction: float = 0.1,
                           steepness: float = 40.0) -> nn.Sequential:
-    """A two-layer network with N - 1 hidden units whose outputs equal Y (N x m) at the N points X (N x n).
+    """A two-layer network with N - 1 hidden units whose outputs equal Y (N x m) at the N points
+    X (N x n).
 
     The construction of the course (000, question 5). All hidden units share one direction w, so
     unit j computes phi(w.x + b_j); choose w with distinct projections p_i = w.x^(i) (a random
@@ -259,15 +265,16 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
       error on); the literal "one eps below the smallest gap for every unit" amplifies errors by
       gap/eps per unit and overflows long before N = 500.
     * ``"sigmoid"`` or any sigmoid-like phi (continuous, bounded, phi(-inf) = 0, phi(0) > 0, given
-      as a callable on Tensors or an ``nn.Module``): w = lambda u and h_j(x) = phi(lambda (u.x - t_j)).
-      First t_j = (p_j + p_{j+1}) / 2 (midway) with lambda = 2 steepness / (smallest gap): the
-      entries above the diagonal are phi(<= -steepness) ~ 0 and the diagonal phi(>= steepness)
-      ~ phi(+inf), so M tends to the 0/1 triangular matrix and the solve is perfectly conditioned
-      and insensitive to rounding in the projections. If phi vanishes there (a bump such as
-      exp(-z^2)), the course's own t_j = p_{j+1} is used: diagonal phi(0) > 0, entries above
-      phi(-lambda (p_{j+1} - p_i)) -> 0 as lambda -> inf. In both cases lambda doubles until every
-      entry above the diagonal is below 1e-16 of the smallest diagonal entry; an activation that
-      does not decay to 0 at -inf raises ValueError.
+      as a callable on Tensors or an ``nn.Module``): w = lambda u and
+      h_j(x) = phi(lambda (u.x - t_j)). First t_j = (p_j + p_{j+1}) / 2 (midway) with
+      lambda = 2 steepness / (smallest gap): the entries above the diagonal are
+      phi(<= -steepness) ~ 0 and the diagonal phi(>= steepness) ~ phi(+inf), so M tends to the
+      0/1 triangular matrix and the solve is perfectly conditioned and insensitive to rounding in
+      the projections. If phi vanishes there (a bump such as exp(-z^2)), the course's own
+      t_j = p_{j+1} is used: diagonal phi(0) > 0, entries above phi(-lambda (p_{j+1} - p_i)) -> 0
+      as lambda -> inf. In both cases lambda doubles until every entry above the diagonal is below
+      1e-16 of the smallest diagonal entry; an activation that does not decay to 0 at -inf raises
+      ValueError.
 
     M is built from the network's own hidden outputs (the first layer evaluated in float64 by
     chainrule), so rounding in the projections is accounted for. The returned
@@ -281,23 +288,25 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
     """
     X, Y = _f64(X), _f64(Y)
     if X.ndim != 2:
-        raise ValueError(f"interpolating_network: X must be 2-D (N points, n features), got shape {X.shape}")
+        raise ValueError(f"interpolating_network: X must be 2-D (N points, n features), "
+                         f"got shape {X.shape}")
     if Y.ndim == 1:
         Y = cr.reshape(Y, (-1, 1))
     if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
-        raise ValueError(f"interpolating_network: Y must be (N, m) with N = {X.shape[0]} rows like X, "
-                         f"got shape {Y.shape}")
+        raise ValueError(f"interpolating_network: Y must be (N, m) with N = {X.shape[0]} rows "
+                         f"like X, got shape {Y.shape}")
     N, n = X.shape
     if N < 2:
         raise ValueError(f"interpolating_network: needs at least 2 points, got {N}")
     if not float(cr.min(cr.astype(cr.isfinite(X), _F64)).item()) == 1.0:
         raise ValueError("interpolating_network: X must be finite")
     if not 0 < kink_fraction < 1:
-        raise ValueError(f"interpolating_network: kink_fraction must be in (0, 1), got {kink_fraction}")
+        raise ValueError(f"interpolating_network: kink_fraction must be in (0, 1), "
+                         f"got {kink_fraction}")
     duplicate = _find_duplicate(X)
     if duplicate is not None:
-        raise ValueError(f"interpolating_network: points {duplicate[0]} and {duplicate[1]} are equal; "
-                         "the points must be distinct")
+        raise ValueError(f"interpolating_network: points {duplicate[0]} and {duplicate[1]} are "
+                         "equal; the points must be distinct")
 
     # the direction u: given, or the best of a few random unit directions (largest smallest gap)
     def tolerance(ps: list[float]) -> float:
@@ -306,28 +315,33 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
     if direction is not None:
         u = cr.reshape(_f64(direction), (-1,))
         if u.shape != (n,):
-            raise ValueError(f"interpolating_network: direction must have {n} entries, got shape {u.shape}")
+            raise ValueError(f"interpolating_network: direction must have {n} entries, "
+                             f"got shape {u.shape}")
         order, ps, gap = _sorted_projections(X, u)
         if gap <= tolerance(ps):
             raise ValueError("interpolating_network: two points have equal (or nearly equal, gap "
-                             f"{gap:.3g}) projections on the given direction; choose another direction")
+                             f"{gap:.3g}) projections on the given direction; "
+                             "choose another direction")
     else:
         generator = cr.Generator(seed)
-        best = None
+        best: Optional[tuple[Tensor, list[int], list[float], float]] = None
         for _ in range(8):
             v = cr.randn(n, generator=generator, dtype=_F64)
             v = v / cr.sqrt(cr.sum(v * v))
             candidate = (v, *_sorted_projections(X, v))
             if best is None or candidate[3] > best[3]:
                 best = candidate
+        assert best is not None  # the loop above ran
         u, order, ps, gap = best
         if gap <= tolerance(ps):
-            raise ValueError(f"interpolating_network: points have (nearly) equal projections on every direction "
-                             f"tried (smallest gap {gap:.3g}); are some points (nearly) equal?")
+            raise ValueError(f"interpolating_network: points have (nearly) equal projections on "
+                             f"every direction tried (smallest gap {gap:.3g}); "
+                             f"are some points (nearly) equal?")
 
     X_sorted, Y_sorted = X[order], Y[order]
     ones_column = cr.ones(N, 1, dtype=_F64)
-    rows_below = cr.less(cr.reshape(cr.arange(N), (N, 1)), cr.reshape(cr.arange(N), (1, N)))  # i < k
+    # rows_below[i, k]: i < k
+    rows_below = cr.less(cr.reshape(cr.arange(N), (N, 1)), cr.reshape(cr.arange(N), (1, N)))
     diagonal_index = (list(range(N)), list(range(N)))
 
     if activation == "relu":
@@ -339,8 +353,8 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
     elif callable(activation):
         act = _Activation(activation)
     else:
-        raise ValueError(f"interpolating_network: activation must be 'relu', 'sigmoid', a callable or a "
-                         f"Module, got {activation!r}")
+        raise ValueError(f"interpolating_network: activation must be 'relu', 'sigmoid', "
+                         f"a callable or a Module, got {activation!r}")
     relu_like = activation == "relu"
     if not relu_like and not float(act(cr.zeros(1, dtype=_F64)).item()) > 0:
         raise ValueError("interpolating_network: a sigmoid-like activation needs phi(0) > 0")
@@ -349,11 +363,13 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
     midpoints = [(a + b) / 2 for a, b in zip(ps, ps[1:])]
     if relu_like:  # (thresholds, scales lambda to try)
         attempts = [([a + kink_fraction * (b - a) for a, b in zip(ps, ps[1:])], [1.0])]
-    else:  # midway first (saturated, well conditioned); the course's t_j = p_{j+1} (diagonal phi(0)) next
+    else:  # midway first (saturated, well conditioned); the course's t_j = p_{j+1}
+        # (diagonal phi(0)) next
         attempts = [(midpoints, [2 * steepness / gap * 2.0 ** k for k in range(64)]),
                     (ps[1:], [steepness / gap * 2.0 ** k for k in range(64)])]
     def triangular_hidden(thresholds: list[float], scale: float):
-        """(first layer, M, status): status 'ok', 'more' (entries above the diagonal too large) or 'stop'."""
+        """(first layer, M, status): status 'ok', 'more' (entries above the diagonal too large)
+        or 'stop'."""
         layer = _linear(weight_rows * scale, [-scale * t for t in thresholds])
         with cr.no_grad():
             matrix = cr.concatenate([ones_column, act(layer(X_sorted))], axis=1)
@@ -375,8 +391,9 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
             found = hidden, M
             break
     if found is None:
-        raise ValueError("interpolating_network: could not make M triangular: the activation does not decay "
-                         "to 0 at -inf fast enough (or the projections are too close)")
+        raise ValueError("interpolating_network: could not make M triangular: the activation "
+                         "does not decay to 0 at -inf fast enough (or the projections are too "
+                         "close)")
     hidden, M = found
 
     C = _linalg("lower", M, Y_sorted)  # M C = Y: C[0] is the output bias, C[1:] the output weights
@@ -386,32 +403,39 @@ def interpolating_network(X: Any, Y: Any, activation: Union[str, Callable, nn.Mo
 # ---------------------------------------------------------------------------------------------
 # sigmoid <-> tanh
 # ---------------------------------------------------------------------------------------------
-def _convert_activations(model: nn.Module, source: type, target: type, scale: float, shift: float) -> nn.Sequential:
-    """Replace every hidden ``source`` activation s by ``target`` t using s(a) = shift + scale * t(a * k).
+def _convert_activations(model: nn.Module, source: type, target: type, scale: float,
+                         shift: float) -> nn.Sequential:
+    """Replace every hidden ``source`` activation s by ``target`` t using
+    s(a) = shift + scale * t(a * k).
 
-    With s = sigmoid, t = tanh: sigmoid(a) = 1/2 + 1/2 tanh(a/2) (scale = shift = 1/2, k = 1/2); with
-    s = tanh, t = sigmoid: tanh(a) = -1 + 2 sigmoid(2a) (scale 2, shift -1, k = 2). Here k = scale
-    in both cases, and the layers around a hidden activation change as
-        Linear before (W1, b1): W1 k, b1 k          Linear after (W2, b2): W2 scale, b2 + shift W2 1.
+    With s = sigmoid, t = tanh: sigmoid(a) = 1/2 + 1/2 tanh(a/2) (scale = shift = 1/2, k = 1/2);
+    with s = tanh, t = sigmoid: tanh(a) = -1 + 2 sigmoid(2a) (scale 2, shift -1, k = 2). Here
+    k = scale in both cases, and the layers around a hidden activation change as
+        Linear before (W1, b1): W1 k, b1 k
+        Linear after (W2, b2):  W2 scale, b2 + shift W2 1.
     Done per Linear layer from the original weights, so a Linear between two hidden activations
     gets both changes: W' = k scale W, b' = k (b + shift rowsum(W)).
     """
     if not isinstance(model, nn.Sequential):
-        raise TypeError(f"expected an nn.Sequential of Linear and {source.__name__}/{target.__name__} layers, "
-                        f"got {type(model).__name__}")
+        raise TypeError(f"expected an nn.Sequential of Linear and "
+                        f"{source.__name__}/{target.__name__} layers, got {type(model).__name__}")
     layers = list(model)
     for i, layer in enumerate(layers):
         if not isinstance(layer, (nn.Linear, nn.Sigmoid, nn.Tanh)):
-            raise TypeError(f"layer {i} is {type(layer).__name__}: only Linear, Sigmoid and Tanh layers can be converted")
+            raise TypeError(f"layer {i} is {type(layer).__name__}: only Linear, Sigmoid and Tanh "
+                            f"layers can be converted")
     # a hidden activation sits between two Linear layers; one after the last Linear is the output's
-    hidden = [isinstance(layer, source) and 0 < i < len(layers) - 1 for i, layer in enumerate(layers)]
+    hidden = [isinstance(layer, source) and 0 < i < len(layers) - 1
+              for i, layer in enumerate(layers)]
     for i, flag in enumerate(hidden):
-        if flag and not (isinstance(layers[i - 1], nn.Linear) and isinstance(layers[i + 1], nn.Linear)):
-            raise TypeError(f"layer {i} ({source.__name__}) must sit between two Linear layers to be converted")
+        if flag and not (isinstance(layers[i - 1], nn.Linear)
+                         and isinstance(layers[i + 1], nn.Linear)):
+            raise TypeError(f"layer {i} ({source.__name__}) must sit between two Linear layers "
+                            f"to be converted")
     if isinstance(layers[0], source) and len(layers) > 1:
         raise TypeError(f"layer 0 ({source.__name__}) acts on the input and cannot be converted")
     k = scale
-    converted = []
+    converted: list[nn.Module] = []
     with cr.no_grad():
         for i, layer in enumerate(layers):
             if isinstance(layer, nn.Linear):
@@ -421,8 +445,8 @@ def _convert_activations(model: nn.Module, source: type, target: type, scale: fl
                     W, b = W * scale, b + shift * cr.sum(W, axis=1)
                 if i + 1 < len(layers) and hidden[i + 1]:  # output feeds t(k * a)
                     W, b = W * k, b * k
-                new = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None or
-                                (i > 0 and hidden[i - 1]))
+                new = nn.Linear(layer.in_features, layer.out_features,
+                                bias=layer.bias is not None or (i > 0 and hidden[i - 1]))
                 new.weight = nn.Parameter(W.astype(layer.weight.dtype))
                 if new.bias is not None:
                     new.bias = nn.Parameter(b.astype(layer.weight.dtype))
@@ -435,7 +459,8 @@ def _convert_activations(model: nn.Module, source: type, target: type, scale: fl
 
 
 def sigmoid_to_tanh(model: nn.Sequential) -> nn.Sequential:
-    """The equivalent network with every hidden ``Sigmoid`` replaced by ``Tanh`` (course 000 Q4, 002).
+    """The equivalent network with every hidden ``Sigmoid`` replaced by ``Tanh`` (course 000 Q4,
+    002).
 
     From sigmoid(a) = (1 + tanh(a/2)) / 2, a block ``Linear(W1, b1) -> Sigmoid -> Linear(W2, b2)``
     equals ``Linear(W1/2, b1/2) -> Tanh -> Linear(W2/2, b2 + W2 1 / 2)`` (1 the vector of ones, so
@@ -449,7 +474,8 @@ def sigmoid_to_tanh(model: nn.Sequential) -> nn.Sequential:
 
 
 def tanh_to_sigmoid(model: nn.Sequential) -> nn.Sequential:
-    """The inverse of :func:`sigmoid_to_tanh`: hidden ``Tanh`` -> ``Sigmoid`` via tanh(a) = 2 sigmoid(2a) - 1.
+    """The inverse of :func:`sigmoid_to_tanh`: hidden ``Tanh`` -> ``Sigmoid`` via
+    tanh(a) = 2 sigmoid(2a) - 1.
 
     ``Linear(W1, b1) -> Tanh -> Linear(W2, b2)`` equals ``Linear(2 W1, 2 b1) -> Sigmoid ->
     Linear(2 W2, b2 - W2 1)``. Same rules and errors as :func:`sigmoid_to_tanh`.
@@ -461,14 +487,15 @@ def tanh_to_sigmoid(model: nn.Sequential) -> nn.Sequential:
 # low rank
 # ---------------------------------------------------------------------------------------------
 def low_rank(linear: nn.Linear, rank: int) -> tuple[nn.LowRankLinear, float]:
-    """The best rank-``rank`` approximation of a Linear layer, as ``nn.LowRankLinear``, and its error.
+    """The best rank-``rank`` approximation of a Linear layer, as ``nn.LowRankLinear``, and its
+    error.
 
     With the SVD W = sum_i s_i u_i v_i^T (s descending), the truncation W_r = U V with
     U = [sqrt(s_i) u_i] (out, r) and V = [sqrt(s_i) v_i^T] (r, in) minimises ||W - W_r||_2 over
     rank-r matrices (Eckart-Young), with ||W - W_r||_2 = s_{r+1} (0 when r = min(in, out)). The
     bias is copied. Returns (module, error) where error is the spectral norm of W - U V computed
-    from the factors actually stored (so it includes rounding; it equals s_{r+1} to ~1e-15 relative).
-    The layer keeps the dtype of ``linear``'s weight.
+    from the factors actually stored (so it includes rounding; it equals s_{r+1} to ~1e-15
+    relative). The layer keeps the dtype of ``linear``'s weight.
     """
     if not isinstance(linear, nn.Linear):
         raise TypeError(f"low_rank: expected nn.Linear, got {type(linear).__name__}")

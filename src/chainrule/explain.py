@@ -1,4 +1,5 @@
-"""Look at a graph: ``draw_graph`` (a Graphviz picture) and ``explain`` (the backward pass, row by row).
+"""Look at a graph: ``draw_graph`` (a Graphviz picture) and ``explain`` (the backward pass, row by
+row).
 
 Both only *read* the recorded graph: nothing is freed, no ``.grad`` is touched, and the graph is
 walked with explicit stacks (no recursion), so a chain of 100,000 operations is fine.
@@ -19,16 +20,26 @@ output has the largest number and the names are the same in ``draw_graph`` and `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
-from chainrule.autograd import _check_root_grad, _default_root_grad, graph_walk, propagate, topological_order
+from chainrule.autograd import (
+    _check_root_grad,
+    _default_root_grad,
+    graph_walk,
+    propagate,
+    topological_order,
+)
 from chainrule.errors import GraphFreedError
 from chainrule.grad_mode import no_grad
 from chainrule.tensor import Tensor
 
-__all__ = ["draw_graph", "explain", "ExplainRow", "VJPStep", "Explanation", "graph_order", "format_array"]
+if TYPE_CHECKING:
+    import graphviz
+
+__all__ = ["draw_graph", "explain", "ExplainRow", "VJPStep", "Explanation", "graph_order",
+           "format_array"]
 
 #: tensors with at most this many elements are printed in full; larger ones are summarised.
 SMALL = 6
@@ -52,7 +63,8 @@ def _user_names(names: Optional[Mapping[str, Tensor]]) -> dict[int, str]:
 
 
 def format_array(value, small: int = SMALL) -> str:
-    """One line: the values (precision 4) when ``value`` has <= ``small`` elements, else a summary."""
+    """One line: the values (precision 4) when ``value`` has <= ``small`` elements, else a
+    summary."""
     if value is None:
         return "-"
     array = value.data if isinstance(value, Tensor) else np.asarray(value)
@@ -106,7 +118,7 @@ def draw_graph(
     show_values: bool = True,
     show_grads: bool = True,
     names: Optional[Mapping[str, Tensor]] = None,
-):
+) -> graphviz.Digraph:
     """The graph that made ``tensor`` as a :class:`graphviz.Digraph` (Jupyter shows it inline).
 
     * one box per operation: its short name, the primitive and the output shape (and the value
@@ -173,7 +185,8 @@ def draw_graph(
 # --------------------------------------------------------------------------- explain
 @dataclass
 class VJPStep:
-    """One input's share of a row: the rule applied and the input's table entry after the addition."""
+    """One input's share of a row: the rule applied and the input's table entry after the
+    addition."""
 
     input: str                      #: short name of the input (``t2``)
     argnum: int                     #: which input of the operation
@@ -184,7 +197,8 @@ class VJPStep:
 
 @dataclass
 class ExplainRow:
-    """A tensor's turn in the backward pass: its completed entry, then what it sends to its inputs."""
+    """A tensor's turn in the backward pass: its completed entry, then what it sends to its
+    inputs."""
 
     name: str                  #: stable short name (``t3``), as in draw_graph
     op: str                    #: the primitive, or ``"leaf"``
@@ -199,7 +213,8 @@ class ExplainRow:
 
 
 class Explanation(list):
-    """The rows of :func:`explain` (a list of :class:`ExplainRow`) plus ``text``, the table as str."""
+    """The rows of :func:`explain` (a list of :class:`ExplainRow`) plus ``text``, the table as
+    str."""
 
     text: Optional[str] = None
 
@@ -222,20 +237,21 @@ def explain(
 ) -> Explanation:
     """The back-propagation of ``loss``, one row per tensor as the gradient table is filled.
 
-    Runs the algorithm of ``backward()`` (``autograd.topological_order``, then ``autograd.propagate``
-    for each tensor, under ``no_grad``) but keeps the graph (``retain_graph`` semantics: no ``node.inputs`` is freed) and leaves
-    every ``.grad`` alone, so ``loss.backward()`` still works afterwards and the leaves' final
-    entries equal what it adds to ``.grad``. ``gradient`` is d(final)/d(loss) (default 1 for a
-    one-element ``loss``). Rows come in reverse topological order; a tensor every rule skipped
-    (no gradient reached it) has no row, as in ``backward()``. Tensor hooks
-    (``Tensor.register_hook``) are not run: the trace shows the gradients as the rules compute them.
+    Runs the algorithm of ``backward()`` (``autograd.topological_order``, then
+    ``autograd.propagate`` for each tensor, under ``no_grad``) but keeps the graph
+    (``retain_graph`` semantics: no ``node.inputs`` is freed) and leaves every ``.grad`` alone, so
+    ``loss.backward()`` still works afterwards and the leaves' final entries equal what it adds to
+    ``.grad``. ``gradient`` is d(final)/d(loss) (default 1 for a one-element ``loss``). Rows come
+    in reverse topological order; a tensor every rule skipped (no gradient reached it) has no row,
+    as in ``backward()``. Tensor hooks (``Tensor.register_hook``) are not run: the trace shows the
+    gradients as the rules compute them.
 
-    Returns an :class:`Explanation`: a list of :class:`ExplainRow` whose ``.text`` is the plain-text
-    table (when ``as_text``; ``str()`` builds it in any case).
+    Returns an :class:`Explanation`: a list of :class:`ExplainRow` whose ``.text`` is the
+    plain-text table (when ``as_text``; ``str()`` builds it in any case).
     """
     if not loss.requires_grad:
-        raise RuntimeError("explain: the tensor does not require grad, so there is no backward pass "
-                           "to explain (make a leaf with requires_grad=True)")
+        raise RuntimeError("explain: the tensor does not require grad, so there is no backward "
+                           "pass to explain (make a leaf with requires_grad=True)")
     root_grad = _default_root_grad(loss) if gradient is None else _check_root_grad(loss, gradient)
     try:
         order = topological_order([loss])
@@ -269,7 +285,8 @@ def _reporter(row: "ExplainRow", op: str, short: dict):
         rule = f"{op}.vjp[{i}]"
         note = {"ok": rule, "constant": "no gradient (constant)", "zero": f"{rule} = 0",
                 "not differentiable": f"no gradient ({op} input {i} is not differentiable)"}[status]
-        row.steps.append(VJPStep(short[id(x)], i, note, None if contribution is None else contribution.data,
+        row.steps.append(VJPStep(short[id(x)], i, note,
+                                 None if contribution is None else contribution.data,
                                  None if entry is None else entry.data))
 
     return report

@@ -10,7 +10,7 @@ worst entry, with its input element and output element.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -47,11 +47,12 @@ def _compare(f: Callable, inputs: list, eps: float, seed: int):
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck needs f to return a Tensor, got {type(out).__name__}")
     v = _projection(out, seed)
+    grads: Sequence[Optional[Tensor]]  # one per variable, None where unused
     if out.requires_grad:
-        analytic = autograd_grad(ops.sum(out * v), variables, allow_unused=True)
+        grads = autograd_grad(ops.sum(out * v), variables, allow_unused=True)
     else:
-        analytic = [None] * len(variables)
-    analytic = [np.zeros(x.shape) if g is None else g.data for g, x in zip(analytic, variables)]
+        grads = [None] * len(variables)
+    analytic = [np.zeros(x.shape) if g is None else g.data for g, x in zip(grads, variables)]
 
     def projected(*args) -> float:
         with no_grad():
@@ -136,7 +137,7 @@ def _worst_entry(f: Callable, inputs: list, index: int, eps: float, atol: float,
         excess = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
     excess[np.isnan(excess)] = np.inf
     if excess.size and excess.max() > 1:
-        i, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        i, j = map(int, np.unravel_index(int(np.argmax(excess)), excess.shape))
         a, n = float(analytic[i, j]), float(numeric[i, j])
         return (f"gradient of input {index} (shape {shape}) at element {_element(j, shape)}, "
                 f"output element {_element(i, out_shape)} (output shape {out_shape}): "
@@ -150,7 +151,8 @@ def _worst_entry(f: Callable, inputs: list, index: int, eps: float, atol: float,
 
 
 def _first_derivative(f: Callable, n_inputs: int, seed: int) -> Callable:
-    """x -> d/dx sum(v * f(x)) with create_graph, concatenated flat: its gradient is a Hessian-vector product."""
+    """x -> d/dx sum(v * f(x)) with create_graph, concatenated flat: its gradient is a
+    Hessian-vector product."""
 
     def df(*inputs):
         variables = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
@@ -158,7 +160,8 @@ def _first_derivative(f: Callable, n_inputs: int, seed: int) -> Callable:
             out = f(*inputs)
             grads = autograd_grad(ops.sum(out * _projection(out, seed)), variables,
                                   create_graph=True, allow_unused=True)
-        parts = [ops.reshape(ops.zeros_like(x) if g is None else g, (-1,)) for g, x in zip(grads, variables)]
+        parts = [ops.reshape(ops.zeros_like(x) if g is None else g, (-1,))
+                 for g, x in zip(grads, variables)]
         return ops.concatenate(parts)
 
     return df
@@ -166,14 +169,16 @@ def _first_derivative(f: Callable, n_inputs: int, seed: int) -> Callable:
 
 def gradgradcheck(f: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1e-5,
                   rtol: float = 1e-3, seed: int = 0) -> bool:
-    """gradcheck of the gradient itself: second derivatives (``create_graph=True``) vs finite differences."""
+    """gradcheck of the gradient itself: second derivatives (``create_graph=True``) vs finite
+    differences."""
     inputs = _as_inputs(inputs)
     return gradcheck(_first_derivative(f, len(inputs), seed), inputs, eps, atol, rtol, seed + 1)
 
 
 def max_gradient_error(f: Callable, inputs: Sequence, eps: float = 1e-6, order: int = 1,
                        seed: int = 0) -> float:
-    """The worst |analytic - numeric| / (1 + |numeric|) over all elements (for reports like ``chainrule check``)."""
+    """The worst |analytic - numeric| / (1 + |numeric|) over all elements (for reports like
+    ``chainrule check``)."""
     inputs = _as_inputs(inputs)
     if order == 2:
         f = _first_derivative(f, len(inputs), seed)

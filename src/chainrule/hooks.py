@@ -18,7 +18,8 @@ class RemovableHandle:
 
     @classmethod
     def add(cls, hooks: dict, hook: Callable) -> "RemovableHandle":
-        """Append ``hook`` to ``hooks`` (run in insertion order) under a fresh key; return its handle."""
+        """Append ``hook`` to ``hooks`` (run in insertion order) under a fresh key; return its
+        handle."""
         key = next(_next_key)
         hooks[key] = hook
         return cls(hooks, key)

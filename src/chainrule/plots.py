@@ -29,8 +29,10 @@ def plot_curves(history: Sequence[dict], path: os.PathLike, title: str = "") -> 
     figure, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (("train", "train", "-o"), ("val", "validation", "-s")):
         if f"{key}_loss" in history[0]:
-            ax_loss.plot(epochs, [row[f"{key}_loss"] for row in history], style, label=label, markersize=3)
-            ax_acc.plot(epochs, [row[f"{key}_accuracy"] for row in history], style, label=label, markersize=3)
+            ax_loss.plot(epochs, [row[f"{key}_loss"] for row in history], style, label=label,
+                         markersize=3)
+            ax_acc.plot(epochs, [row[f"{key}_accuracy"] for row in history], style, label=label,
+                        markersize=3)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

@@ -31,9 +31,17 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import (MAX_CHECKPOINT_BYTES, atomic_write, load_model, load_optimizer,
-                                  read_limited, save_model, save_optimizer, sync_folder)
-from chainrule.data import DataLoader, TensorDataset, load_digits, load_idx, random_split
+from chainrule.checkpoint import (
+    MAX_CHECKPOINT_BYTES,
+    atomic_write,
+    load_model,
+    load_optimizer,
+    read_limited,
+    save_model,
+    save_optimizer,
+    sync_folder,
+)
+from chainrule.data import DataLoader, Subset, TensorDataset, load_digits, load_idx, random_split
 from chainrule.errors import ChainruleError
 from chainrule.plots import plot_confusion, plot_curves
 from chainrule.train import NonFiniteLossError, evaluate, fit
@@ -159,7 +167,7 @@ def _read_json(path: Path, unreadable: str) -> Any:
         raise RunError(f"{path}: not valid JSON ({_cut(str(error))})") from None
 
 
-def load_splits(config: RunConfig):
+def load_splits(config: RunConfig) -> tuple[list[Subset], tuple[int, ...], int]:
     """(train, validation, test) datasets, input shape and number of classes (a seeded split)."""
     if config.dataset == "digits":
         images, labels = load_digits()

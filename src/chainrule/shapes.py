@@ -1,11 +1,12 @@
 """The arithmetic of convolution shapes, with PyTorch's conventions (cross-correlation layers).
 
-Per spatial axis, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`` and dilation ``d``:
+Per spatial axis, with input size ``i``, kernel ``k``, stride ``s``, padding ``p`` and dilation
+``d``:
 
 * effective kernel          ``d(k-1) + 1``
 * convolution               ``floor((i + 2p - d(k-1) - 1) / s) + 1``
-* pooling                   the same, ``ceil`` instead of ``floor`` under ``ceil_mode`` (and then the
-  last window must start inside the input or the left padding); the stride defaults to ``k``
+* pooling                   the same, ``ceil`` instead of ``floor`` under ``ceil_mode`` (and then
+  the last window must start inside the input or the left padding); the stride defaults to ``k``
 * transposed convolution    ``(i-1)s - 2p + d(k-1) + output_padding + 1``
 
 Every configuration PyTorch rejects raises :class:`chainrule.ShapeError` naming the argument and
@@ -21,7 +22,18 @@ import operator
 import re
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from chainrule.errors import ShapeError
 
@@ -36,11 +48,12 @@ Shape = Union[int, Sequence[int]]
 
 
 def _integer(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int >= ``minimum`` (bools and floats refused), else ShapeError naming ``name``."""
+    """``value`` as an int >= ``minimum`` (bools and floats refused), else ShapeError naming
+    ``name``."""
     if isinstance(value, bool):
         raise ShapeError(f"{name} must be an integer >= {minimum}, got the bool {value}")
     try:
-        number = operator.index(value)
+        number = operator.index(value)  # type: ignore[arg-type]  # any object: TypeError refuses it
     except TypeError:
         raise ShapeError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
     if number < minimum:
@@ -65,7 +78,8 @@ def same_padding(i: int, k: int, stride: int = 1, dilation: int = 1) -> Tuple[in
 
 
 def _pads(padding: Padding, i: int, k: int, s: int, d: int) -> Tuple[int, int]:
-    """The per-side pads ``(lo, hi)`` that ``padding`` means (int, pair, 'valid', 'same' or 'full')."""
+    """The per-side pads ``(lo, hi)`` that ``padding`` means (int, pair, 'valid', 'same' or
+    'full')."""
     if isinstance(padding, str):
         mode = padding.lower()
         if mode == "valid":
@@ -74,17 +88,19 @@ def _pads(padding: Padding, i: int, k: int, s: int, d: int) -> Tuple[int, int]:
             return same_padding(i, k, s, d)
         if mode == "full":
             return (effective_kernel(k, d) - 1,) * 2
-        raise ShapeError(f"padding must be an integer >= 0, a pair (lo, hi) or one of 'valid', 'same', "
-                         f"'full'; got {padding!r}")
+        raise ShapeError(f"padding must be an integer >= 0, a pair (lo, hi) or one of 'valid', "
+                         f"'same', 'full'; got {padding!r}")
     if isinstance(padding, (tuple, list)):
         if len(padding) != 2:
-            raise ShapeError(f"padding as a sequence must be a pair (lo, hi), got {tuple(padding)!r}")
+            raise ShapeError(f"padding as a sequence must be a pair (lo, hi), "
+                             f"got {tuple(padding)!r}")
         return _integer("padding lo", padding[0], 0), _integer("padding hi", padding[1], 0)
     p = _integer("padding", padding, 0)
     return p, p
 
 
-def conv_output_size(i: int, k: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> int:
+def conv_output_size(i: int, k: int, stride: int = 1, padding: Padding = 0,
+                     dilation: int = 1) -> int:
     """Output size of a convolution: ``floor((i + lo + hi - d(k-1) - 1) / s) + 1``.
 
     ``padding`` is ``p`` (``lo = hi = p``), a pair ``(lo, hi)``, ``'valid'`` (0), ``'same'``
@@ -96,15 +112,17 @@ def conv_output_size(i: int, k: int, stride: int = 1, padding: Padding = 0, dila
     lo, hi = _pads(padding, i, k, s, d)
     span = effective_kernel(k, d)
     if i + lo + hi < span:
-        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger than the "
-                         f"padded input {i + lo + hi} (input {i} + padding {lo + hi}); valid: an effective "
-                         f"kernel <= {i + lo + hi}, or at least {span - i} padding in total")
+        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger "
+                         f"than the padded input {i + lo + hi} (input {i} + padding {lo + hi}); "
+                         f"valid: an effective kernel <= {i + lo + hi}, or at least {span - i} "
+                         f"padding in total")
     return (i + lo + hi - span) // s + 1
 
 
-def pool_output_size(i: int, k: int, stride: Optional[int] = None, padding: int = 0, dilation: int = 1,
-                     ceil_mode: bool = False) -> int:
-    """Output size of max/avg pooling: ``floor((i + 2p - d(k-1) - 1) / s) + 1``, stride defaulting to k.
+def pool_output_size(i: int, k: int, stride: Optional[int] = None, padding: int = 0,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output size of max/avg pooling: ``floor((i + 2p - d(k-1) - 1) / s) + 1``, stride defaulting
+    to k.
 
     With ``ceil_mode``, ``ceil`` replaces ``floor``, then PyTorch's rule: the last window must start
     inside the input or the left padding (``if (out-1)s >= i + p: out -= 1``).
@@ -123,14 +141,14 @@ def pool_output_size(i: int, k: int, stride: Optional[int] = None, padding: int 
     if ceil_mode and (out - 1) * s >= i + p:
         out -= 1
     if out < 1:
-        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger than the "
-                         f"padded input {i + 2 * p} (input {i} + padding {p} each side); valid: an "
-                         f"effective kernel <= {i + 2 * p}")
+        raise ShapeError(f"kernel_size={k} (effective size {span} with dilation={d}) is larger "
+                         f"than the padded input {i + 2 * p} (input {i} + padding {p} each side); "
+                         f"valid: an effective kernel <= {i + 2 * p}")
     return out
 
 
-def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
-                               dilation: int = 1) -> int:
+def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0, dilation: int = 1) -> int:
     """Output size of a transposed convolution: ``(i-1)s - 2p + d(k-1) + output_padding + 1``.
 
     PyTorch requires ``output_padding < max(stride, dilation)`` and an output of at least 1.
@@ -194,21 +212,23 @@ def _paddings(i: int, o: int, k: int, s: int, d: int) -> Tuple[int, int]:
 
 
 def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = None,
-          stride: Optional[int] = None, padding: Optional[int] = None, dilation: Optional[int] = None,
-          max_kernel: int = 11, max_stride: int = 4, max_padding: Optional[int] = None,
-          max_dilation: int = 3) -> List[ConvParams]:
-    """Every convolution ``(k, s, p, d)`` within the bounds mapping each spatial size to the output's.
+          stride: Optional[int] = None, padding: Optional[int] = None,
+          dilation: Optional[int] = None, max_kernel: int = 11, max_stride: int = 4,
+          max_padding: Optional[int] = None, max_dilation: int = 3) -> List[ConvParams]:
+    """Every convolution ``(k, s, p, d)`` within the bounds mapping each spatial size to the
+    output's.
 
-    Shapes are ints, ``(H, W)`` or ``(C, H, W)`` (channels are free); the same parameters serve every
-    spatial axis. Fixed arguments are used as given (their bound is ignored); padding defaults to
-    ``0..effective_kernel(k, d) - 1`` unless ``max_padding`` is given. Sorted by ``(k, s, p, d)``.
-    Time and memory are bounded: more than :data:`MAX_SEARCH` (k, s, d) combinations within the
-    bounds, or more than :data:`MAX_SOLUTIONS` solutions, raise ShapeError.
+    Shapes are ints, ``(H, W)`` or ``(C, H, W)`` (channels are free); the same parameters serve
+    every spatial axis. Fixed arguments are used as given (their bound is ignored); padding
+    defaults to ``0..effective_kernel(k, d) - 1`` unless ``max_padding`` is given. Sorted by
+    ``(k, s, p, d)``. Time and memory are bounded: more than :data:`MAX_SEARCH` (k, s, d)
+    combinations within the bounds, or more than :data:`MAX_SOLUTIONS` solutions, raise ShapeError.
     """
-    sizes_in, sizes_out = _spatial("input_shape", input_shape), _spatial("output_shape", output_shape)
+    sizes_in = _spatial("input_shape", input_shape)
+    sizes_out = _spatial("output_shape", output_shape)
     if len(sizes_in) != len(sizes_out):
-        raise ShapeError(f"input_shape {input_shape!r} and output_shape {output_shape!r} have different "
-                         f"numbers of spatial axes")
+        raise ShapeError(f"input_shape {input_shape!r} and output_shape {output_shape!r} have "
+                         f"different numbers of spatial axes")
     if max_padding is not None:
         max_padding = _integer("max_padding", max_padding, 0)
     ranges = (_choices("kernel_size", kernel_size, 1, "max_kernel", max_kernel),
@@ -219,7 +239,7 @@ def solve(input_shape: Shape, output_shape: Shape, kernel_size: Optional[int] = 
         raise ShapeError(f"max_kernel, max_stride and max_dilation allow {combinations:,} "
                          f"combinations, more than the limit of {MAX_SEARCH:,}: lower a bound "
                          f"or fix a value")
-    results = []
+    results: List[ConvParams] = []
     for k, s, d in product(*ranges):
         top = effective_kernel(k, d) - 1 if max_padding is None else max_padding
         allowed = _choices("padding", padding, 0, "max_padding", top)
@@ -266,8 +286,8 @@ class _Kind:
 
 @dataclass(frozen=True)
 class Layer:
-    """A parsed layer spec: ``kind`` (conv, convT, maxpool, avgpool, flatten, linear) and ``options``
-    (``out`` holds the leading output channels / features)."""
+    """A parsed layer spec: ``kind`` (conv, convT, maxpool, avgpool, flatten, linear) and
+    ``options`` (``out`` holds the leading output channels / features)."""
 
     kind: str
     spec: str
@@ -298,13 +318,14 @@ def _grouped_weights(layer: Layer, c_in: int, c_out: int, k: int, axes: int) -> 
     """``c_in * c_out / g * k^axes`` (conv and convT alike), after PyTorch's checks on groups."""
     g = _integer("g (groups)", layer.options["g"], 1)
     if c_in % g or c_out % g:
-        raise ShapeError(f"g={g} must divide the input channels {c_in:,} and the output channels {c_out:,}")
+        raise ShapeError(f"g={g} must divide the input channels {c_in:,} "
+                         f"and the output channels {c_out:,}")
     return c_in * (c_out // g) * k ** axes
 
 
 def _conv(layer: Layer, shape: Tuple[int, ...]) -> Row:
     _need_spatial(layer, shape)
-    o = layer.options
+    o: Dict[str, Any] = layer.options  # the size functions check each value
     c_out = _integer("output channels", o["out"], 1)
     sizes = tuple(conv_output_size(i, o["k"], o["s"], o["p"], o["d"]) for i in shape[1:])
     weights = _grouped_weights(layer, shape[0], c_out, o["k"], len(sizes))
@@ -313,19 +334,21 @@ def _conv(layer: Layer, shape: Tuple[int, ...]) -> Row:
 
 def _conv_t(layer: Layer, shape: Tuple[int, ...]) -> Row:
     _need_spatial(layer, shape)
-    o = layer.options
+    o: Dict[str, Any] = layer.options  # the size functions check each value
     c_out = _integer("output channels", o["out"], 1)
-    sizes = tuple(conv_transpose_output_size(i, o["k"], o["s"], o["p"], o["op"], o["d"]) for i in shape[1:])
+    sizes = tuple(conv_transpose_output_size(i, o["k"], o["s"], o["p"], o["op"], o["d"])
+                  for i in shape[1:])
     weights = _grouped_weights(layer, shape[0], c_out, o["k"], len(sizes))
     return Row(layer.spec, (c_out, *sizes), weights, c_out if _flag(layer, "bias") else 0)
 
 
 def _pool(layer: Layer, shape: Tuple[int, ...]) -> Row:
     _need_spatial(layer, shape)
-    o = layer.options
+    o: Dict[str, Any] = layer.options  # the size functions check each value
     ceil = _flag(layer, "ceil")
     stride = None if o["s"] == _AUTO else o["s"]
-    sizes = tuple(pool_output_size(i, o["k"], stride, o["p"], o.get("d", 1), ceil) for i in shape[1:])
+    sizes = tuple(pool_output_size(i, o["k"], stride, o["p"], o.get("d", 1), ceil)
+                  for i in shape[1:])
     return Row(layer.spec, (shape[0], *sizes), 0, 0)
 
 
@@ -340,10 +363,11 @@ def _linear(layer: Layer, shape: Tuple[int, ...]) -> Row:
 
 
 _KINDS: Dict[str, _Kind] = {
-    "conv": _Kind("output channels", {"k": _REQUIRED, "s": 1, "p": 0, "d": 1, "g": 1, "bias": 1}, _conv,
+    "conv": _Kind("output channels",
+                  {"k": _REQUIRED, "s": 1, "p": 0, "d": 1, "g": 1, "bias": 1}, _conv,
                   {"p": ("same", "valid", "full")}),
-    "convT": _Kind("output channels", {"k": _REQUIRED, "s": 1, "p": 0, "op": 0, "d": 1, "g": 1, "bias": 1},
-                   _conv_t),
+    "convT": _Kind("output channels",
+                   {"k": _REQUIRED, "s": 1, "p": 0, "op": 0, "d": 1, "g": 1, "bias": 1}, _conv_t),
     "maxpool": _Kind(None, {"k": _REQUIRED, "s": _AUTO, "p": 0, "d": 1, "ceil": 0}, _pool),
     "avgpool": _Kind(None, {"k": _REQUIRED, "s": _AUTO, "p": 0, "ceil": 0}, _pool),
     "flatten": _Kind(None, {}, _flatten),
@@ -381,10 +405,12 @@ def _value(kind: _Kind, name: str, text: str, spec: str) -> object:
 
 
 def parse_layer(spec: str) -> Layer:
-    """Read a layer spec ``kind[:value,key=value,...]``, like ``conv:64,k=3,s=2,p=same`` or ``flatten``.
+    """Read a layer spec ``kind[:value,key=value,...]``, like ``conv:64,k=3,s=2,p=same`` or
+    ``flatten``.
 
-    Kinds: conv (out channels, k, s, p: int/same/valid/full, d, g, bias=0/1), convT (out channels, k,
-    s, p, op, d, g, bias), maxpool (k, s, p, d, ceil=0/1), avgpool (k, s, p, ceil), flatten, linear:N.
+    Kinds: conv (out channels, k, s, p: int/same/valid/full, d, g, bias=0/1), convT (out channels,
+    k, s, p, op, d, g, bias), maxpool (k, s, p, d, ceil=0/1), avgpool (k, s, p, ceil), flatten,
+    linear:N.
     """
     head, _, rest = spec.partition(":")
     name = _LOWER.get(head.lower())
@@ -402,8 +428,11 @@ def parse_layer(spec: str) -> Layer:
             raise ShapeError(f"{problem} option {_quoted(item)} in {_quoted(spec)}; "
                              f"{kind.describe(name)}")
         options[key] = _value(kind, key, text, spec)
-    required = (["out"] if kind.positional else []) + [k for k, v in kind.options.items() if v is _REQUIRED]
-    missing = [kind.positional if key == "out" else key for key in required if key not in options]
+    required = ((["out"] if kind.positional else [])
+                + [k for k, v in kind.options.items() if v is _REQUIRED])
+    # "out" is required only where the kind has a positional value, which then names it
+    missing = [(kind.positional or key) if key == "out" else key
+               for key in required if key not in options]
     if missing:
         raise ShapeError(f"{_quoted(spec)} is missing {' and '.join(missing)}; "
                          f"{kind.describe(name)}")
@@ -411,7 +440,8 @@ def parse_layer(spec: str) -> Layer:
 
 
 def plan(input_shape: Sequence[int], layers: Iterable[Union[str, Layer]]) -> List[Row]:
-    """The row (spec, output shape, weights, biases) of each layer applied in turn to ``input_shape``.
+    """The row (spec, output shape, weights, biases) of each layer applied in turn to
+    ``input_shape``.
 
     ``input_shape`` is ``(C, H, W)`` or ``(C, L)``; layers are specs (see :func:`parse_layer`) or
     :class:`Layer` objects. A layer that cannot take its input raises ShapeError naming it.
