@@ -16,11 +16,19 @@
 
 from chainrule.data.dataset import Dataset, Subset, TensorDataset, random_split
 from chainrule.data.datasets import (
-    DatasetError, four_points, load_digits, load_idx, read_idx, two_spirals, write_idx, xor,
+    DatasetError,
+    four_points,
+    load_digits,
+    load_idx,
+    read_idx,
+    two_spirals,
+    write_idx,
+    xor,
 )
 from chainrule.data.loader import DataLoader, default_collate
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate",
-    "DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points", "two_spirals",
+    "DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points",
+    "two_spirals",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -21,7 +21,8 @@ __all__ = ["Dataset", "TensorDataset", "Subset", "random_split"]
 
 
 class Dataset:
-    """Base class of map-style datasets: subclasses define ``__getitem__(index)`` and ``__len__()``."""
+    """Base class of map-style datasets: subclasses define ``__getitem__(index)`` and
+    ``__len__()``."""
 
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define __getitem__(index)")
@@ -31,7 +32,8 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Samples are the rows of tensors sharing their first axis: ``ds[i] == (t[i] for t in tensors)``.
+    """Samples are the rows of tensors sharing their first axis:
+    ``ds[i] == (t[i] for t in tensors)``.
 
     Accepts Tensors or array-likes (converted with ``chainrule.tensor``'s dtype rules). Items are
     views of the stored arrays, outside any graph. ``tensors`` holds the stored Tensors.
@@ -44,13 +46,17 @@ class TensorDataset(Dataset):
         for i, t in enumerate(tensors):
             t = t if isinstance(t, Tensor) else Tensor(t)
             if t.ndim == 0:
-                raise ValueError(f"TensorDataset: tensor {i} is 0-d; every tensor needs a first (sample) axis")
+                raise ValueError(
+                    f"TensorDataset: tensor {i} is 0-d; every tensor needs a first (sample) axis"
+                )
             converted.append(t)
         sizes = [len(t) for t in converted]
         if any(n != sizes[0] for n in sizes):
             shapes = ", ".join(str(tuple(t.shape)) for t in converted)
-            raise ValueError(f"TensorDataset: size mismatch between tensors: their first axes must match, "
-                             f"got shapes {shapes}")
+            raise ValueError(
+                "TensorDataset: size mismatch between tensors: their first axes must match, "
+                f"got shapes {shapes}"
+            )
         self.tensors = tuple(converted)
 
     def __getitem__(self, index: Any) -> tuple:
@@ -72,8 +78,8 @@ def _as_indices(indices: Any, n: Optional[int], what: str) -> np.ndarray:
     if array.size == 0:
         return np.zeros(0, np.int64)
     if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise TypeError(f"{what}: indices must be a 1-d sequence of ints, got "
-                        f"{'dtype ' + str(array.dtype) if array.ndim == 1 else f'{array.ndim}-d data'}")
+        got = f"dtype {array.dtype}" if array.ndim == 1 else f"{array.ndim}-d data"
+        raise TypeError(f"{what}: indices must be a 1-d sequence of ints, got {got}")
     array = array.astype(np.int64)
     if n is not None:
         bad = (array < -n) | (array >= n)
@@ -85,12 +91,13 @@ def _as_indices(indices: Any, n: Optional[int], what: str) -> np.ndarray:
 
 
 class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices``, in that order: ``Subset(ds, idx)[i] == ds[idx[i]]``.
+    """The samples of ``dataset`` at ``indices``, in that order:
+    ``Subset(ds, idx)[i] == ds[idx[i]]``.
 
     ``indices`` are kept as an int64 array (negatives counted from the end of ``dataset``).
     """
 
-    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+    def __init__(self, dataset: Any, indices: Union[Sequence[int], np.ndarray, Tensor]) -> None:
         try:
             n = len(dataset)
         except TypeError:
@@ -115,7 +122,9 @@ def numpy_rng(generator: Optional[creation.Generator], who: str) -> np.random.Ge
     if generator is None:
         return creation.default_generator.numpy
     if not isinstance(generator, creation.Generator):
-        raise TypeError(f"{who}: generator must be a chainrule.Generator, got {type(generator).__name__}")
+        raise TypeError(
+            f"{who}: generator must be a chainrule.Generator, got {type(generator).__name__}"
+        )
     return generator.numpy
 
 
@@ -125,14 +134,18 @@ def _split_lengths(lengths: Sequence, n: int) -> list[int]:
         raise ValueError("random_split: lengths is empty")
     for i, length in enumerate(lengths):
         if isinstance(length, bool) or not isinstance(length, numbers.Real):
-            raise TypeError(f"random_split: lengths[{i}] = {length!r} must be an int or a float fraction")
+            raise TypeError(
+                f"random_split: lengths[{i}] = {length!r} must be an int or a float fraction"
+            )
         if length < 0:
             raise ValueError(f"random_split: lengths[{i}] = {length} is negative")
     if all(isinstance(length, numbers.Integral) for length in lengths):
         counts = [int(length) for length in lengths]
         if sum(counts) != n:
-            raise ValueError(f"random_split: the lengths sum to {sum(counts)} but the dataset has {n} "
-                             f"samples (give counts summing to {n} or fractions summing to 1)")
+            raise ValueError(
+                f"random_split: the lengths sum to {sum(counts)} but the dataset has {n} "
+                f"samples (give counts summing to {n} or fractions summing to 1)"
+            )
         return counts
     # fractions, as torch: floor each share, then hand out the remainder round-robin from the first
     total = math.fsum(float(x) for x in lengths)
@@ -146,11 +159,15 @@ def _split_lengths(lengths: Sequence, n: int) -> list[int]:
         counts[i % len(counts)] += 1
     for i, count in enumerate(counts):
         if count == 0:
-            warnings.warn(f"random_split: split {i} is empty ({lengths[i]} of {n} samples)", stacklevel=3)
+            warnings.warn(
+                f"random_split: split {i} is empty ({lengths[i]} of {n} samples)", stacklevel=3
+            )
     return counts
 
 
-def random_split(dataset: Any, lengths: Sequence, generator: Optional[creation.Generator] = None) -> list[Subset]:
+def random_split(
+    dataset: Any, lengths: Sequence, generator: Optional[creation.Generator] = None
+) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random ``Subset``s of the given lengths.
 
     ``lengths`` are ints summing to ``len(dataset)``, or fractions summing to 1: each split gets

@@ -1,4 +1,5 @@
-"""Datasets: scikit-learn's 8x8 digits, MNIST-style IDX files, and the course's small synthetic sets.
+"""Datasets: scikit-learn's 8x8 digits, MNIST-style IDX files, and the course's small synthetic
+sets.
 
 Every loader returns ``(inputs, targets)`` as chainrule Tensors, ready for
 ``TensorDataset(inputs, targets)``. Images follow PyTorch's layout ``(N, channels, height, width)``,
@@ -6,8 +7,8 @@ float32 in [0, 1]; class labels are int64.
 
 IDX (the format of MNIST and Fashion-MNIST) is a 4-byte big-endian magic number ``0x0000TTDD``
 (``TT`` the element type, ``DD`` the number of dimensions), one big-endian uint32 per dimension,
-then the elements in C order, big-endian. Images files are ``0x00000803`` (unsigned bytes, N x H x W),
-labels files ``0x00000801`` (unsigned bytes, N). Files may be gzip-compressed.
+then the elements in C order, big-endian. Images files are ``0x00000803`` (unsigned bytes,
+N x H x W), labels files ``0x00000801`` (unsigned bytes, N). Files may be gzip-compressed.
 
 Reading is bounded: only regular files are opened, the header's sizes are checked (against the
 file's size, and against :data:`MAX_IDX_BYTES`) before anything is allocated, and a gzip stream
@@ -39,7 +40,8 @@ PathLike = Union[str, os.PathLike]
 
 
 class DatasetError(ChainruleError, ValueError):
-    """A data file that cannot be used: not IDX, corrupt, truncated, or inconsistent with its partner."""
+    """A data file that cannot be used: not IDX, corrupt, truncated, or inconsistent with its
+    partner."""
 
 
 # ---------------------------------------------------------------------------------------- digits
@@ -61,7 +63,7 @@ def load_digits() -> tuple[Tensor, Tensor]:
 
 
 # ---------------------------------------------------------------------------------------- IDX
-_IDX_TYPES = {  # type code -> big-endian dtype
+_IDX_TYPES: dict[int, np.dtype] = {  # type code -> big-endian dtype
     0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
 }
@@ -126,17 +128,22 @@ def _check_magic(path: Path, head: bytes, expected_magic: Optional[int],
                            f"not even the 4-byte IDX magic number")
     magic = int.from_bytes(head, "big")
     if head[0] != 0 or head[1] != 0:
-        raise DatasetError(f"{path}: bad magic number 0x{magic:08X}: not an IDX file (an IDX file starts "
-                           f"with two zero bytes, then a type code and the number of dimensions)")
+        raise DatasetError(
+            f"{path}: bad magic number 0x{magic:08X}: not an IDX file (an IDX file starts "
+            "with two zero bytes, then a type code and the number of dimensions)"
+        )
     code, ndim = head[2], head[3]
     if code not in _IDX_TYPES:
         codes = ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
         raise DatasetError(f"{path}: bad dtype code 0x{code:02X} in magic number 0x{magic:08X} "
                            f"(IDX type codes are {codes})")
     if expected_magic is not None and magic != expected_magic:
-        hint = " (are the images and labels files swapped?)" if magic in (_IMAGES_MAGIC, _LABELS_MAGIC) else ""
-        raise DatasetError(f"{path}: bad magic number {_describe_magic(magic)}: an IDX {role} file has "
-                           f"{_describe_magic(expected_magic)}{hint}")
+        swapped = magic in (_IMAGES_MAGIC, _LABELS_MAGIC)
+        hint = " (are the images and labels files swapped?)" if swapped else ""
+        raise DatasetError(
+            f"{path}: bad magic number {_describe_magic(magic)}: an IDX {role} file has "
+            f"{_describe_magic(expected_magic)}{hint}"
+        )
     if ndim == 0:
         raise DatasetError(f"{path}: magic number 0x{magic:08X} declares 0 dimensions")
     return code, ndim
@@ -199,8 +206,10 @@ def load_idx(images_path: PathLike, labels_path: PathLike) -> tuple[Tensor, Tens
     images = _parse_idx(images_path, _IMAGES_MAGIC, "images")
     labels = _parse_idx(labels_path, _LABELS_MAGIC, "labels")
     if len(images) != len(labels):
-        raise DatasetError(f"count mismatch: {images_path} holds {len(images)} images but {labels_path} "
-                           f"holds {len(labels)} labels")
+        raise DatasetError(
+            f"count mismatch: {images_path} holds {len(images)} images but {labels_path} "
+            f"holds {len(labels)} labels"
+        )
     pixels = images.astype(np.float32)[:, None, :, :]
     pixels /= np.float32(255.0)
     return Tensor._from_array(pixels), Tensor._from_array(labels.astype(np.int64))
@@ -212,8 +221,10 @@ def _checked_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype.kind in "iu" and array.size:
         if array.dtype.kind == "f":
             if not np.isfinite(array).all() or not (array == np.round(array)).all():
-                raise ValueError(f"write_idx: cannot store non-integer {array.dtype} values as {dtype} "
-                                 f"(round or scale them first)")
+                raise ValueError(
+                    f"write_idx: cannot store non-integer {array.dtype} values as {dtype} "
+                    "(round or scale them first)"
+                )
         elif array.dtype.kind not in "biu":
             raise TypeError(f"write_idx: cannot store {array.dtype} values as {dtype}")
         info = np.iinfo(dtype)
@@ -226,7 +237,9 @@ def _checked_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype)
 
 
-def write_idx(path: PathLike, array: Any, dtype: Any = None, compress: Optional[bool] = None) -> None:
+def write_idx(
+    path: PathLike, array: Any, dtype: Any = None, compress: Optional[bool] = None
+) -> None:
     """Write ``array`` (Tensor or array-like, at least 1-d) as an IDX file, atomically.
 
     ``dtype`` is the stored element type: uint8, int8, int16, int32, float32 or float64 (IDX has no
@@ -239,15 +252,20 @@ def write_idx(path: PathLike, array: Any, dtype: Any = None, compress: Optional[
     target = np.dtype(dtype) if dtype is not None else array.dtype
     if target.newbyteorder("=") not in _IDX_CODES:
         hint = " (pass dtype='uint8' or 'int32')" if target.kind in "iub" else ""
-        raise TypeError(f"write_idx: IDX cannot store {target}: use uint8, int8, int16, int32, float32 "
-                        f"or float64{hint}")
+        raise TypeError(
+            f"write_idx: IDX cannot store {target}: use uint8, int8, int16, int32, float32 "
+            f"or float64{hint}"
+        )
     target = target.newbyteorder("=")
     if not 1 <= array.ndim <= 255:
-        raise ValueError(f"write_idx: an IDX array has 1 to 255 dimensions, got shape {array.shape}")
+        raise ValueError(
+            f"write_idx: an IDX array has 1 to 255 dimensions, got shape {array.shape}"
+        )
     if any(n >= 2 ** 32 for n in array.shape):
         raise ValueError(f"write_idx: dimension sizes must fit in 32 bits, got shape {array.shape}")
     array = _checked_cast(array, target)
-    header = bytes([0, 0, _IDX_CODES[target], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = bytes([0, 0, _IDX_CODES[target], array.ndim])
+    header += struct.pack(f">{array.ndim}I", *array.shape)
     data = header + np.ascontiguousarray(array, dtype=target.newbyteorder(">")).tobytes()
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
@@ -266,7 +284,8 @@ def xor() -> tuple[Tensor, Tensor]:
 
 
 def four_points() -> tuple[Tensor, Tensor]:
-    """Four points with sign targets: X = (-2,0), (2,0), (0,2), (0,-2) float32; y = +1, +1, -1, -1 float32.
+    """Four points with sign targets: X = (-2,0), (2,0), (0,2), (0,-2) float32;
+    y = +1, +1, -1, -1 float32.
 
     The points on the x axis are +1, those on the y axis -1: no line separates them, but a
     feature such as x1^2 - x2^2 does (the course's example for hidden units / feature maps).
@@ -290,7 +309,9 @@ def two_spirals(n: int = 100, noise: float = 0.0, seed: int = 0) -> tuple[Tensor
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"two_spirals: n must be a positive int, got {n!r}")
     if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"two_spirals: noise must be a finite standard deviation >= 0, got {noise!r}")
+        raise ValueError(
+            f"two_spirals: noise must be a finite standard deviation >= 0, got {noise!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"two_spirals: seed must be a non-negative int, got {seed!r}")
     s = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)

@@ -29,8 +29,10 @@ __all__ = ["DataLoader", "default_collate"]
 def _stack(arrays: list, what: str) -> np.ndarray:
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise ValueError(f"default_collate: cannot stack {what} of different shapes {sorted(shapes)}: "
-                         f"give every sample the same shape or pass a collate_fn")
+        raise ValueError(
+            f"default_collate: cannot stack {what} of different shapes {sorted(shapes)}: "
+            "give every sample the same shape or pass a collate_fn"
+        )
     return np.stack(arrays)
 
 
@@ -65,22 +67,30 @@ def default_collate(batch: list) -> Any:
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
-            raise ValueError("default_collate: every sample of a batch must have the same number of fields")
+            raise ValueError(
+                "default_collate: every sample of a batch must have the same number of fields"
+            )
         fields = [default_collate(list(column)) for column in zip(*batch)]
         if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
             return type(elem)(*fields)
         return fields if isinstance(elem, list) else tuple(fields)
-    raise TypeError(f"default_collate: cannot batch samples of type {type(elem).__name__}: expected "
-                    f"Tensors, ndarrays, numbers, or tuples/lists/dicts of them (or pass a collate_fn)")
+    raise TypeError(
+        f"default_collate: cannot batch samples of type {type(elem).__name__}: expected "
+        "Tensors, ndarrays, numbers, or tuples/lists/dicts of them (or pass a collate_fn)"
+    )
 
 
 def _fast_source(dataset: Any) -> Optional[tuple]:
-    """(arrays, index map or None, single) when batches can be taken by fancy indexing, else None."""
+    """(arrays, index map or None, single) when batches can be taken by fancy indexing, else
+    None."""
     base_index = None
     while isinstance(dataset, Subset) and type(dataset).__getitem__ is Subset.__getitem__:
         base_index = dataset.indices if base_index is None else dataset.indices[base_index]
         dataset = dataset.dataset
-    if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__:
+    if (
+        isinstance(dataset, TensorDataset)
+        and type(dataset).__getitem__ is TensorDataset.__getitem__
+    ):
         return tuple(t.data for t in dataset.tensors), base_index, False
     if isinstance(dataset, Tensor) and type(dataset) is Tensor and dataset.ndim > 0:
         return (dataset.data,), base_index, True
@@ -100,9 +110,18 @@ class DataLoader:
     ``len(loader)`` is the number of batches per epoch.
     """
 
-    def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 generator: Optional[creation.Generator] = None,
-                 collate_fn: Optional[Callable[[list], Any]] = None) -> None:
+    dataset: Any
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    generator: Optional[creation.Generator]
+    collate_fn: Optional[Callable[[list], Any]]
+
+    def __init__(
+        self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+        generator: Optional[creation.Generator] = None,
+        collate_fn: Optional[Callable[[list], Any]] = None,
+    ) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(f"DataLoader: dataset must define __getitem__ and __len__ (a map-style "
                             f"dataset), got {type(dataset).__name__}")
@@ -114,9 +133,14 @@ class DataLoader:
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"DataLoader: {name} must be True or False, got {flag!r}")
         if generator is not None and not isinstance(generator, creation.Generator):
-            raise TypeError(f"DataLoader: generator must be a chainrule.Generator, got {type(generator).__name__}")
+            raise TypeError(
+                "DataLoader: generator must be a chainrule.Generator, "
+                f"got {type(generator).__name__}"
+            )
         if collate_fn is not None and not callable(collate_fn):
-            raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+            raise TypeError(
+                f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}"
+            )
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -153,7 +177,8 @@ class DataLoader:
         for start in range(0, stop, self.batch_size):
             end = min(start + self.batch_size, stop)
             if order is None and base_index is None:
-                batch = tuple(a[start:end].copy() for a in arrays)  # contiguous: one memcpy per array
+                # contiguous: one memcpy per array
+                batch = tuple(a[start:end].copy() for a in arrays)
             else:
                 index = np.arange(start, end) if order is None else order[start:end]
                 if base_index is not None:
@@ -163,5 +188,7 @@ class DataLoader:
             yield batch[0] if single else batch
 
     def __repr__(self) -> str:
-        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+        return (
+            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
+            f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last})"
+        )

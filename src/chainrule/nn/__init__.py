@@ -1,10 +1,18 @@
-"""``chainrule.nn``: modules, layers, activations, losses and initialisation (PyTorch's names and layouts)."""
+"""``chainrule.nn``: modules, layers, activations, losses and initialisation (PyTorch's names
+and layouts)."""
 
-from chainrule.nn import functional, init
+# Re-exported: __all__ below is computed from dir(), which ruff cannot follow (hence F401).
+from chainrule.nn import functional, init  # noqa: F401
 from chainrule.nn.activation import *  # noqa: F401,F403
 from chainrule.nn.layers import *  # noqa: F401,F403
 from chainrule.nn.loss import *  # noqa: F401,F403
-from chainrule.nn.module import Module, ModuleList, Parameter, RemovableHandle, Sequential
-from chainrule.nn.summary import summary
+from chainrule.nn.module import (  # noqa: F401
+    Module,
+    ModuleList,
+    Parameter,
+    RemovableHandle,
+    Sequential,
+)
+from chainrule.nn.summary import summary  # noqa: F401
 
 __all__ = [name for name in dir() if not name.startswith("_")]

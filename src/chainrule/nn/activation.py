@@ -9,8 +9,8 @@ from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "ReLU", "LeakyReLU", "PReLU", "Abs", "Maxout", "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax",
-    "Heaviside", "Step", "Sign", "LogSigmoid",
+    "ReLU", "LeakyReLU", "PReLU", "Abs", "Maxout", "Sigmoid", "Tanh", "Softplus", "Softmax",
+    "LogSoftmax", "Heaviside", "Step", "Sign", "LogSigmoid",
 ]
 
 
@@ -34,7 +34,8 @@ class LeakyReLU(Module):
 
 
 class PReLU(Module):
-    """x for x > 0, alpha_c x otherwise, with one trainable alpha per channel (axis 1) or one shared."""
+    """x for x > 0, alpha_c x otherwise, with one trainable alpha per channel (axis 1) or one
+    shared."""
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
         super().__init__()
@@ -45,8 +46,10 @@ class PReLU(Module):
         if self.num_parameters == 1:
             return cr.prelu(x, self.weight)
         if x.ndim < 2 or x.shape[1] != self.num_parameters:
-            raise ValueError(f"PReLU({self.num_parameters}): input needs {self.num_parameters} channels on axis 1, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"PReLU({self.num_parameters}): input needs {self.num_parameters} channels "
+                f"on axis 1, got shape {x.shape}"
+            )
         return cr.prelu(x, self.weight.reshape((1, -1) + (1,) * (x.ndim - 2)))
 
     def extra_repr(self) -> str:
@@ -123,7 +126,8 @@ class _Threshold(Module):
 
 
 class Heaviside(_Threshold):
-    """H(x) with ``value_at_zero``; gradient 0, or the sigmoid surrogate with ``surrogate_slope``."""
+    """H(x) with ``value_at_zero``; gradient 0, or the sigmoid surrogate with
+    ``surrogate_slope``."""
 
     def __init__(self, value_at_zero: float = 0.5, surrogate_slope: Optional[float] = None) -> None:
         super().__init__(surrogate_slope)

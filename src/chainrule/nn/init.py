@@ -21,7 +21,8 @@ __all__ = [
 
 
 def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
-    """The recommended gain: 1 (linear, sigmoid), 5/3 (tanh), sqrt(2) (relu), sqrt(2/(1+a^2)) (leaky_relu)."""
+    """The recommended gain: 1 (linear, sigmoid), 5/3 (tanh), sqrt(2) (relu),
+    sqrt(2/(1+a^2)) (leaky_relu)."""
     if nonlinearity in ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv_transpose2d"):
         return 1.0
     if nonlinearity == "tanh":
@@ -37,9 +38,12 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
 
 
 def _fans(tensor: Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) for a weight (out, in, *kernel): in * receptive field, out * receptive field."""
+    """(fan_in, fan_out) for a weight (out, in, *kernel): in * receptive field,
+    out * receptive field."""
     if tensor.ndim < 2:
-        raise ValueError(f"fan in/out need a tensor with at least 2 dimensions, got shape {tensor.shape}")
+        raise ValueError(
+            f"fan in/out need a tensor with at least 2 dimensions, got shape {tensor.shape}"
+        )
     receptive = math.prod(tensor.shape[2:])
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
@@ -51,16 +55,22 @@ def _fill(tensor: Tensor, values: Tensor) -> Tensor:
     return tensor
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
+def uniform_(
+    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional[Generator] = None
+) -> Tensor:
     """Fill with U(a, b)."""
     with no_grad():
-        return _fill(tensor, cr.rand(*tensor.shape, generator=generator, dtype="float64") * (b - a) + a)
+        samples = cr.rand(*tensor.shape, generator=generator, dtype="float64")
+        return _fill(tensor, samples * (b - a) + a)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
+def normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Optional[Generator] = None
+) -> Tensor:
     """Fill with N(mean, std^2)."""
     with no_grad():
-        return _fill(tensor, cr.randn(*tensor.shape, generator=generator, dtype="float64") * std + mean)
+        samples = cr.randn(*tensor.shape, generator=generator, dtype="float64")
+        return _fill(tensor, samples * std + mean)
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
@@ -76,14 +86,18 @@ def ones_(tensor: Tensor) -> Tensor:
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
+def xavier_uniform_(
+    tensor: Tensor, gain: float = 1.0, generator: Optional[Generator] = None
+) -> Tensor:
     """Glorot: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
+def xavier_normal_(
+    tensor: Tensor, gain: float = 1.0, generator: Optional[Generator] = None
+) -> Tensor:
     """Glorot: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
@@ -97,14 +111,21 @@ def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> floa
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: Optional[Generator] = None) -> Tensor:
-    """He: U(-b, b) with b = gain * sqrt(3 / fan). PyTorch's layers use a = sqrt(5): b = 1/sqrt(fan_in)."""
+def kaiming_uniform_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+    generator: Optional[Generator] = None,
+) -> Tensor:
+    """He: U(-b, b) with b = gain * sqrt(3 / fan).
+
+    PyTorch's layers use a = sqrt(5): b = 1/sqrt(fan_in).
+    """
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: Optional[Generator] = None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+    generator: Optional[Generator] = None,
+) -> Tensor:
     """He: N(0, std^2) with std = gain / sqrt(fan)."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)

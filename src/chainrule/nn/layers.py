@@ -11,9 +11,9 @@ from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
-    "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
-    "LayerNorm", "Residual",
+    "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
+    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual",
 ]
 
 Size = Union[int, Sequence[int]]
@@ -28,7 +28,8 @@ def _empty(*shape: int) -> Parameter:
 
 
 def _default_init(weight: Parameter, bias: Optional[Parameter], fan_in: int) -> None:
-    """PyTorch's default for Linear and Conv: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike."""
+    """PyTorch's default for Linear and Conv: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)),
+    bias alike."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -55,11 +56,15 @@ class Linear(Module):
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class LowRankLinear(Module):
-    """y = x (U V)^T + b with U (out, rank) and V (rank, in): (in + out) * rank weights instead of in * out.
+    """y = x (U V)^T + b with U (out, rank) and V (rank, in): (in + out) * rank weights instead
+    of in * out.
 
     Computed as (x V^T) U^T, never forming U V. Each factor starts as PyTorch's Linear default for
     its own fan-in.
@@ -86,64 +91,97 @@ class LowRankLinear(Module):
 
 
 class _ConvNd(Module):
-    def __init__(self, n: int, in_channels: int, out_channels: int, kernel_size: Size, stride: Size, padding,
-                 dilation: Size, groups: int, bias: bool, transposed: bool = False, output_padding: Size = 0) -> None:
+    def __init__(
+        self, n: int, in_channels: int, out_channels: int, kernel_size: Size, stride: Size, padding,
+        dilation: Size, groups: int, bias: bool, transposed: bool = False,
+        output_padding: Size = 0,
+    ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels={in_channels} and out_channels={out_channels} must be divisible "
-                             f"by groups={groups}")
+            raise ValueError(
+                f"in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                f"by groups={groups}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _pair(kernel_size, n)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.output_padding = output_padding
-        shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
+        if transposed:
+            shape = (in_channels, out_channels // groups)
+        else:
+            shape = (out_channels, in_channels // groups)
         self.weight = _empty(*shape, *self.kernel_size)
         self.register_parameter("bias", _empty(out_channels) if bias else None)
         fan_in = shape[1] * math.prod(self.kernel_size)
         _default_init(self.weight, self.bias, fan_in)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}" + (f", groups={self.groups}" if self.groups != 1 else ""))
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+            + (f", groups={self.groups}" if self.groups != 1 else "")
+        )
 
 
 class Conv1d(_ConvNd):
     """1-d convolution layer (cross-correlation), weight (out, in/groups, k)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
-                 dilation: Size = 1, groups: int = 1, bias: bool = True) -> None:
-        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
+        dilation: Size = 1, groups: int = 1, bias: bool = True,
+    ) -> None:
+        super().__init__(
+            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return cr.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return cr.conv1d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class Conv2d(_ConvNd):
-    """2-d convolution layer (cross-correlation), weight (out, in/groups, kH, kW), input (N, C, H, W)."""
+    """2-d convolution layer (cross-correlation), weight (out, in/groups, kH, kW), input
+    (N, C, H, W)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
-                 dilation: Size = 1, groups: int = 1, bias: bool = True) -> None:
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
+        dilation: Size = 1, groups: int = 1, bias: bool = True,
+    ) -> None:
+        super().__init__(
+            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return cr.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return cr.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class ConvTranspose2d(_ConvNd):
     """The adjoint of Conv2d in its input; weight (in, out/groups, kH, kW)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding: Size = 0,
-                 output_padding: Size = 0, groups: int = 1, bias: bool = True, dilation: Size = 1) -> None:
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         transposed=True, output_padding=output_padding)
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1,
+        padding: Size = 0, output_padding: Size = 0, groups: int = 1, bias: bool = True,
+        dilation: Size = 1,
+    ) -> None:
+        super().__init__(
+            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            transposed=True, output_padding=output_padding,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return cr.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                   self.groups, self.dilation)
+        return cr.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+            self.groups, self.dilation,
+        )
 
 
 class _Pool(Module):
-    def __init__(self, fn, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, **options) -> None:
+    def __init__(
+        self, fn, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, **options
+    ) -> None:
         super().__init__()
         self._fn = fn
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -153,33 +191,48 @@ class _Pool(Module):
         return self._fn(x, self.kernel_size, self.stride, self.padding, **self.options)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, "
+            f"padding={self.padding}"
+        )
 
 
 class MaxPool1d(_Pool):
-    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
-                 ceil_mode: bool = False) -> None:
-        super().__init__(cr.max_pool1d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        dilation: Size = 1, ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(
+            cr.max_pool1d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode
+        )
 
 
 class MaxPool2d(_Pool):
     """Max over windows; the gradient goes to the first maximum of each window (PyTorch's rule)."""
 
-    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
-                 ceil_mode: bool = False) -> None:
-        super().__init__(cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        dilation: Size = 1, ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(
+            cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode
+        )
 
 
 class AvgPool1d(_Pool):
-    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        ceil_mode: bool = False, count_include_pad: bool = True,
+    ) -> None:
         super().__init__(cr.avg_pool1d, kernel_size, stride, padding, ceil_mode=ceil_mode,
                          count_include_pad=count_include_pad)
 
 
 class AvgPool2d(_Pool):
-    def __init__(self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
-                 count_include_pad: bool = True) -> None:
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        ceil_mode: bool = False, count_include_pad: bool = True,
+    ) -> None:
         super().__init__(cr.avg_pool2d, kernel_size, stride, padding, ceil_mode=ceil_mode,
                          count_include_pad=count_include_pad)
 
@@ -208,7 +261,8 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout in training mode (keep with probability 1-p, scale by 1/(1-p)); identity in eval mode."""
+    """Inverted dropout in training mode (keep with probability 1-p, scale by 1/(1-p)); identity
+    in eval mode."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -226,8 +280,10 @@ class Dropout(Module):
 class _BatchNorm(Module):
     _dims: tuple
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-                 track_running_stats: bool = True) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -242,13 +298,18 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self._dims or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with {self._dims} "
-                             f"dimensions and {self.num_features} channels on axis 1, got {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}): expected input with {self._dims} "
+                f"dimensions and {self.num_features} channels on axis 1, got {x.shape}"
+            )
         return cr.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                              self.training or not self.track_running_stats, self.momentum, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -264,12 +325,14 @@ class BatchNorm2d(_BatchNorm):
 
 
 class LayerNorm(Module):
-    """Normalisation over the trailing ``normalized_shape`` axes, with elementwise affine weight and bias."""
+    """Normalisation over the trailing ``normalized_shape`` axes, with elementwise affine weight
+    and bias."""
 
-    def __init__(self, normalized_shape: Size, eps: float = 1e-5, elementwise_affine: bool = True) -> None:
+    def __init__(
+        self, normalized_shape: Size, eps: float = 1e-5, elementwise_affine: bool = True
+    ) -> None:
         super().__init__()
-        self.normalized_shape = _pair(normalized_shape, 1) if isinstance(normalized_shape, int) else tuple(
-            normalized_shape)
+        self.normalized_shape = _pair(normalized_shape, 1)  # an int n is (n,)
         self.eps = eps
         self.register_parameter("weight", Parameter(cr.ones(*self.normalized_shape).data)
                                 if elementwise_affine else None)

@@ -33,11 +33,14 @@ class BCEWithLogitsLoss(Module):
         self.weight, self.reduction, self.pos_weight = weight, reduction, pos_weight
 
     def forward(self, input: Tensor, target) -> Tensor:
-        return cr.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+        return cr.binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight
+        )
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy of logits (N, C, ...) against class indices or probabilities; label smoothing."""
+    """Softmax cross-entropy of logits (N, C, ...) against class indices or probabilities; label
+    smoothing."""
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0) -> None:
@@ -46,7 +49,9 @@ class CrossEntropyLoss(Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target) -> Tensor:
-        return cr.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+        return cr.cross_entropy(
+            input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
 
 
 class NLLLoss(Module):

@@ -18,7 +18,8 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "RemovableHandle"]
 
 
 class Parameter(Tensor):
-    """A Tensor that is a module's learnable variable: ``requires_grad=True`` unless told otherwise."""
+    """A Tensor that is a module's learnable variable: ``requires_grad=True`` unless told
+    otherwise."""
 
     __slots__ = ()
 
@@ -32,7 +33,10 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of every layer and network. Subclasses set attributes in ``__init__`` and define ``forward``."""
+    """Base class of every layer and network.
+
+    Subclasses set attributes in ``__init__`` and define ``forward``.
+    """
 
     training: bool
 
@@ -78,14 +82,16 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
-        """State that is not learned (running statistics): saved in ``state_dict`` unless not persistent."""
+        """State that is not learned (running statistics): saved in ``state_dict`` unless not
+        persistent."""
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
 
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
-        """Register ``param`` (or None, an absent optional parameter such as a bias) under ``name``."""
+        """Register ``param`` (or None, an absent optional parameter such as a bias) under
+        ``name``."""
         if param is None:
             self.__dict__.pop(name, None)
             self._parameters[name] = None
@@ -119,7 +125,8 @@ class Module:
     def modules(self) -> Iterator["Module"]:
         return (m for _, m in self.named_modules())
 
-    def _named_members(self, table: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
+    def _named_members(self, table: str, recurse: bool) -> Iterator[tuple[str, Any]]:
+        """(dotted name, value): Parameters from "_parameters", Tensors from "_buffers"."""
         seen: set[int] = set()
         modules = self.named_modules() if recurse else [("", self)]
         for prefix, module in modules:
@@ -167,7 +174,8 @@ class Module:
         mismatched = []
         for key, target in own.items():
             if key in state_dict:
-                value = np.asarray(state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key])
+                given = state_dict[key]
+                value = np.asarray(given.data if isinstance(given, Tensor) else given)
                 if value.shape != target.shape:
                     mismatched.append(f"{key}: checkpoint {value.shape}, model {target.shape}")
         if mismatched:
@@ -183,7 +191,8 @@ class Module:
 
     # ------------------------------------------------------------------ modes and gradients
     def train(self, mode: bool = True) -> "Module":
-        """Training mode (dropout active, batch norm on batch statistics) for this module and all below."""
+        """Training mode (dropout active, batch norm on batch statistics) for this module and all
+        below."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
@@ -222,7 +231,8 @@ class Module:
         return output
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """``hook(module, inputs, output)`` runs after every forward; a non-None return replaces the output."""
+        """``hook(module, inputs, output)`` runs after every forward; a non-None return replaces
+        the output."""
         return RemovableHandle.add(self._forward_hooks, hook)
 
     # ------------------------------------------------------------------ printing
@@ -230,7 +240,9 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()]
+        children = [
+            f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self.named_children()
+        ]
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not children:
             return head + ")"
@@ -242,7 +254,9 @@ class _Container(Module):
 
     def _append(self, module: Module) -> None:
         if not isinstance(module, Module):
-            raise TypeError(f"{type(self).__name__}: expected a Module, got {type(module).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: expected a Module, got {type(module).__name__}"
+            )
         self.add_module(str(len(self._modules)), module)
 
     def __getitem__(self, index: int) -> Module:

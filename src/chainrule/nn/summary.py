@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
-import numpy as np
+from typing import Callable, Sequence
 
 import chainrule as cr
 from chainrule.grad_mode import no_grad
@@ -46,18 +44,25 @@ class Summary:
 
     def __str__(self) -> str:
         header = ("layer", "type", "output shape", "trainable", "non-trainable", "parameters")
-        body = [(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.trainable:,}", f"{r.non_trainable:,}",
-                 r.breakdown) for r in self.rows]
+        body = [
+            (r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.trainable:,}",
+             f"{r.non_trainable:,}", r.breakdown)
+            for r in self.rows
+        ]
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(6)]
         aligns = ["<", "<", "<", ">", ">", "<"]
         lines = ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, aligns, widths)).rstrip()
                  for row in [header, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
         mib = self.activation_bytes / 2**20
-        lines += ["", f"input: {'x'.join(map(str, self.input_shape))} (batch of {self.batch_size})",
-                  f"parameters: {self.trainable + self.non_trainable:,} ({self.trainable:,} trainable, "
-                  f"{self.non_trainable:,} non-trainable)",
-                  f"activation memory (forward outputs kept for backward, batch of {self.batch_size}): {mib:.2f} MiB"]
+        lines += [
+            "",
+            f"input: {'x'.join(map(str, self.input_shape))} (batch of {self.batch_size})",
+            f"parameters: {self.trainable + self.non_trainable:,} ({self.trainable:,} trainable, "
+            f"{self.non_trainable:,} non-trainable)",
+            f"activation memory (forward outputs kept for backward, batch of {self.batch_size}): "
+            f"{mib:.2f} MiB",
+        ]
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -68,15 +73,20 @@ def _leaves(model: Module) -> list[tuple[str, Module]]:
     return leaves or [("", model)]
 
 
-def summary(model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32") -> Summary:
-    """Run one forward pass on zeros of shape (batch_size, *input_shape) and tabulate every leaf layer."""
+def summary(
+    model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32"
+) -> Summary:
+    """Run one forward pass on zeros of shape (batch_size, *input_shape) and tabulate every
+    leaf layer."""
     input_shape = tuple(int(n) for n in input_shape)
     outputs: dict[int, Tensor] = {}
-    handles = []
-    for _, module in _leaves(model):
-        def record(m, inputs, output, key=id(module)):
+
+    def recorder(key: int) -> Callable[..., None]:
+        def record(m, inputs, output):
             outputs[key] = output
-        handles.append(module.register_forward_hook(record))
+        return record
+
+    handles = [module.register_forward_hook(recorder(id(module))) for _, module in _leaves(model)]
     was_training = model.training
     try:
         model.eval()
@@ -97,5 +107,6 @@ def summary(model: Module, input_shape: Sequence[int], batch_size: int = 1, dtyp
         frozen = sum(p.size for p in params if not p.requires_grad) + sum(
             b.size for b in module.buffers(recurse=False))
         counts = tuple((n, p.size) for n, p in module.named_parameters(recurse=False))
-        rows.append(LayerRow(name or type(module).__name__, type(module).__name__, shape, trainable, frozen, counts))
+        kind = type(module).__name__
+        rows.append(LayerRow(name or kind, kind, shape, trainable, frozen, counts))
     return Summary(input_shape, tuple(rows), batch_size, int(activation))

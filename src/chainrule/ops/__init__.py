@@ -2,22 +2,33 @@
 module (``REGISTRY`` lists them) or composites of those; only this package calls NumPy for math.
 
 Families: ``elementwise``, ``reductions``, ``shape``, ``linalg``, ``activations``, ``losses``,
-``signal`` (convolve/correlate, kernel flipped or not), ``conv`` (convolution and pooling layers), and ``creation`` (leaves, random numbers).
+``signal`` (convolve/correlate, kernel flipped or not), ``conv`` (convolution and pooling
+layers), and ``creation`` (leaves, random numbers).
 """
 
-from chainrule.ops.primitive import REGISTRY, Primitive, as_tensor
+from chainrule.ops import (
+    activations,
+    conv,
+    creation,
+    elementwise,
+    linalg,
+    losses,
+    normalization,
+    reductions,
+    shape,
+    signal,
+)
+from chainrule.ops.activations import *  # noqa: F401,F403
+from chainrule.ops.conv import *  # noqa: F401,F403
+from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
+from chainrule.ops.linalg import *  # noqa: F401,F403
+from chainrule.ops.losses import *  # noqa: F401,F403
+from chainrule.ops.normalization import *  # noqa: F401,F403
+from chainrule.ops.primitive import REGISTRY, Primitive, as_tensor
 from chainrule.ops.reductions import *  # noqa: F401,F403
 from chainrule.ops.shape import *  # noqa: F401,F403
-from chainrule.ops.linalg import *  # noqa: F401,F403
-from chainrule.ops.activations import *  # noqa: F401,F403
-from chainrule.ops.losses import *  # noqa: F401,F403
 from chainrule.ops.signal import *  # noqa: F401,F403
-from chainrule.ops.conv import *  # noqa: F401,F403
-from chainrule.ops.normalization import *  # noqa: F401,F403
-from chainrule.ops.creation import *  # noqa: F401,F403
-from chainrule.ops import (activations, conv, creation, elementwise, linalg, losses, normalization,
-                           reductions, shape, signal)
 
 __all__ = ["REGISTRY", "Primitive", "as_tensor"]
 __all__ += elementwise.__all__

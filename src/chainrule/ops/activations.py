@@ -60,8 +60,10 @@ heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
 sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(
     lambda g, out, x, *, surrogate_slope: _surrogate(g, x, surrogate_slope, 2.0))
-sigmoid_p     = Primitive("sigmoid", _sigmoid_impl, saves=("out",)).defvjp(lambda g, out, x: g * out * (1 - out))
-softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(lambda g, out, x: g * sigmoid(x))
+sigmoid_p     = Primitive("sigmoid", _sigmoid_impl, saves=("out",)).defvjp(
+    lambda g, out, x: g * out * (1 - out))
+softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(
+    lambda g, out, x: g * sigmoid(x))
 softmax_p     = Primitive("softmax", _softmax_impl).defvjp(
     lambda g, out, x, *, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))
 log_softmax_p = Primitive("log_softmax", _log_softmax_impl).defvjp(
@@ -97,18 +99,24 @@ def heaviside(x, value_at_zero: float = 0.5, surrogate_slope: Optional[float] = 
     gradient flows. With ``surrogate_slope=k`` the backward pass uses d/dx sigmoid(kx) =
     k s(kx)(1 - s(kx)) instead, a straight-through estimator that lets threshold units train.
     """
-    return heaviside_p.bind(as_tensor(x), value_at_zero=value_at_zero, surrogate_slope=surrogate_slope)
+    return heaviside_p.bind(
+        as_tensor(x), value_at_zero=value_at_zero, surrogate_slope=surrogate_slope
+    )
 
 
 def step(x, surrogate_slope: Optional[float] = None) -> Tensor:
-    """The hard threshold unit: 1 if x >= 0 else 0 (heaviside with value 1 at 0), same surrogate option."""
+    """The hard threshold unit: 1 if x >= 0 else 0 (heaviside with value 1 at 0).
+
+    ``surrogate_slope`` is heaviside's surrogate option.
+    """
     return heaviside(x, value_at_zero=1.0, surrogate_slope=surrogate_slope)
 
 
 def sign(x, surrogate_slope: Optional[float] = None) -> Tensor:
     """sign(x) in {-1, 0, 1} with sign(0) = 0 = H(x) - H(-x). Derivative 0 where it exists.
 
-    With ``surrogate_slope=k`` the backward pass uses d/dx (2 sigmoid(kx) - 1) = 2k s(kx)(1 - s(kx)).
+    With ``surrogate_slope=k`` the backward pass uses
+    d/dx (2 sigmoid(kx) - 1) = 2k s(kx)(1 - s(kx)).
     """
     return sign_p.bind(as_tensor(x), surrogate_slope=surrogate_slope)
 
@@ -148,7 +156,8 @@ def log_softmax(x, axis: int = -1) -> Tensor:
 
 
 def maxout(x, pieces: int, axis: int = -1) -> Tensor:
-    """Maximum over consecutive groups of ``pieces`` along ``axis`` (Goodfellow et al.'s maxout unit).
+    """Maximum over consecutive groups of ``pieces`` along ``axis`` (Goodfellow et al.'s maxout
+    unit).
 
     An axis of length n gives n / pieces outputs; ties share the gradient as in ``max``. A 0-d
     tensor is one element (axis 0 or -1, pieces=1) and is its own maxout.

@@ -72,7 +72,8 @@ def ones(*shape, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 
 def full(shape, fill_value, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor filled with ``fill_value`` (dtype from the value as ``tensor()`` would choose it)."""
+    """A tensor filled with ``fill_value`` (dtype from the value, as ``tensor()`` would choose
+    it)."""
     shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),))
     dtype = dtype or as_tensor(fill_value).dtype
     return _leaf(np.full(shape, fill_value, dtype), requires_grad)
@@ -103,7 +104,8 @@ def arange(start, stop=None, step=1, dtype: Any = None, requires_grad: bool = Fa
     if step == 0:
         raise ValueError("arange: step must not be zero")
     if dtype is None:
-        dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, stop, step)) else _DEFAULT_FLOAT
+        all_ints = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+        dtype = np.int64 if all_ints else _DEFAULT_FLOAT
     return _leaf(np.arange(start, stop, step).astype(dtype), requires_grad)
 
 
@@ -120,13 +122,17 @@ def _rng(generator: Optional[Generator]) -> np.random.Generator:
     return generator.numpy
 
 
-def rand(*shape, generator: Optional[Generator] = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand(
+    *shape, generator: Optional[Generator] = None, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Uniform samples on [0, 1)."""
     dtype = np.dtype(dtype or _DEFAULT_FLOAT)
     return _leaf(_rng(generator).random(_shape(shape), dtype=dtype), requires_grad)
 
 
-def randn(*shape, generator: Optional[Generator] = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *shape, generator: Optional[Generator] = None, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Standard normal samples."""
     dtype = np.dtype(dtype or _DEFAULT_FLOAT)
     return _leaf(_rng(generator).standard_normal(_shape(shape), dtype=dtype), requires_grad)

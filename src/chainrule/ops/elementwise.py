@@ -56,7 +56,8 @@ def promote(*tensors: Tensor, to_float: bool = False) -> tuple:
 
 
 def _ties_weight(x: Tensor, y: Tensor) -> Tensor:
-    """1 where x wins, 1/2 where x and y tie, 0 where y wins: the share of maximum(x, y)'s gradient."""
+    """1 where x wins, 1/2 where x and y tie, 0 where y wins: the share of maximum(x, y)'s
+    gradient."""
     return where(greater(x, y), 1.0, where(equal(x, y), 0.5, 0.0))
 
 
@@ -99,10 +100,14 @@ def _clip_vjp(g, out, x, *, lo, hi):
 
 
 # fmt: off
-add_p     = Primitive("add", np.add, saves=()).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
-sub_p     = Primitive("sub", np.subtract, saves=()).defvjp(lambda g, out, x, y: g, lambda g, out, x, y: -g)
-mul_p     = Primitive("mul", np.multiply).defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-div_p     = Primitive("div", np.true_divide).defvjp(lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
+add_p     = Primitive("add", np.add, saves=()).defvjp(
+    lambda g, out, x, y: g, lambda g, out, x, y: g)
+sub_p     = Primitive("sub", np.subtract, saves=()).defvjp(
+    lambda g, out, x, y: g, lambda g, out, x, y: -g)
+mul_p     = Primitive("mul", np.multiply).defvjp(
+    lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+div_p     = Primitive("div", np.true_divide).defvjp(
+    lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
 neg_p     = Primitive("neg", np.negative, saves=()).defvjp(lambda g, out, x: -g)
 pow_p     = Primitive("pow", np.power).defvjp(
     lambda g, out, x, y: g * _power_derivative(x, y),
@@ -282,7 +287,10 @@ def where(condition, x, y) -> Tensor:
 
 
 def astype(x, dtype) -> Tensor:
-    """A copy converted to ``dtype``. Differentiable to float dtypes; otherwise outside the graph."""
+    """A copy converted to ``dtype``.
+
+    Differentiable to float dtypes; otherwise outside the graph.
+    """
     x = as_tensor(x)
     dtype = np.dtype(dtype)
     if dtype.kind != "f":

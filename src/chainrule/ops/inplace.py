@@ -219,8 +219,10 @@ def clone(t: Tensor, dtype: Any = None) -> Tensor:
     return Tensor._from_array(np.array(t.data, dtype=dtype, copy=True))
 
 
-def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, lr: float, beta1: float,
-          beta2: float, eps: float, step: int, max_exp_avg_sq: Any = None) -> Tensor:
+def adam_(
+    param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, lr: float, beta1: float,
+    beta2: float, eps: float, step: int, max_exp_avg_sq: Any = None,
+) -> Tensor:
     """One Adam step of ``param`` in place, with the rounding of ``torch.optim.Adam``'s update::
 
         m <- lerp(m, g, 1 - beta1)                          (lerp_, as above)
@@ -241,11 +243,14 @@ def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, l
         if not isinstance(tensor, Tensor):
             raise TypeError(f"adam_: {argument} must be a Tensor, got {type(tensor).__name__}")
         if tensor.shape != data.shape:
-            raise ShapeError(f"adam_: {argument} has shape {tensor.shape}, the parameter {data.shape}")
+            raise ShapeError(
+                f"adam_: {argument} has shape {tensor.shape}, the parameter {data.shape}"
+            )
         if tensor.dtype != data.dtype:
             raise TypeError(f"adam_: {argument} is {tensor.dtype}, the parameter {data.dtype}")
     g, m, v = grad.data, _target("adam_", exp_avg), _target("adam_", exp_avg_sq)
-    v_max = None if max_exp_avg_sq is None else _target("adam_", max_exp_avg_sq)  # all checked before any write
+    # all checked before any write
+    v_max = None if max_exp_avg_sq is None else _target("adam_", max_exp_avg_sq)
     for written in (param, exp_avg, exp_avg_sq, max_exp_avg_sq):
         if written is not None:
             written._bump_version()
@@ -267,7 +272,8 @@ def adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, *, l
     denom = np.sqrt(v, out=scratch)
     np.true_divide(denom, (1 - beta2**step) ** 0.5, out=denom)
     np.add(denom, eps, out=denom)
-    update = np.multiply(m, -lr / (1 - beta1**step), out=np.empty_like(data))  # out=: 0-d stays an array
+    # out=: a 0-d result stays an array
+    update = np.multiply(m, -lr / (1 - beta1**step), out=np.empty_like(data))
     np.true_divide(update, denom, out=update)
     np.add(data, update, out=data)
     return param

@@ -16,7 +16,8 @@ __all__ = ["matmul", "dot", "outer", "einsum"]
 
 
 def _mT(x: Tensor) -> Tensor:
-    """x with its last two axes swapped (shapes already validated: bind directly, this is a hot path)."""
+    """x with its last two axes swapped (shapes already validated: bind directly, this is a hot
+    path)."""
     axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
     return transpose_p.bind(x, axes=axes)
 
@@ -40,17 +41,24 @@ def _matmul_vjp_b(g, out, a, b):
 def _parse_einsum(subscripts: str, n_operands: int) -> tuple[list[str], str]:
     spec = subscripts.replace(" ", "")
     if "." in spec:
-        raise ValueError(f"einsum: ellipsis ('...') is not supported, in {subscripts!r}; name the axes")
+        raise ValueError(
+            f"einsum: ellipsis ('...') is not supported, in {subscripts!r}; name the axes"
+        )
     lhs, arrow, rhs = spec.partition("->")
     inputs = lhs.split(",")
     if len(inputs) != n_operands:
-        raise ValueError(f"einsum: {subscripts!r} names {len(inputs)} operands, {n_operands} were given")
+        raise ValueError(
+            f"einsum: {subscripts!r} names {len(inputs)} operands, {n_operands} were given"
+        )
     if not arrow:  # NumPy's implicit output: the letters that appear once, sorted
         letters = "".join(inputs)
         rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     for term in inputs:
         if len(set(term)) != len(term):
-            raise ValueError(f"einsum: repeated index within one operand ({term!r}, a diagonal) is not supported")
+            raise ValueError(
+                f"einsum: repeated index within one operand ({term!r}, a diagonal) "
+                "is not supported"
+            )
     return inputs, rhs
 
 
@@ -64,14 +72,17 @@ def _einsum_vjp(g, out, *operands, argnum, subscripts):
     grad = einsum(",".join([output] + [term for term, _ in others]) + "->" + reachable,
                   g, *[op for _, op in others])
     if reachable != target:  # indices summed away in the forward: their gradient is broadcast back
-        kept_shape = tuple(n if c in reachable else 1 for c, n in zip(target, operands[argnum].shape))
+        kept_shape = tuple(
+            n if c in reachable else 1 for c, n in zip(target, operands[argnum].shape)
+        )
         grad = broadcast_to(reshape(grad, kept_shape), operands[argnum].shape)
     return grad
 
 
 # fmt: off
 matmul_p = Primitive("matmul", np.matmul).defvjp(_matmul_vjp_a, _matmul_vjp_b)
-einsum_p = Primitive("einsum", lambda *ops, subscripts: np.einsum(subscripts, *ops, optimize=len(ops) > 2),
+einsum_p = Primitive("einsum",
+                     lambda *ops, subscripts: np.einsum(subscripts, *ops, optimize=len(ops) > 2),
                      variadic=True).defvjp(_einsum_vjp)
 # fmt: on
 
@@ -87,11 +98,16 @@ def matmul(a, b) -> Tensor:
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if k_a != k_b:
-        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align ({k_a} != {k_b} on the inner axis)")
+        raise ShapeError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align "
+            f"({k_a} != {k_b} on the inner axis)"
+        )
     try:
         return matmul_p.bind(a, b)
     except ValueError:
-        raise ShapeError(f"matmul: batch axes of {a.shape} and {b.shape} do not broadcast") from None
+        raise ShapeError(
+            f"matmul: batch axes of {a.shape} and {b.shape} do not broadcast"
+        ) from None
 
 
 def dot(a, b) -> Tensor:
@@ -100,7 +116,9 @@ def dot(a, b) -> Tensor:
     if a.ndim == 0 or b.ndim == 0:
         return a * b
     if a.ndim > 2 or b.ndim > 2:
-        raise ShapeError(f"dot: operands of rank {a.ndim} and {b.ndim}: use matmul or einsum above rank 2")
+        raise ShapeError(
+            f"dot: operands of rank {a.ndim} and {b.ndim}: use matmul or einsum above rank 2"
+        )
     return matmul(a, b)
 
 
@@ -121,16 +139,22 @@ def einsum(subscripts: str, *operands) -> Tensor:
     sizes: dict[str, tuple[int, int]] = {}
     for k, (term, x) in enumerate(zip(inputs, operands)):
         if len(term) != x.ndim:
-            raise ShapeError(f"einsum: subscripts {term!r} name {len(term)} axes, operand {k} has shape {x.shape}")
+            raise ShapeError(
+                f"einsum: subscripts {term!r} name {len(term)} axes, "
+                f"operand {k} has shape {x.shape}"
+            )
         for letter, n in zip(term, x.shape):
             first = sizes.setdefault(letter, (n, k))
             if first[0] != n and 1 not in (first[0], n):
-                raise ShapeError(f"einsum: index {letter!r} has size {first[0]} in operand {first[1]} "
-                                 f"but {n} in operand {k}")
+                raise ShapeError(
+                    f"einsum: index {letter!r} has size {first[0]} in operand {first[1]} "
+                    f"but {n} in operand {k}"
+                )
     try:
         return einsum_p.bind(*operands, subscripts=subscripts)
     except ValueError as error:
-        raise ShapeError(f"einsum {subscripts!r} on shapes {[x.shape for x in operands]}: {error}") from None
+        shapes = [x.shape for x in operands]
+        raise ShapeError(f"einsum {subscripts!r} on shapes {shapes}: {error}") from None
 
 
 from chainrule.ops.elementwise import promote  # noqa: E402

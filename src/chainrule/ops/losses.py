@@ -11,15 +11,16 @@ The rest are composites of primitives and need no rules of their own.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from chainrule.errors import ShapeError
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.tensor import Tensor
 
-__all__ = ["mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss"]
+__all__ = [
+    "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "nll_loss",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 # PyTorch clamps log(p) at -100 in binary_cross_entropy so that p = 0 or 1 gives a finite loss.
@@ -61,9 +62,14 @@ def _check_probabilities(name: str, argument: str, t: Tensor) -> None:
 
 def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+        raise ValueError(
+            f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
+        )
     if input.shape != target.shape:
-        raise ShapeError(f"{name}: input has shape {input.shape} but target has shape {target.shape}; they must match")
+        raise ShapeError(
+            f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
+            "they must match"
+        )
 
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
@@ -83,7 +89,8 @@ def _bce_impl(p, y):
 
 
 def _bce_vjp_p(g, out, p, y):
-    """(p - y) / (p (1 - p)), the denominator kept >= 1e-12 as PyTorch does, so p = 0 or 1 stays finite."""
+    """(p - y) / (p (1 - p)), the denominator kept >= 1e-12 as PyTorch does, so p = 0 or 1 stays
+    finite."""
     return g * (p - y) / maximum(p * (1 - p), _BCE_EPS)
 
 
@@ -113,7 +120,8 @@ def _softmax_ce_vjp(g, out, z, *, target, sample_weight):
     return g.reshape(weight.shape) * weight * (softmax(z, axis=1) - onehot)
 
 
-softmax_cross_entropy_p = Primitive("softmax_cross_entropy", _softmax_ce_impl).defvjp(_softmax_ce_vjp)
+softmax_cross_entropy_p = Primitive("softmax_cross_entropy", _softmax_ce_impl).defvjp(
+    _softmax_ce_vjp)
 
 
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") -> Tensor:
@@ -134,9 +142,11 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
-                                     pos_weight=None) -> Tensor:
-    """BCE of sigmoid(z), computed stably as (1 - y) z + w_y softplus(-z), w_y = 1 + (pos_weight - 1) y.
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, reduction: str = "mean", pos_weight=None
+) -> Tensor:
+    """BCE of sigmoid(z), computed stably as (1 - y) z + w_y softplus(-z),
+    w_y = 1 + (pos_weight - 1) y.
 
     Without pos_weight this is softplus(z) - y z; its gradient is sigmoid(z) - y.
     """
@@ -150,14 +160,18 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return _reduce(loss, reduction)
 
 
-def _class_weights(target: np.ndarray, n_classes: int, weight, ignore_index: int, dtype) -> np.ndarray:
+def _class_weights(
+    target: np.ndarray, n_classes: int, weight, ignore_index: int, dtype
+) -> np.ndarray:
     """Per-sample weight: weight[target] (1 without weights), 0 where target == ignore_index."""
     valid = target != ignore_index
     out_of_range = valid & ((target < 0) | (target >= n_classes))
     if out_of_range.any():
         bad = target[out_of_range][0]
-        raise ValueError(f"cross_entropy/nll_loss: target holds class {bad}, outside 0..{n_classes - 1} "
-                         f"(ignore_index={ignore_index})")
+        raise ValueError(
+            f"cross_entropy/nll_loss: target holds class {bad}, outside 0..{n_classes - 1} "
+            f"(ignore_index={ignore_index})"
+        )
     if weight is None:
         return valid.astype(dtype)
     per_class = as_tensor(weight).data.astype(dtype)
@@ -170,17 +184,23 @@ def _one_hot_along_1(target: np.ndarray, n_classes: int, dtype) -> np.ndarray:
     return onehot if target.ndim == 1 else np.moveaxis(onehot, -1, 1)
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target`` (N, ...).
+def nll_loss(
+    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target``
+    (N, ...).
 
     loss_n = -w[y_n] input[n, y_n]; 'mean' divides by sum_n w[y_n] (PyTorch's weighted mean).
     """
     input = floating(input)
     target_array = _int_target("nll_loss", input, target)
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+        raise ValueError(
+            f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
+        )
     sample_weight = _class_weights(target_array, input.shape[1], weight, ignore_index, input.dtype)
-    pick = _one_hot_along_1(np.where(target_array == ignore_index, 0, target_array), input.shape[1], input.dtype)
+    safe_target = np.where(target_array == ignore_index, 0, target_array)
+    pick = _one_hot_along_1(safe_target, input.shape[1], input.dtype)
     pick *= np.expand_dims(sample_weight, 1)
     loss = -sum(input * Tensor._from_array(pick), axis=1)
     if reduction == "mean":
@@ -191,42 +211,56 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
 def _int_target(name: str, input: Tensor, target) -> np.ndarray:
     target = as_tensor(target).data
     if input.ndim < 2:
-        raise ShapeError(f"{name}: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}")
+        raise ShapeError(
+            f"{name}: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}"
+        )
     if target.dtype.kind not in "iu":
         raise TypeError(f"{name}: target must hold integer class indices, got dtype {target.dtype}")
     expected = input.shape[:1] + input.shape[2:]
     if target.shape != expected:
-        raise ShapeError(f"{name}: input {input.shape} needs target of shape {expected}, got {target.shape}")
+        raise ShapeError(
+            f"{name}: input {input.shape} needs target of shape {expected}, got {target.shape}"
+        )
     return target
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Softmax cross-entropy of logits ``input`` (N, C, ...), class axis 1 (PyTorch layout).
 
     ``target`` is integer class indices (N, ...) or class probabilities shaped like ``input``.
     loss_n = -sum_c q_nc log softmax(z_n)_c with q the (smoothed) target distribution:
-    q = (1 - eps) onehot(y) + eps / C. The gradient w.r.t. z is softmax(z) - q (times 1/N for the mean).
+    q = (1 - eps) onehot(y) + eps / C. The gradient w.r.t. z is softmax(z) - q (times 1/N for the
+    mean).
     """
     input = floating(input)
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"cross_entropy: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'")
+        raise ValueError(
+            f"cross_entropy: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
+        )
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
     if input.ndim < 2:
-        raise ShapeError(f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}")
+        raise ShapeError(
+            f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}"
+        )
     n_classes = input.shape[1]
     target_t = as_tensor(target, like=input)
     if target_t.dtype.kind == "f":  # class probabilities
         target_t = _float_target(target_t, input)
         if target_t.shape != input.shape:
-            raise ShapeError(f"cross_entropy: probability target must have the input's shape {input.shape}, "
-                             f"got {target_t.shape}")
+            raise ShapeError(
+                "cross_entropy: probability target must have the input's shape "
+                f"{input.shape}, got {target_t.shape}"
+            )
         if label_smoothing:
             target_t = target_t * (1 - label_smoothing) + label_smoothing / n_classes
         terms = target_t * log_softmax(input, axis=1)
         if weight is not None:
-            terms = terms * reshape(as_tensor(weight, like=input), (1, n_classes) + (1,) * (input.ndim - 2))
+            class_shape = (1, n_classes) + (1,) * (input.ndim - 2)
+            terms = terms * reshape(as_tensor(weight, like=input), class_shape)
         return _reduce(-sum(terms, axis=1), reduction)
     target_array = _int_target("cross_entropy", input, target_t)
     sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
@@ -240,7 +274,10 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         return nll
     log_p = log_softmax(input, axis=1)
     # smoothing term: -sum_c w_c log p_c / C for every non-ignored sample
-    class_w = np.ones(n_classes, input.dtype) if weight is None else as_tensor(weight).data.astype(input.dtype)
+    if weight is None:
+        class_w = np.ones(n_classes, input.dtype)
+    else:
+        class_w = as_tensor(weight).data.astype(input.dtype)
     valid = (target_array != ignore_index).astype(input.dtype)
     coef = np.expand_dims(valid, 1) * class_w.reshape((1, n_classes) + (1,) * (input.ndim - 2))
     smooth = -sum(log_p * Tensor._from_array(coef), axis=1) / n_classes

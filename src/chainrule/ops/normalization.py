@@ -20,8 +20,11 @@ from chainrule.tensor import Tensor
 __all__ = ["dropout", "batch_norm", "layer_norm"]
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator: Optional[Generator] = None) -> Tensor:
-    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p) (training only).
+def dropout(
+    x, p: float = 0.5, training: bool = True, generator: Optional[Generator] = None
+) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)
+    (training only).
 
     The gradient passes through the kept elements with the same 1/(1-p) scale.
     """
@@ -43,9 +46,12 @@ def _stat_axes(x: Tensor, name: str) -> tuple:
     return (0,) + tuple(range(2, x.ndim))
 
 
-def batch_norm(x, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight=None, bias=None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the batch (and spatial) axes, channel axis 1.
+def batch_norm(
+    x, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight=None, bias=None,
+    training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+) -> Tensor:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the batch (and spatial) axes, channel
+    axis 1.
 
     In training the batch's mean and biased variance normalise, and the running statistics move
     towards them: running = (1 - momentum) running + momentum * batch (the unbiased variance, as
@@ -55,15 +61,19 @@ def batch_norm(x, running_mean: Optional[Tensor], running_var: Optional[Tensor],
     axes = _stat_axes(x, "batch_norm")
     channels = x.shape[1]
     shape = (1, channels) + (1,) * (x.ndim - 2)
-    use_batch = training or running_mean is None
-    if use_batch:
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give running_mean and running_var together, or neither")
+    if training or running_mean is None or running_var is None:  # the batch's statistics
         count = x.size // channels
         if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel in training, got input {x.shape}")
+            raise ValueError(
+                "batch_norm: expected more than 1 value per channel in training, "
+                f"got input {x.shape}"
+            )
         mean = x.mean(axis=axes, keepdims=True)
         centred = x - mean
         var = (centred * centred).mean(axis=axes, keepdims=True)
-        if running_mean is not None and training:
+        if running_mean is not None and running_var is not None and training:
             _update_running(running_mean, running_var, mean, var, count, momentum)
     else:
         mean, var = running_mean.reshape(shape), running_var.reshape(shape)
@@ -76,8 +86,10 @@ def batch_norm(x, running_mean: Optional[Tensor], running_var: Optional[Tensor],
     return out
 
 
-def _update_running(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
-                    momentum: float) -> None:
+def _update_running(
+    running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor, count: int,
+    momentum: float,
+) -> None:
     """In place, outside the graph: the buffers are state, not variables."""
     with no_grad():
         unbiased = var.data.reshape(-1) * (count / (count - 1))
@@ -87,12 +99,20 @@ def _update_running(running_mean: Tensor, running_var: Tensor, mean: Tensor, var
         running_var.data += momentum * unbiased
 
 
-def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    """Normalise over the trailing ``normalized_shape`` axes: (x - mean) / sqrt(var + eps) * weight + bias."""
+def layer_norm(
+    x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None, eps: float = 1e-5
+) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` axes:
+    (x - mean) / sqrt(var + eps) * weight + bias."""
     x = as_tensor(x)
-    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if isinstance(normalized_shape, (int, np.integer)):
+        shape: tuple = (normalized_shape,)
+    else:
+        shape = tuple(normalized_shape)
     if x.shape[x.ndim - len(shape):] != shape:
-        raise ShapeError(f"layer_norm: normalized_shape {shape} must match the last axes of the input {x.shape}")
+        raise ShapeError(
+            f"layer_norm: normalized_shape {shape} must match the last axes of the input {x.shape}"
+        )
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
     centred = x - mean

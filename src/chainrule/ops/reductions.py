@@ -94,15 +94,17 @@ def _extreme_vjp(g, out, x, *, axis, keepdims):
 
 
 # fmt: off
-sum_p          = Primitive("sum", lambda x, *, axis, keepdims: x.sum(axis=axis, keepdims=keepdims), saves=()).defvjp(
+sum_p          = Primitive("sum", lambda x, *, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
+                           saves=()).defvjp(
     lambda g, out, x, *, axis, keepdims: _expand_to(g, x.shape, axis))
 max_p          = Primitive("max", lambda x, *, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
                            smooth=False).defvjp(_extreme_vjp)
 min_p          = Primitive("min", lambda x, *, axis, keepdims: x.min(axis=axis, keepdims=keepdims),
                            smooth=False).defvjp(_extreme_vjp)
-sum_to_p       = Primitive("sum_to", _sum_to_impl, saves=()).defvjp(lambda g, out, x, *, shape: broadcast_to(g, x.shape))
-broadcast_to_p = Primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), saves=()).defvjp(
-    lambda g, out, x, *, shape: sum_to(g, x.shape))
+sum_to_p       = Primitive("sum_to", _sum_to_impl, saves=()).defvjp(
+    lambda g, out, x, *, shape: broadcast_to(g, x.shape))
+broadcast_to_p = Primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
+                           saves=()).defvjp(lambda g, out, x, *, shape: sum_to(g, x.shape))
 # fmt: on
 
 
@@ -203,7 +205,9 @@ def logsumexp(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return sum(x, axis=axes, keepdims=keepdims) - np.inf
     shift = _finite_or_zero(max(x.detach(), axis=axes, keepdims=True))
     result = log(sum(exp(x - shift), axis=axes, keepdims=True)) + shift
-    return result if keepdims else result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    if keepdims:
+        return result
+    return result.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
 def _finite_or_zero(t: Tensor) -> Tensor:

@@ -37,6 +37,10 @@ def _index_add_impl(g, *, index, shape, advanced):
     return out
 
 
+def _pad_impl(x, *, pad_width, value):
+    return np.pad(x, pad_width, constant_values=value)
+
+
 def _pad_vjp(g, out, x, *, pad_width, value):
     return getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, x.shape)))
 
@@ -46,10 +50,9 @@ reshape_p     = Primitive("reshape", lambda x, *, shape: x.reshape(shape), saves
     lambda g, out, x, *, shape: reshape(g, x.shape))
 transpose_p   = Primitive("transpose", lambda x, *, axes: x.transpose(axes), saves=()).defvjp(
     lambda g, out, x, *, axes: transpose(g, tuple(np.argsort(axes))))
-concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), variadic=True, saves=()).defvjp(
-    _concat_vjp)
-pad_p         = Primitive("pad", lambda x, *, pad_width, value: np.pad(x, pad_width, constant_values=value), saves=()).defvjp(
-    _pad_vjp)
+concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+                          variadic=True, saves=()).defvjp(_concat_vjp)
+pad_p         = Primitive("pad", _pad_impl, saves=()).defvjp(_pad_vjp)
 getitem_p     = Primitive("getitem", lambda x, *, index, advanced: x[index], saves=()).defvjp(
     lambda g, out, x, *, index, advanced: index_add(g, index, x.shape, advanced))
 index_add_p   = Primitive("index_add", _index_add_impl, saves=()).defvjp(
@@ -66,7 +69,9 @@ def reshape(x, shape) -> Tensor:
     try:  # resolve -1 and validate on a zero-cost broadcast view
         target = np.broadcast_to(np.empty((), np.bool_), x.shape).reshape(shape).shape
     except ValueError:
-        raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}") from None
+        raise ShapeError(
+            f"reshape: cannot reshape {x.shape} ({x.size} elements) into {shape}"
+        ) from None
     return reshape_p.bind(x, shape=target)
 
 
@@ -98,7 +103,7 @@ def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes (``torch.transpose``); a 0-d tensor takes 0 or -1 and stays as it is."""
     x = as_tensor(x)
     a, b = normalize_one_axis(axis1, x.ndim, "axis1"), normalize_one_axis(axis2, x.ndim, "axis2")
-    if x.ndim == 0:
+    if a is None or b is None:  # a 0-d tensor
         return x
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
@@ -117,7 +122,9 @@ def squeeze(x, axis=None) -> Tensor:
         axes = normalize_axis(axis, x.ndim)
         for a in axes:
             if x.shape[a] != 1:
-                raise ShapeError(f"squeeze: axis {a} has length {x.shape[a]}, not 1 (shape {x.shape})")
+                raise ShapeError(
+                    f"squeeze: axis {a} has length {x.shape[a]}, not 1 (shape {x.shape})"
+                )
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
@@ -141,7 +148,7 @@ def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     x = as_tensor(x)
     start = normalize_one_axis(start_axis, x.ndim, "start_axis")
     end = normalize_one_axis(end_axis, x.ndim, "end_axis")
-    if x.ndim == 0:
+    if start is None or end is None:  # a 0-d tensor
         return reshape(x, (1,))
     if start > end:
         raise ShapeError(f"flatten: start_axis ({start_axis}) comes after end_axis ({end_axis})")
@@ -158,11 +165,13 @@ def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
     if ndim == 0:
         raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated (use stack)")
     ax = normalize_one_axis(axis, ndim)
+    assert ax is not None  # ndim > 0
+    others = tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]
     for i, t in enumerate(tensors):
-        if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != tensors[0].shape[:ax] + tensors[0].shape[ax + 1:]:
+        if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != others:
             raise ShapeError(
-                f"concatenate: tensor {i} has shape {t.shape}, incompatible with {tensors[0].shape} "
-                f"along axis {axis} (all axes but the joined one must match)"
+                f"concatenate: tensor {i} has shape {t.shape}, incompatible with "
+                f"{tensors[0].shape} along axis {axis} (all axes but the joined one must match)"
             )
     return concatenate_p.bind(*tensors, axis=ax)
 
@@ -174,7 +183,9 @@ def stack(tensors: Sequence, axis: int = 0) -> Tensor:
         raise ValueError("stack: need at least one tensor")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
-            raise ShapeError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {tensors[0].shape}")
+            raise ShapeError(
+                f"stack: tensor {i} has shape {t.shape}, tensor 0 has {tensors[0].shape}"
+            )
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
@@ -191,11 +202,15 @@ def split(x, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> l
     if isinstance(indices_or_sections, (int, np.integer)):
         sections = int(indices_or_sections)
         if sections <= 0 or length % sections:
-            raise ShapeError(f"split: axis {axis} of length {length} does not divide into {sections} equal sections")
+            raise ShapeError(
+                f"split: axis {axis} of length {length} does not divide into {sections} "
+                "equal sections"
+            )
         bounds = list(range(0, length + 1, length // sections))
     else:
         bounds = [0, *indices_or_sections, length]
-    return [getitem(x, (slice(None),) * ax + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
+    leading = (slice(None),) * ax
+    return [getitem(x, leading + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def pad(x, pad_width, constant_values: float = 0.0) -> Tensor:
@@ -245,11 +260,14 @@ def getitem(x, index) -> Tensor:
     try:
         return getitem_p.bind(x, index=index, advanced=advanced)
     except IndexError as error:
-        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {error}") from None
+        raise IndexError(
+            f"index {index!r} is invalid for a tensor of shape {x.shape}: {error}"
+        ) from None
 
 
 def index_add(values, index, shape, advanced: bool = True) -> Tensor:
-    """zeros(shape) with ``values`` added at ``index`` (repeated indices accumulate): getitem's adjoint."""
+    """zeros(shape) with ``values`` added at ``index`` (repeated indices accumulate): getitem's
+    adjoint."""
     return index_add_p.bind(as_tensor(values), index=index, shape=tuple(shape), advanced=advanced)
 
 

@@ -47,7 +47,11 @@ class Adam(Optimizer):
         if not isinstance(betas, tuple) or len(betas) != 2:
             raise ValueError(f"betas={betas!r}: expected a pair (beta1, beta2)")
         for i, beta in enumerate(betas):
-            if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+            if (
+                isinstance(beta, bool)
+                or not isinstance(beta, numbers.Real)
+                or not 0 <= beta < 1  # type: ignore[operator]  # numbers.Real's stub lacks >=
+            ):
                 raise ValueError(f"betas={betas!r}: betas[{i}] must lie in [0, 1)")
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +76,10 @@ class Adam(Optimizer):
                 inplace.mul_(param, 1 - lr * weight_decay)
             else:
                 grad = grad + param * weight_decay
-        inplace.adam_(param, grad, state["exp_avg"], state["exp_avg_sq"], lr=lr, beta1=beta1, beta2=beta2,
-                      eps=group["eps"], step=step, max_exp_avg_sq=state.get("max_exp_avg_sq"))
+        inplace.adam_(
+            param, grad, state["exp_avg"], state["exp_avg_sq"], lr=lr, beta1=beta1, beta2=beta2,
+            eps=group["eps"], step=step, max_exp_avg_sq=state.get("max_exp_avg_sq"),
+        )
 
 
 class AdamW(Adam):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 from chainrule.optim.optimizer import Optimizer
 
@@ -34,7 +34,8 @@ def _check_number(name: str, value: Any, low: float, *, integer: bool = False,
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name}={value!r}: expected {'an integer' if integer else 'a number'}")
-    if not (value > low if strict else value >= low):
+    # the ignore: numbers.Real's stub declares < and <= only, not > and >=
+    if not (value > low if strict else value >= low):  # type: ignore[operator]
         raise ValueError(f"{name}={value!r}: must be {'>' if strict else '>='} {low}")
 
 
@@ -162,7 +163,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: Union[float, Sequence[float]] = 0,
+                 cooldown: int = 0, min_lr: Union[float, list[float], tuple[float, ...]] = 0,
                  eps: float = 1e-8) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer: expected a chainrule.optim.Optimizer, got "

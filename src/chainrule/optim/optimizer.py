@@ -47,7 +47,7 @@ def check_nonnegative(group: dict, *names: str) -> None:
         value = group[name]
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name}={value!r}: expected a real number")
-        if not value >= 0:  # also catches NaN
+        if not value >= 0:  # type: ignore[operator]  # catches NaN; numbers.Real's stub lacks >=
             raise ValueError(f"{name}={value!r}: must be >= 0")
 
 
@@ -67,7 +67,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        groups = list(params)
+        groups: list[Any] = list(params)  # Tensors, or dicts that add_param_group checks
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
