@@ -46,10 +46,10 @@ import sys
 
 import harness
 import numpy as np
-
-import chainrule as cr
 import torch
 import torch.nn.functional as F
+
+import chainrule as cr
 
 CHAIN_LEN = 1000
 CHAIN_SHAPE = (10,)
@@ -132,7 +132,8 @@ def setup_mlp(batch):
     x, y = make_batch(batch)
     p_cr = [cr.tensor(a, requires_grad=True) for a in init]
     p_t = [torch.tensor(a.copy(), requires_grad=True) for a in init]
-    return (p_cr, cr.tensor(x), cr.tensor(y)), (p_t, torch.from_numpy(x.copy()), torch.from_numpy(y.copy()))
+    return ((p_cr, cr.tensor(x), cr.tensor(y)),
+            (p_t, torch.from_numpy(x.copy()), torch.from_numpy(y.copy())))
 
 
 def verify(batch) -> str:
@@ -143,7 +144,8 @@ def verify(batch) -> str:
         l_t = float(step_torch(p_t, x_t, y_t).item())
         losses.append((l_cr, l_t))
     worst_loss = max(abs(a - b) for a, b in losses)
-    worst_param = max(float(np.max(np.abs(pc.data - pt.detach().numpy()))) for pc, pt in zip(p_cr, p_t))
+    worst_param = max(float(np.max(np.abs(pc.data - pt.detach().numpy())))
+                      for pc, pt in zip(p_cr, p_t))
     ok = worst_loss <= 1e-4
     msg = (f"batch {batch}: loss step 1 chainrule {losses[0][0]:.6f} torch {losses[0][1]:.6f}; "
            f"after one step chainrule {losses[1][0]:.6f} torch {losses[1][1]:.6f}; "
@@ -157,21 +159,29 @@ def verify(batch) -> str:
 # --------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)")
-    ap.add_argument("--rounds", type=int, default=None, help="rounds for the MLP benchmarks (default 100; the chain gets half, at least 15)")
+    ap.add_argument("--quick", action="store_true",
+                    help="few rounds (smoke test; numbers are noisy)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds for the MLP benchmarks (default 100; the chain gets half, "
+                         "at least 15)")
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be at least 1")
     mlp_rounds = args.rounds if args.rounds is not None else (6 if args.quick else 100)
     # the chain: half the MLP's rounds, at least 15 (fewer only when asked for fewer in total)
-    chain_rounds = 4 if args.quick and args.rounds is None else max(min(15, mlp_rounds), mlp_rounds // 2)
+    if args.quick and args.rounds is None:
+        chain_rounds = 4
+    else:
+        chain_rounds = max(min(15, mlp_rounds), mlp_rounds // 2)
     mlp_reps = 3 if args.quick else 10  # timed steps per library per round
     chain_reps = 2 if args.quick else 5
 
-    threads = harness.print_setup("chainrule vs PyTorch (CPU) engine benchmark", "benchmarks/bench_engine.py")
-    print(f"- rounds: MLP {mlp_rounds} x {mlp_reps} timed steps, chain {chain_rounds} x {chain_reps} timed "
-          f"runs, per library; order alternates per round; after each switch of library, untimed "
-          f"calls for {harness.SETTLE_S * 1e3:.0f} ms let the other library's spinning worker threads go idle\n")
+    threads = harness.print_setup("chainrule vs PyTorch (CPU) engine benchmark",
+                                  "benchmarks/bench_engine.py")
+    print(f"- rounds: MLP {mlp_rounds} x {mlp_reps} timed steps, chain {chain_rounds} x "
+          f"{chain_reps} timed runs, per library; order alternates per round; after each switch "
+          f"of library, untimed calls for {harness.SETTLE_S * 1e3:.0f} ms let the other "
+          f"library's spinning worker threads go idle\n")
     print("Equivalence check (one SGD step, same weights and data):")
     for b in BATCHES:
         print(f"- {verify(b)}")
@@ -179,8 +189,10 @@ def main(argv=None):
 
     x_cr = cr.tensor(np.full(CHAIN_SHAPE, 0.5, np.float32), requires_grad=True)
     x_t = torch.full(CHAIN_SHAPE, 0.5, dtype=torch.float32, requires_grad=True)
-    cases = [harness.Case(f"per-op overhead: {CHAIN_LEN}-op elementwise chain, shape {CHAIN_SHAPE}, fwd+bwd, per op",
-                          lambda: chain_cr(x_cr), lambda: chain_torch(x_t), chain_reps, chain_rounds,
+    cases = [harness.Case(f"per-op overhead: {CHAIN_LEN}-op elementwise chain, "
+                          f"shape {CHAIN_SHAPE}, fwd+bwd, per op",
+                          lambda: chain_cr(x_cr), lambda: chain_torch(x_t),
+                          chain_reps, chain_rounds,
                           TARGET_PER_OP, scale=1e6 / CHAIN_LEN, unit="us", warmup=3)]
     for b in BATCHES:
         (pc, xc, yc), (pt, xt, yt) = setup_mlp(b)

@@ -60,7 +60,8 @@ def _chain_us_per_op(anomaly: bool, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--child", choices=["off", "on"], help="measure one setting in this process")
+    parser.add_argument("--child", choices=["off", "on"],
+                        help="measure one setting in this process")
     args = parser.parse_args()
     if args.child:
         print(f"{_chain_us_per_op(args.child == 'on', args.rounds):.3f}")

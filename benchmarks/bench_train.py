@@ -7,7 +7,8 @@ Run (from the repository root):
 Unset those two variables for benchmark runs only: they make NumPy's OpenBLAS pick a slower
 kernel here. Options: ``--quick`` (few rounds, a smoke test), ``--rounds N`` (rounds of the
 digits cases, default 24; the LeNet case uses a third as many, at least 5), ``--no-steps-only``
-(skip the second, loader-free measurement). The default run takes 95-110 s on one 2-core machine, 180 s on a slower one.
+(skip the second, loader-free measurement). The default run takes 95-110 s on one 2-core
+machine, 180 s on a slower one.
 
 Both libraries run in ONE process with the same number of threads (harness.print_setup gives
 torch NumPy's BLAS thread count), the same model (chainrule's initial weights copied into the
@@ -26,9 +27,9 @@ Cases:
     max-pool 2, flatten, linear 800-10 (no padding: 28 -> 26 -> 13 -> 11 -> 5), on 4,096 random
     N(0, 1) float32 images with random labels in 0..9, batch 64 (64 steps per epoch).
 
-Every step, in both libraries: ``optimizer.zero_grad()`` (set to None), forward, ``CrossEntropyLoss``,
-``backward()``, ``optimizer.step()`` with Adam (lr 1e-3, default betas and eps):
-chainrule.optim.Adam vs torch.optim.Adam (its default, for-each implementation).
+Every step, in both libraries: ``optimizer.zero_grad()`` (set to None), forward,
+``CrossEntropyLoss``, ``backward()``, ``optimizer.step()`` with Adam (lr 1e-3, default betas
+and eps): chainrule.optim.Adam vs torch.optim.Adam (its default, for-each implementation).
 
 Timed unit, main table: ONE EPOCH over the training set INCLUDING the data loading, as a user's
 training loop runs it: chainrule's ``DataLoader(TensorDataset(X, y), batch_size, shuffle=True)`` vs
@@ -66,18 +67,18 @@ from typing import Callable
 
 import harness
 import numpy as np
+import torch
+from torch import nn as tnn
+from torch.utils.data import DataLoader as TDataLoader
+from torch.utils.data import Sampler
+from torch.utils.data import TensorDataset as TTensorDataset
 
 import chainrule as cr
-import torch
 from chainrule import nn as crnn
 from chainrule import optim as croptim
 from chainrule.data import DataLoader as CrDataLoader
 from chainrule.data import TensorDataset as CrTensorDataset
 from chainrule.runs import RunConfig, build_model, load_splits
-from torch import nn as tnn
-from torch.utils.data import DataLoader as TDataLoader
-from torch.utils.data import Sampler
-from torch.utils.data import TensorDataset as TTensorDataset
 
 LR = 1e-3
 SEED = 0
@@ -99,14 +100,16 @@ def lenet_cr(seed: int = SEED) -> crnn.Module:
 def torch_twin(kind: str) -> tnn.Module:
     """The torch model with chainrule's layer names (Sequential indices) and layouts."""
     if kind == "mlp":
-        return tnn.Sequential(tnn.Flatten(), tnn.Linear(64, 128), tnn.ReLU(), tnn.Linear(128, 128), tnn.ReLU(),
-                              tnn.Linear(128, 10))
+        return tnn.Sequential(tnn.Flatten(), tnn.Linear(64, 128), tnn.ReLU(),
+                              tnn.Linear(128, 128), tnn.ReLU(), tnn.Linear(128, 10))
     if kind == "cnn":
-        return tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.ReLU(), tnn.Conv2d(16, 32, 3, padding=1),
-                              tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(32 * 4 * 4, 64), tnn.ReLU(),
+        return tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.ReLU(),
+                              tnn.Conv2d(16, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                              tnn.Flatten(), tnn.Linear(32 * 4 * 4, 64), tnn.ReLU(),
                               tnn.Linear(64, 10))
-    return tnn.Sequential(tnn.Conv2d(1, 16, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(16, 32, 3), tnn.ReLU(),
-                          tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(32 * 5 * 5, 10))
+    return tnn.Sequential(tnn.Conv2d(1, 16, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Conv2d(16, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Flatten(), tnn.Linear(32 * 5 * 5, 10))
 
 
 def make_models(kind: str):
@@ -116,7 +119,8 @@ def make_models(kind: str):
     else:
         model = build_model(kind, (1, 8, 8), 10, SEED)
     twin = torch_twin(kind)
-    state = {k: torch.from_numpy(np.array(v.data, copy=True)) for k, v in model.state_dict().items()}
+    state = {k: torch.from_numpy(np.array(v.data, copy=True))
+             for k, v in model.state_dict().items()}
     twin.load_state_dict(state, strict=True)
     return model, twin
 
@@ -131,11 +135,15 @@ def digits_train_split() -> tuple[np.ndarray, np.ndarray]:
 
 def lenet_data(n: int = LENET_SAMPLES, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n).astype(np.int64)
+    return (rng.standard_normal((n, 1, 28, 28)).astype(np.float32),
+            rng.integers(0, 10, n).astype(np.int64))
 
 
 class EpochOrder(Sampler):
-    """Torch sampler giving a permutation set by ``reseed`` (the same one chainrule's loader draws)."""
+    """Torch sampler giving a permutation set by ``reseed``.
+
+    The same permutation as chainrule's loader draws.
+    """
 
     def __init__(self, n: int) -> None:
         self.n, self.rng = n, np.random.default_rng(0)
@@ -161,7 +169,10 @@ class Trainer:
 
 
 def _trainer(model, opt, loss_fn, loader, prebuilt: list, reseed: Callable[[int], None]) -> Trainer:
-    """The same training step and epochs for either library; ``reseed(k)`` fixes the loader's order."""
+    """The same training step and epochs for either library.
+
+    ``reseed(k)`` fixes the loader's order.
+    """
     count = [0]
 
     def step(inputs, target):
@@ -196,22 +207,24 @@ def _trainer(model, opt, loss_fn, loader, prebuilt: list, reseed: Callable[[int]
 def _prebuilt_batches(x: np.ndarray, y: np.ndarray, batch: int, to_tensor: Callable) -> list:
     """One epoch of batches in the order of ``ORDER_SEED``, already tensors of the library."""
     order = np.random.default_rng(ORDER_SEED).permutation(len(y))
-    return [(to_tensor(x[order[i:i + batch]]), to_tensor(y[order[i:i + batch]])) for i in range(0, len(y), batch)]
+    return [(to_tensor(x[order[i:i + batch]]), to_tensor(y[order[i:i + batch]]))
+            for i in range(0, len(y), batch)]
 
 
 def trainer_cr(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
     gen = cr.Generator(0)
-    loader = CrDataLoader(CrTensorDataset(cr.tensor(x), cr.tensor(y)), batch_size=batch, shuffle=True, generator=gen)
+    loader = CrDataLoader(CrTensorDataset(cr.tensor(x), cr.tensor(y)), batch_size=batch,
+                          shuffle=True, generator=gen)
     return _trainer(model, croptim.Adam(model.parameters(), lr=LR), crnn.CrossEntropyLoss(), loader,
                     _prebuilt_batches(x, y, batch, cr.tensor), gen.manual_seed)
 
 
 def trainer_torch(model, x: np.ndarray, y: np.ndarray, batch: int) -> Trainer:
     sampler = EpochOrder(len(y))
-    loader = TDataLoader(TTensorDataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy())), batch_size=batch,
-                         sampler=sampler)
-    return _trainer(model, torch.optim.Adam(model.parameters(), lr=LR), tnn.CrossEntropyLoss(), loader,
-                    _prebuilt_batches(x, y, batch, torch.from_numpy), sampler.reseed)
+    loader = TDataLoader(TTensorDataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy())),
+                         batch_size=batch, sampler=sampler)
+    return _trainer(model, torch.optim.Adam(model.parameters(), lr=LR), tnn.CrossEntropyLoss(),
+                    loader, _prebuilt_batches(x, y, batch, torch.from_numpy), sampler.reseed)
 
 
 @dataclass
@@ -236,7 +249,8 @@ def verify(spec: Spec, x, y) -> str:
     worst = max(abs(a - b) / abs(b) for a, b in zip(l_cr, l_t))
     worst_param = max(float(np.max(np.abs(p.data - q.detach().numpy())))
                       for p, q in zip(model.state_dict().values(), twin.state_dict().values()))
-    msg = (f"{spec.kind}: losses of steps 1..{CHECK_STEPS}: chainrule {', '.join(f'{v:.5f}' for v in l_cr)}; "
+    msg = (f"{spec.kind}: losses of steps 1..{CHECK_STEPS}: "
+           f"chainrule {', '.join(f'{v:.5f}' for v in l_cr)}; "
            f"torch {', '.join(f'{v:.5f}' for v in l_t)}; worst relative difference {worst:.1e}, "
            f"max |weight difference| after {CHECK_STEPS} steps {worst_param:.1e}")
     if not worst <= CHECK_RTOL:
@@ -258,7 +272,8 @@ def throughput_rows(cases: list, times: dict, samples: dict, targets: dict) -> l
         all_t = [t for block in per_t for t in block]
         thr_cr, thr_t = n / statistics.median(all_cr), n / statistics.median(all_t)
         ratio = thr_cr / thr_t
-        paired = statistics.median(statistics.median(b) / statistics.median(a) for a, b in zip(per_cr, per_t))
+        paired = statistics.median(statistics.median(b) / statistics.median(a)
+                                   for a, b in zip(per_cr, per_t))
         fast = _q(all_t, .10) / _q(all_cr, .10)  # fastest 10% of epochs of each library
         target = targets[case.label]
         met = ("yes" if min(ratio, paired, fast) >= target else
@@ -271,15 +286,17 @@ def throughput_rows(cases: list, times: dict, samples: dict, targets: dict) -> l
 
 
 def print_throughput(rows: list, title: str) -> None:
-    print(f"{title} (samples/s, median over all timed epochs, IQR in brackets; throughput ratio = chainrule "
-          f"samples/s / torch samples/s, above 1 = chainrule faster; 'paired' = median over rounds of the "
-          f"per-round ratio; 'fastest 10%' compares the 10th-percentile times; 'met': yes if all three "
-          f"ratios reach the target, no if none does, else borderline):\n")
-    print("| case | chainrule samples/s | torch samples/s | throughput ratio | paired | fastest 10% | target | met |")
+    print(f"{title} (samples/s, median over all timed epochs, IQR in brackets; throughput ratio = "
+          f"chainrule samples/s / torch samples/s, above 1 = chainrule faster; 'paired' = median "
+          f"over rounds of the per-round ratio; 'fastest 10%' compares the 10th-percentile times; "
+          f"'met': yes if all three ratios reach the target, no if none does, else borderline):\n")
+    print("| case | chainrule samples/s | torch samples/s | throughput ratio | paired "
+          "| fastest 10% | target | met |")
     print("|---|---:|---:|---:|---:|---:|:---:|:---:|")
     for r in rows:
         print(f"| {r['label']} | {r['cr']:,.0f} ({r['cr_iqr'][0]:,.0f}-{r['cr_iqr'][1]:,.0f}) | "
-              f"{r['torch']:,.0f} ({r['torch_iqr'][0]:,.0f}-{r['torch_iqr'][1]:,.0f}) | **{r['ratio']:.2f}x** | "
+              f"{r['torch']:,.0f} ({r['torch_iqr'][0]:,.0f}-{r['torch_iqr'][1]:,.0f}) | "
+              f"**{r['ratio']:.2f}x** | "
               f"{r['paired']:.2f}x | {r['fast']:.2f}x | >= {r['target']:g}x | {r['met']} |")
     print()
 
@@ -287,7 +304,8 @@ def print_throughput(rows: list, title: str) -> None:
 # --------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)")
+    ap.add_argument("--quick", action="store_true",
+                    help="few rounds (smoke test; numbers are noisy)")
     ap.add_argument("--rounds", type=int, default=None,
                     help="rounds of the digits cases (default 24; LeNet gets a third, at least 5)")
     ap.add_argument("--no-steps-only", action="store_true", help="skip the loader-free table")
@@ -297,9 +315,11 @@ def main(argv=None):
     rounds = args.rounds if args.rounds is not None else (4 if args.quick else 24)
     lenet_rounds = 2 if args.quick and args.rounds is None else max(min(5, rounds), rounds // 3)
 
-    threads = harness.print_setup("chainrule vs PyTorch (CPU) training throughput", "benchmarks/bench_train.py")
-    print(f"- rounds: digits cases {rounds}, LeNet {lenet_rounds}; 1 timed epoch per library per round "
-          f"(plus at least one untimed after each switch of library); order alternates per round\n")
+    threads = harness.print_setup("chainrule vs PyTorch (CPU) training throughput",
+                                  "benchmarks/bench_train.py")
+    print(f"- rounds: digits cases {rounds}, LeNet {lenet_rounds}; 1 timed epoch per library per "
+          f"round (plus at least one untimed after each switch of library); order alternates "
+          f"per round\n")
 
     data = {}
     print(f"Equivalence check ({CHECK_STEPS} Adam steps from the same weights on the same batches; "
@@ -319,18 +339,21 @@ def main(argv=None):
         n_steps = -(-len(y) // spec.batch)
         for variant, what in variants:
             model, twin = make_models(spec.kind)
-            ours, theirs = trainer_cr(model, x, y, spec.batch), trainer_torch(twin, x, y, spec.batch)
-            label = f"{spec.title}, batch {spec.batch}: {what} ({len(y):,} samples, {n_steps} steps)"
+            ours = trainer_cr(model, x, y, spec.batch)
+            theirs = trainer_torch(twin, x, y, spec.batch)
+            label = (f"{spec.title}, batch {spec.batch}: {what} "
+                     f"({len(y):,} samples, {n_steps} steps)")
             lenet = spec.kind == "lenet"
-            cases.append(harness.Case(label, getattr(ours, variant), getattr(theirs, variant), reps=1,
-                                      rounds=lenet_rounds if lenet else rounds,
-                                      target=round(1 / TARGETS[spec.kind], 2),  # a time ratio, at most
+            cases.append(harness.Case(label, getattr(ours, variant), getattr(theirs, variant),
+                                      reps=1, rounds=lenet_rounds if lenet else rounds,
+                                      # a time ratio, at most
+                                      target=round(1 / TARGETS[spec.kind], 2),
                                       warmup=1 if lenet else 3))
             samples[label], targets[label] = len(y), TARGETS[spec.kind]
     times, elapsed = harness.measure(cases)
 
-    print("Times per epoch (the harness's table: TIME ratios chainrule / torch, lower is better; the "
-          "target column is the inverse of the throughput target):\n")
+    print("Times per epoch (the harness's table: TIME ratios chainrule / torch, lower is better; "
+          "the target column is the inverse of the throughput target):\n")
     harness.print_table(cases, times, threads, elapsed)
     print()
     rows = throughput_rows(cases, times, samples, targets)

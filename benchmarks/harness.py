@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import torch
 
 import chainrule as cr
-import torch
 
 SETTLE_S = 0.03  # untimed warm calls after each switch of library
 
@@ -59,18 +59,20 @@ def blas_info() -> tuple[int, list[str]]:
                 f"{info.get('version')} arch={info.get('architecture')} "
                 f"threads={info.get('num_threads')} ({os.path.basename(info.get('filepath', ''))})"
             )
-            if info.get("user_api") == "blas" and "numpy" in info.get("filepath", "") and threads is None:
+            numpy_blas = info.get("user_api") == "blas" and "numpy" in info.get("filepath", "")
+            if numpy_blas and threads is None:
                 threads = info.get("num_threads")
         if threads is None:
             blas = [i for i in infos if i.get("user_api") == "blas"]
             threads = blas[0]["num_threads"] if blas else os.cpu_count()
         return int(threads), lines
 
-    lines.append("threadpoolctl is NOT installed: asking NumPy's bundled OpenBLAS directly (ctypes)")
+    lines.append("threadpoolctl is NOT installed: asking NumPy's bundled OpenBLAS directly "
+                 "(ctypes)")
     lib, path = _bundled_openblas()
     if lib is not None:
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
-                               ("openblas_", "")):
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""),
+                               ("openblas_", "64_"), ("openblas_", "")):
             get_threads = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
             if get_threads is None:
                 continue
@@ -114,7 +116,10 @@ def _q(values, q):
 
 
 def print_setup(title: str, script: str) -> int:
-    """Print the environment (versions, BLAS kernel and threads); give torch NumPy's thread count."""
+    """Print the environment (versions, BLAS kernel and threads).
+
+    Gives torch NumPy's thread count.
+    """
     print(f"# {title}\n")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
@@ -122,12 +127,14 @@ def print_setup(title: str, script: str) -> int:
                   f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python {script}`.")
     threads, lines = blas_info()
     torch.set_num_threads(threads)
-    print(f"- Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}, "
-          f"chainrule {cr.__version__}; {platform.machine()}, os.cpu_count()={os.cpu_count()}")
+    print(f"- Python {platform.python_version()}, NumPy {np.__version__}, "
+          f"torch {torch.__version__}, chainrule {cr.__version__}; {platform.machine()}, "
+          f"os.cpu_count()={os.cpu_count()}")
     print("- NumPy BLAS:")
     for line in lines:
         print(f"  - {line}")
-    print(f"- torch.set_num_threads({threads}) -> torch.get_num_threads()={torch.get_num_threads()} "
+    print(f"- torch.set_num_threads({threads}) -> "
+          f"torch.get_num_threads()={torch.get_num_threads()} "
           f"(interop {torch.get_num_interop_threads()}); torch BLAS: "
           f"{'MKL' if torch.backends.mkl.is_available() else 'other'}, "
           f"mkldnn={'on' if torch.backends.mkldnn.is_available() else 'off'}")
@@ -150,7 +157,10 @@ class Case:
 
 
 def measure(cases: list[Case]) -> tuple[dict, float]:
-    """Run the rounds; return {label: {"cr": [[times] per round], "torch": [...]}} and the seconds taken."""
+    """Run the rounds.
+
+    Return {label: {"cr": [[times] per round], "torch": [...]}} and the seconds taken.
+    """
     # Objects alive now go to the permanent generation: the collector stays on, but a full
     # collection no longer walks torch's import-time objects (tens of ms, nobody's fault).
     gc.collect()
@@ -195,18 +205,20 @@ def print_table(cases: list[Case], times: dict, threads: int, elapsed: float) ->
         unit = case.unit
         rows.append((case.label, f"{m_cr:.2f} {unit} ({_q(cr_t, .25):.2f}-{_q(cr_t, .75):.2f})",
                      f"{m_t:.2f} {unit} ({_q(to_t, .25):.2f}-{_q(to_t, .75):.2f})",
-                     f"**{ratio:.2f}x**", f"{paired:.2f}x", f"{p10:.2f}x", f"<= {case.target:g}x", met))
+                     f"**{ratio:.2f}x**", f"{paired:.2f}x", f"{p10:.2f}x",
+                     f"<= {case.target:g}x", met))
     header = ("benchmark", "chainrule median (IQR)", "torch median (IQR)", "ratio of medians",
               "paired ratio", "ratio of p10", "target", "met")
-    print(f"Results ({threads} thread(s) each, median of all timed repetitions; ratios are chainrule / torch; "
-          f"'paired ratio' is the median over rounds of the per-round ratio; 'ratio of p10' compares "
-          f"the fastest 10% (least disturbed) runs; 'met': yes if all three ratios are within the target, "
-          f"no if none is, else borderline):\n")
+    print(f"Results ({threads} thread(s) each, median of all timed repetitions; ratios are "
+          f"chainrule / torch; 'paired ratio' is the median over rounds of the per-round ratio; "
+          f"'ratio of p10' compares the fastest 10% (least disturbed) runs; 'met': yes if all "
+          f"three ratios are within the target, no if none is, else borderline):\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] + ["---:"] * 5 + [":---:"] * 2) + "|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"\n(timed section {elapsed:.0f} s)")
     if noisy:
-        print(f"\nNOTE: the machine was noisy during this run (interquartile range over 25% of the median "
-              f"for: {'; '.join(noisy)}); the paired and p10 ratios are the more trustworthy ones, or run again.")
+        print(f"\nNOTE: the machine was noisy during this run (interquartile range over 25% of "
+              f"the median for: {'; '.join(noisy)}); the paired and p10 ratios are the more "
+              f"trustworthy ones, or run again.")

@@ -19,9 +19,11 @@ assert np.array_equal(cr.relu(x).numpy(), (x * cr.heaviside(x, 0.0)).numpy())
 assert np.array_equal(cr.sign(x).numpy(), (cr.heaviside(x, 0.5) - cr.heaviside(-x, 0.5)).numpy())
 
 away = cr.tensor([-1.0, -0.1, 0.1, 1.0], dtype="float64")
-errors = [float(cr.max(cr.abs(cr.sigmoid(away * k) - cr.heaviside(away))).item()) for k in (1, 10, 100, 1000)]
+errors = [float(cr.max(cr.abs(cr.sigmoid(away * k) - cr.heaviside(away))).item())
+          for k in (1, 10, 100, 1000)]
 assert all(a > b for a, b in zip(errors, errors[1:])) and errors[-1] < 1e-40
 assert cr.sigmoid(cr.tensor(0.0) * 1e6).item() == 0.5 == cr.heaviside(cr.tensor(0.0)).item()
 
 print("softplus, log-sigmoid, tanh, relu and sign identities hold on", x.size, "points")
-print("max |sigmoid(kx) - H(x)| for |x| >= 0.1, k = 1, 10, 100, 1000:", ", ".join(f"{e:.1e}" for e in errors))
+print("max |sigmoid(kx) - H(x)| for |x| >= 0.1, k = 1, 10, 100, 1000:",
+      ", ".join(f"{e:.1e}" for e in errors))

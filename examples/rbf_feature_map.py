@@ -4,7 +4,6 @@ infinite Taylor feature map psi; truncated at degree D it converges to the kerne
 
 import numpy as np
 
-import chainrule as cr
 from chainrule.analysis import rbf_feature_map, rbf_kernel
 
 rng = np.random.default_rng(0)

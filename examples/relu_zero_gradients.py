@@ -12,7 +12,7 @@ import chainrule as cr
 
 rng = np.random.default_rng(0)
 nonzero_w3 = 0
-for trial in range(200):
+for _ in range(200):
     w = {name: cr.tensor(rng.standard_normal(), dtype="float64", requires_grad=True)
          for name in ("w1", "w2", "w3", "w4", "w5", "w6", "w7")}
     x = -1.0 / w["w1"].item()  # so that z1 = w1 x = -1

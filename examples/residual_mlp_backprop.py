@@ -12,7 +12,8 @@ import chainrule as cr
 
 rng = np.random.default_rng(1)
 n, k = 4, 3
-W1, b1, W2, b2 = rng.standard_normal((k, n)), rng.standard_normal(k), rng.standard_normal((n, k)), rng.standard_normal(n)
+W1, b1, W2, b2 = (rng.standard_normal((k, n)), rng.standard_normal(k),
+                  rng.standard_normal((n, k)), rng.standard_normal(n))
 s_vec, r_vec, x0 = rng.standard_normal(n), rng.standard_normal(k), rng.standard_normal(n)
 
 

@@ -22,7 +22,8 @@ assert np.allclose(vjp.numpy(), s * (g - np.sum(g * s)))
 assert np.allclose(cr.softmax(cr.tensor(x + 100.0)).numpy(), s)  # softmax(x + c) = softmax(x)
 assert np.allclose(cr.softmax(cr.tensor(x - x[0])).numpy(), s)  # = softmax([0, x2 - x1, ...])
 two = cr.softmax(cr.tensor([3.0, 1.0], dtype="float64")).numpy()
-assert np.allclose(two, [cr.sigmoid(cr.tensor(2.0, dtype="float64")).item(), 1 - cr.sigmoid(cr.tensor(2.0)).item()])
+assert np.allclose(two, [cr.sigmoid(cr.tensor(2.0, dtype="float64")).item(),
+                         1 - cr.sigmoid(cr.tensor(2.0)).item()])
 
 print("softmax", np.round(s, 4))
 print("Jacobian diag(S) - S S^T:\n", np.round(jacobian, 4))

@@ -7,9 +7,16 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.analysis import (ActivationStatistics, ReluLayerStatistics, Statistic,
-                                activation_statistics, rbf_feature_dim, rbf_feature_map, rbf_kernel,
-                                relu_layer_statistics)
+from chainrule.analysis import (
+    ActivationStatistics,
+    ReluLayerStatistics,
+    Statistic,
+    activation_statistics,
+    rbf_feature_dim,
+    rbf_feature_map,
+    rbf_kernel,
+    relu_layer_statistics,
+)
 
 X_VEC = [1.0, -2.0, 0.5, 3.0]                 # ||x||^2 = 14.25
 NORM_SQ = 14.25

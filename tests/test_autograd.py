@@ -88,7 +88,12 @@ def test_backward_of_constant_raises():
         cr.ones(2).sum().backward()
 
 
-@pytest.mark.parametrize("shape_a, shape_b", [((3, 1), (1, 4)), ((4,), (2, 3, 4)), ((), (2, 2)), ((2, 1, 3), (5, 1))])
+@pytest.mark.parametrize("shape_a, shape_b", [
+    ((3, 1), (1, 4)),
+    ((4,), (2, 3, 4)),
+    ((), (2, 2)),
+    ((2, 1, 3), (5, 1)),
+])
 def test_broadcast_gradients_sum_back(shape_a, shape_b, rng):
     a = cr.tensor(rng.standard_normal(shape_a), requires_grad=True)
     b = cr.tensor(rng.standard_normal(shape_b), requires_grad=True)
@@ -171,7 +176,7 @@ def test_grad_mode_as_decorator_and_restored_on_error():
     assert not double(x).requires_grad
     with pytest.raises(ZeroDivisionError):
         with cr.no_grad():
-            1 / 0
+            _ = 1 / 0
     assert cr.is_grad_enabled()
 
 
@@ -243,7 +248,8 @@ def test_hook_errors_are_clear():
         return g.sum()
 
     x.register_hook(wrong_shape)
-    with pytest.raises(TypeError, match=r"hook 'wrong_shape' must return None or a Tensor of the gradient's shape \(2,\)"):
+    with pytest.raises(TypeError, match=r"hook 'wrong_shape' must return None or a Tensor "
+                                        r"of the gradient's shape \(2,\)"):
         (x * x).sum().backward()
 
 

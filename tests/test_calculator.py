@@ -1,4 +1,4 @@
-"""The expression language of `chainrule graph`: values, gradients, and refusals before anything runs."""
+"""`chainrule graph`'s expression language: values, gradients, refusals before anything runs."""
 
 import ast
 import builtins
@@ -44,7 +44,8 @@ def test_example_values_and_gradients_match_finite_differences():
     tree = parse_expression(EXAMPLE, ["W", "x"])
 
     def f(W, x):
-        return evaluate(tree, {"W": cr.tensor(W, dtype="float64"), "x": cr.tensor(x, dtype="float64")}).item()
+        return evaluate(tree, {"W": cr.tensor(W, dtype="float64"),
+                               "x": cr.tensor(x, dtype="float64")}).item()
 
     dW, dx = _central_difference(f, [W0, x0])
     np.testing.assert_allclose(result.gradients["W"], dW, atol=1e-9)
@@ -55,7 +56,8 @@ def test_example_values_and_gradients_match_finite_differences():
     assert cr.gradcheck(lambda W, x: evaluate(tree, {"W": W, "x": x}), (W0, x0))
     # every node: values in order, gradients d output / d node
     ops = [t.grad_fn.prim.name if t.grad_fn else "leaf" for t in result.order]
-    assert ops == ["leaf", "getitem", "leaf", "matmul", "sigmoid", "getitem", "matmul", "sigmoid", "maximum"]
+    assert ops == ["leaf", "getitem", "leaf", "matmul", "sigmoid", "getitem", "matmul", "sigmoid",
+                   "maximum"]
     np.testing.assert_allclose(result.order[3].data, -4.0)
     np.testing.assert_allclose(result.order[6].data, -13.0)
     np.testing.assert_allclose(result.node_gradients["t3"], s * (1 - s), rtol=1e-12)
@@ -85,7 +87,8 @@ def test_cli_writes_svg_when_dot_exists(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(graphviz.Digraph, "pipe", lambda self, format: b"<svg>" + format.encode() + b"</svg>")
+    monkeypatch.setattr(graphviz.Digraph, "pipe",
+                        lambda self, format: b"<svg>" + format.encode() + b"</svg>")
     assert main(["graph", "sum(x * x)", "--let", "x=[1,2]", "--out", "g.svg"]) == 0
     assert "wrote g.svg" in capsys.readouterr().out
     assert (tmp_path / "g.svg").read_bytes() == b"<svg>svg</svg>"
@@ -167,7 +170,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("expression", HOSTILE)
-def test_hostile_expressions_are_refused_before_anything_runs(expression, tmp_path, monkeypatch, capsys):
+def test_hostile_expressions_are_refused_before_anything_runs(expression, tmp_path, monkeypatch,
+                                                               capsys):
     monkeypatch.chdir(tmp_path)
     ran = []
     monkeypatch.setattr(calculator, "_evaluate", lambda *args: ran.append(args))
@@ -182,10 +186,12 @@ def test_hostile_expressions_are_refused_before_anything_runs(expression, tmp_pa
 @pytest.mark.parametrize("expression, message", [
     ("x", "the output must be a scalar for gradients, or use sum(...)"),
     ("outer(ones(1000000), ones(1000000))", "at most 1,000,000"),
-    ("sum(reshape(ones(1000000), (1000, 1000)) @ ones((1000, 1000)) * ones((1000, 1, 1)))", "at most 1,000,000"),
+    ("sum(reshape(ones(1000000), (1000, 1000)) @ ones((1000, 1000)) * ones((1000, 1, 1)))",
+     "at most 1,000,000"),
     ("sum(x[5])", "evaluation failed: IndexError"),
 ])
-def test_refusals_found_while_evaluating_are_one_line(expression, message, tmp_path, monkeypatch, capsys):
+def test_refusals_found_while_evaluating_are_one_line(expression, message, tmp_path, monkeypatch,
+                                                      capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["graph", expression, "--let", "x=[2,-3]"]) == 2
     out, err = capsys.readouterr()
@@ -201,7 +207,8 @@ def test_tensor_exponents_are_checked_when_known(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("let", [
     "x", "=1", "1x=2", "__x=1", "exp=1", "x=", "x=[1,2", "x=[[1],[2,3]]", "x=__import__('os')",
-    "x='a'", "x=y", "x=[1, x]", "x=1+1", "x=" + "[" * 40 + "1" + "]" * 40, "x=[" + ",".join(["1"] * 10_001) + "]",
+    "x='a'", "x=y", "x=[1, x]", "x=1+1", "x=" + "[" * 40 + "1" + "]" * 40,
+    "x=[" + ",".join(["1"] * 10_001) + "]",
 ])
 def test_bad_lets_are_refused(let, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -216,8 +223,8 @@ def test_parse_let_and_usage_errors(tmp_path, monkeypatch, capsys):
     assert parse_let("W = [[1, 2], [-2, 3.5]]")[1].tolist() == [[1.0, 2.0], [-2.0, 3.5]]
     assert parse_let("a=-2")[1].dtype == np.float64
     monkeypatch.chdir(tmp_path)
-    for argv in (["graph"], ["graph", "x", "y"], ["graph", "x", "--bogus"], ["graph", "sum(x)", "--let"],
-                 ["graph", "sum(x)", "--let", "x=1", "--let", "x=2"]):
+    for argv in (["graph"], ["graph", "x", "y"], ["graph", "x", "--bogus"],
+                 ["graph", "sum(x)", "--let"], ["graph", "sum(x)", "--let", "x=1", "--let", "x=2"]):
         assert main(argv) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1
@@ -236,7 +243,8 @@ def test_the_calculator_never_calls_eval_exec_or_compile(monkeypatch):
     real_compile = builtins.compile
 
     def only_ast_compile(source, filename, mode, flags=0, *args, **kwargs):
-        # ast.parse compiles to a syntax tree only (PyCF_ONLY_AST); anything producing code is refused
+        # ast.parse compiles to a syntax tree only (PyCF_ONLY_AST); anything producing code is
+        # refused
         if not flags & ast.PyCF_ONLY_AST:
             raise AssertionError("compile() to code called")
         return real_compile(source, filename, mode, flags, *args, **kwargs)
@@ -254,9 +262,17 @@ def test_the_calculator_never_calls_eval_exec_or_compile(monkeypatch):
 
 def test_refusal_messages_are_specific():
     cases = {
-        "x.y": "attributes", "__import__('os')": "dunder", "(lambda: 1)()": "lambda", "[i for i in x]":
-        "comprehension", "open('f')": "unknown function", "x ** 1000": "exponent", "zeros(10**9)": "too large",
-        "'a'": "string", "y": "unknown name", "sum(*x)": "starred", "-" * 40 + "x": "nested too deeply",
+        "x.y": "attributes",
+        "__import__('os')": "dunder",
+        "(lambda: 1)()": "lambda",
+        "[i for i in x]": "comprehension",
+        "open('f')": "unknown function",
+        "x ** 1000": "exponent",
+        "zeros(10**9)": "too large",
+        "'a'": "string",
+        "y": "unknown name",
+        "sum(*x)": "starred",
+        "-" * 40 + "x": "nested too deeply",
         "x" * 2001: "2,001 characters",
     }
     for expression, words in cases.items():

@@ -55,7 +55,13 @@ def descending(x) -> float:
     return float(all(a > b for a, b in zip(x, x[1:])))
 
 
-@pytest.mark.parametrize("n, values", [(4, range(4)), (5, range(3)), (5, range(5)), (3, range(5)), (2, range(4))])
+@pytest.mark.parametrize("n, values", [
+    (4, range(4)),
+    (5, range(3)),
+    (5, range(5)),
+    (3, range(5)),
+    (2, range(4)),
+])
 def test_descending_order_all_orderings_and_ties(n, values):
     inputs = list(itertools.product(values, repeat=n))
     model = C.descending_order_network(n)
@@ -113,7 +119,13 @@ def test_interpolation_500_points_in_r10(activation):
     assert np.abs(run(model, X[perm]) - Y[perm]).max() <= 1e-8
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", cr.sigmoid, nn.Sigmoid(), lambda z: cr.exp(-z * z)])
+@pytest.mark.parametrize("activation", [
+    "relu",
+    "sigmoid",
+    cr.sigmoid,
+    nn.Sigmoid(),
+    lambda z: cr.exp(-z * z),
+])
 @pytest.mark.parametrize("N, n, m", [(2, 1, 1), (3, 2, 1), (7, 3, 2), (40, 5, 4)])
 def test_interpolation_small_cases(activation, N, n, m):
     rng = np.random.default_rng(N * 100 + n)

@@ -102,8 +102,8 @@ def test_explain_rows_follow_the_backward_pass():
     W, x, loss = _example()
     trace = explain(loss, names={"W": W, "x": x})
     assert [row.name for row in trace] == ["t8", "t4", "t3", "t1", "t7", "t6", "t5", "t0", "t2"]
-    assert [row.op for row in trace] == ["maximum", "sigmoid", "matmul", "getitem", "sigmoid", "matmul",
-                                         "getitem", "leaf", "leaf"]
+    assert [row.op for row in trace] == ["maximum", "sigmoid", "matmul", "getitem", "sigmoid",
+                                         "matmul", "getitem", "leaf", "leaf"]
     rows = {row.name: row for row in trace}
     a = 1 * 2 + 2 * -3          # W[0] @ x = -4
     b = -2 * 2 + 3 * -3         # W[1] @ x = -13
@@ -119,7 +119,8 @@ def test_explain_rows_follow_the_backward_pass():
     np.testing.assert_allclose(rows["t2"].incoming, ds * np.array([1.0, 2.0]), rtol=1e-12)
     # the steps of the matmul t6 -> (t5, t2): x's entry after adding is the running sum
     steps = rows["t6"].steps
-    assert [(s.input, s.argnum, s.rule) for s in steps] == [("t5", 0, "matmul.vjp[0]"), ("t2", 1, "matmul.vjp[1]")]
+    assert [(s.input, s.argnum, s.rule) for s in steps] == [("t5", 0, "matmul.vjp[0]"),
+                                                            ("t2", 1, "matmul.vjp[1]")]
     np.testing.assert_allclose(steps[1].entry, ds * np.array([1.0, 2.0]), rtol=1e-12)
     assert rows["t0"].label == "W" and rows["t0"].is_leaf
     # nothing changed: .grad untouched, graph kept; backward gives exactly the final entries
@@ -153,14 +154,16 @@ def test_explain_sums_broadcast_gradients_and_accumulates_like_backward():
         assert leaves[names[id(leaf)]].shape == leaf.shape
         np.testing.assert_array_equal(leaves[names[id(leaf)]], leaf.grad.data)
     big = [row for row in trace if row.incoming.size > 6]
-    assert big and "mean" in format_array(big[0].incoming) and "norm" in format_array(big[0].incoming)
+    assert big
+    assert "mean" in format_array(big[0].incoming) and "norm" in format_array(big[0].incoming)
 
 
 def test_explain_marks_inputs_without_gradient_and_refuses_freed_graphs():
     x, loss = _where_graph()
     trace = explain(loss)
     where_row = next(row for row in trace if row.op == "where")
-    assert [s.rule for s in where_row.steps] == ["no gradient (constant)", "where.vjp[1]", "no gradient (constant)"]
+    assert [s.rule for s in where_row.steps] == ["no gradient (constant)", "where.vjp[1]",
+                                                 "no gradient (constant)"]
     loss.backward()
     with pytest.raises(GraphFreedError, match="retain_graph"):
         explain(loss)

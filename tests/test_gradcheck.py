@@ -9,7 +9,8 @@ from chainrule.ops.primitive import Primitive
 
 
 def test_gradcheck_passes_on_correct_rules(rng):
-    assert cr.gradcheck(lambda a, b: cr.tanh(a @ b), (rng.standard_normal((2, 3)), rng.standard_normal((3, 2))))
+    assert cr.gradcheck(lambda a, b: cr.tanh(a @ b),
+                        (rng.standard_normal((2, 3)), rng.standard_normal((3, 2))))
     assert gradgradcheck(lambda a: cr.softmax(a) * a, (rng.standard_normal((2, 3)),))
 
 
@@ -17,7 +18,8 @@ def test_gradcheck_names_input_element_and_values():
     """A deliberately wrong rule (d/dx x^3 claimed to be 2x^2) must be caught."""
     from chainrule.ops import REGISTRY
 
-    _wrong_cube = Primitive("test_wrong_cube", lambda x: x ** 3).defvjp(lambda g, out, x: g * 2 * x * x)
+    _wrong_cube = Primitive("test_wrong_cube", lambda x: x ** 3).defvjp(
+        lambda g, out, x: g * 2 * x * x)
     try:
         x = np.array([[1.0, 2.0]])
         with pytest.raises(cr.GradcheckError) as info:
@@ -35,4 +37,5 @@ def test_gradcheck_names_input_element_and_values():
 
 def test_gradcheck_passes_integer_arguments_through():
     target = np.array([1, 0])
-    assert cr.gradcheck(lambda z, y: cr.cross_entropy(z, y), (np.random.default_rng(0).standard_normal((2, 3)), target))
+    assert cr.gradcheck(lambda z, y: cr.cross_entropy(z, y),
+                        (np.random.default_rng(0).standard_normal((2, 3)), target))

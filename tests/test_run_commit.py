@@ -197,7 +197,8 @@ def test_non_finite_weights_are_never_committed(tmp_path):
     model = cr.nn.Linear(2, 2)
     model.weight.data[0, 0] = np.inf
     commit = runs._CommitEachEpoch(tmp_path, model, None, [], log=print)
-    with pytest.raises(RunError, match="epoch 1: the parameter weight became non-finite.*at epoch 0"):
+    with pytest.raises(RunError,
+                       match="epoch 1: the parameter weight became non-finite.*at epoch 0"):
         commit.on_epoch_end({"epoch": 1, "train_loss": 0.5})
     assert list(tmp_path.iterdir()) == []
 

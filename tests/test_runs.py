@@ -1,4 +1,4 @@
-"""Training end to end: fit/evaluate, the run folder of `chainrule train`, exact resume, checkpoints."""
+"""Training end to end: fit/evaluate, `chainrule train`'s run folder, exact resume, checkpoints."""
 
 import csv
 import json
@@ -9,15 +9,22 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import (CheckpointError, load_model, load_optimizer, load_tensors, save_model,
-                                  save_optimizer, save_tensors)
+from chainrule.checkpoint import (
+    CheckpointError,
+    load_model,
+    load_optimizer,
+    load_tensors,
+    save_model,
+    save_optimizer,
+    save_tensors,
+)
 from chainrule.cli import main
 from chainrule.data import DataLoader, TensorDataset, load_digits, write_idx
 from chainrule.runs import RunConfig, train_run
 from chainrule.train import evaluate, fit
 
-RUN_FILES = {"model.safetensors", "optimizer.safetensors", "config.json", "metrics.csv", "curves.png",
-             "confusion.png"}
+RUN_FILES = {"model.safetensors", "optimizer.safetensors", "config.json", "metrics.csv",
+             "curves.png", "confusion.png"}
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +44,20 @@ def test_fit_learns_xor_and_evaluate_reports_it():
     model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True, generator=cr.Generator(0))
     seen = []
-    history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05), loader, epochs=60,
-                  val_loader=loader, callbacks=[seen.append], progress=False)
+    history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05), loader,
+                  epochs=60, val_loader=loader, callbacks=[seen.append], progress=False)
     assert len(history) == 60 and seen == history
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 10
-    assert set(history[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert set(history[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                               "lr", "seconds"}
     result = evaluate(model, loader, nn.CrossEntropyLoss())
     assert result["accuracy"] == 1.0 and result["loss"] < 0.05
 
 
 def test_cli_train_writes_every_file_of_the_run_folder(tiny_idx, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "epoch   1" in printed and "test accuracy" in printed
     assert RUN_FILES <= {p.name for p in out.iterdir()}
@@ -69,7 +78,8 @@ def test_same_seed_same_numbers(tiny_idx, tmp_path):
     config = dict(dataset=tiny_idx, epochs=2, model="cnn")
     a = train_run(RunConfig(**config), tmp_path / "a", progress=False, log=lambda *_: None)
     b = train_run(RunConfig(**config), tmp_path / "b", progress=False, log=lambda *_: None)
-    assert a["test_accuracy"] == b["test_accuracy"] and a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    assert a["test_accuracy"] == b["test_accuracy"]
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
 
 
 @pytest.mark.parametrize("model, optimizer", [("mlp", "adam"), ("cnn", "sgd")])
@@ -78,7 +88,8 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tiny_idx, tmp_path
     settings = dict(dataset=tiny_idx, model=model, optimizer=optimizer, lr=0.01)
     train_run(RunConfig(epochs=3, **settings), tmp_path / "straight", **quiet)
     train_run(RunConfig(epochs=1, **settings), tmp_path / "resumed", **quiet)
-    result = train_run(RunConfig.load(tmp_path / "resumed"), tmp_path / "resumed", resume=True, epochs=3, **quiet)
+    result = train_run(RunConfig.load(tmp_path / "resumed"), tmp_path / "resumed", resume=True,
+                       epochs=3, **quiet)
     straight, _ = load_tensors(tmp_path / "straight" / "model.safetensors")
     resumed, _ = load_tensors(tmp_path / "resumed" / "model.safetensors")
     assert straight.keys() == resumed.keys()
@@ -89,7 +100,8 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tiny_idx, tmp_path
 
 def test_cli_resume_and_its_errors(tiny_idx, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
     assert "resuming" in capsys.readouterr().out
     assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 2
@@ -99,7 +111,8 @@ def test_cli_resume_and_its_errors(tiny_idx, tmp_path, capsys):
 
 def test_corrupt_checkpoint_is_refused_with_a_clear_message(tiny_idx, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert main(["train", "--dataset", tiny_idx, "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
     data = (out / "model.safetensors").read_bytes()
     (out / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated
     assert main(["evaluate", str(out)]) == 2
@@ -147,7 +160,8 @@ def test_optimizer_checkpoint_round_trip(tmp_path):
     assert fresh.param_groups[0]["lr"] == 0.01 and fresh.param_groups[0]["betas"] == (0.9, 0.999)
     for p in model.parameters():
         for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            np.testing.assert_array_equal(np.asarray(fresh.state[p][key].data), np.asarray(opt.state[p][key].data))
+            np.testing.assert_array_equal(np.asarray(fresh.state[p][key].data),
+                                          np.asarray(opt.state[p][key].data))
         assert fresh.state[p]["step"] == opt.state[p]["step"] == 3
 
 

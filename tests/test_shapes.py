@@ -3,31 +3,43 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chainrule as cr
 from chainrule import ShapeError
 from chainrule.cli import main
-from chainrule.shapes import (ConvParams, conv_output_size, conv_transpose_output_size, effective_kernel,
-                              parse_layer, plan, pool_output_size, same_padding, solve)
+from chainrule.shapes import (
+    ConvParams,
+    conv_output_size,
+    conv_transpose_output_size,
+    effective_kernel,
+    parse_layer,
+    plan,
+    pool_output_size,
+    same_padding,
+    solve,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 SETTINGS = settings(max_examples=80, deadline=None)
 sizes = st.integers(1, 24)
-kernels = st.integers(0, 6)       # 0 and the negative values below are invalid: PyTorch must raise too
+# 0 and the negative values below are invalid: PyTorch must raise too
+kernels = st.integers(0, 6)
 strides = st.integers(0, 4)
 pads = st.integers(-1, 4)
 dilations = st.integers(0, 3)
 
 
 def agree(ours, theirs):
-    """``ours()`` equals the spatial shape ``theirs()`` gives, and raises ShapeError exactly when torch raises.
+    """``ours()`` equals the spatial shape ``theirs()`` gives.
 
-    An empty output also counts as torch refusing: a few transposed convolutions whose output size is 0
-    (1x1 input, k=5, s=2, p=3, output_padding=1) slip past PyTorch's "Output size is too small" check
-    on the oneDNN path and return an empty tensor, when their neighbours raise.
+    It raises ShapeError exactly when torch raises. An empty output also counts as torch refusing:
+    a few transposed convolutions whose output size is 0 (1x1 input, k=5, s=2, p=3,
+    output_padding=1) slip past PyTorch's "Output size is too small" check on the oneDNN path and
+    return an empty tensor, when their neighbours raise.
     """
     try:
         expected = tuple(theirs().shape[2:])
@@ -44,28 +56,32 @@ def zeros(*shape):
     return torch.zeros(*shape)
 
 
-# ------------------------------------------------------------------------------ formulas vs chainrule's own layers
+# ------------------------------------------------------ formulas vs chainrule's own layers
 @SETTINGS
-@given(h=st.integers(1, 16), w=st.integers(1, 16), k=st.integers(1, 5), s=st.integers(1, 4), p=st.integers(0, 3),
-       d=st.integers(1, 3), same=st.booleans())
+@given(h=st.integers(1, 16), w=st.integers(1, 16), k=st.integers(1, 5), s=st.integers(1, 4),
+       p=st.integers(0, 3), d=st.integers(1, 3), same=st.booleans())
 def test_formula_is_the_shape_chainrule_conv2d_produces(h, w, k, s, p, d, same):
     padding = "same" if same else p
     try:
         expected = (conv_output_size(h, k, s, padding, d), conv_output_size(w, k, s, padding, d))
     except ShapeError:
         with pytest.raises(ShapeError):
-            cr.conv2d(cr.zeros(1, 1, h, w), cr.zeros(1, 1, k, k), stride=s, padding=padding, dilation=d)
+            cr.conv2d(cr.zeros(1, 1, h, w), cr.zeros(1, 1, k, k), stride=s, padding=padding,
+                      dilation=d)
         return
-    out = cr.conv2d(cr.zeros(1, 1, h, w), cr.zeros(1, 1, k, k), stride=s, padding=padding, dilation=d)
+    out = cr.conv2d(cr.zeros(1, 1, h, w), cr.zeros(1, 1, k, k), stride=s, padding=padding,
+                    dilation=d)
     assert out.shape[2:] == expected
 
 
 @SETTINGS
-@given(h=st.integers(1, 16), w=st.integers(1, 16), k=st.integers(1, 5), s=st.one_of(st.none(), st.integers(1, 4)),
-       p=st.integers(0, 2), d=st.integers(1, 2), ceil=st.booleans())
+@given(h=st.integers(1, 16), w=st.integers(1, 16), k=st.integers(1, 5),
+       s=st.one_of(st.none(), st.integers(1, 4)), p=st.integers(0, 2), d=st.integers(1, 2),
+       ceil=st.booleans())
 def test_formula_is_the_shape_chainrule_max_pool2d_produces(h, w, k, s, p, d, ceil):
     def pool():
-        return cr.max_pool2d(cr.zeros(1, 1, h, w), k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+        return cr.max_pool2d(cr.zeros(1, 1, h, w), k, stride=s, padding=p, dilation=d,
+                             ceil_mode=ceil)
 
     try:
         expected = (pool_output_size(h, k, s, p, d, ceil), pool_output_size(w, k, s, p, d, ceil))
@@ -86,7 +102,8 @@ def test_conv2d_matches_torch(h, w, k, s, p, d):
 
 
 @SETTINGS
-@given(i=st.integers(1, 40), k=kernels, s=strides, lo=st.integers(0, 5), hi=st.integers(0, 5), d=dilations)
+@given(i=st.integers(1, 40), k=kernels, s=strides, lo=st.integers(0, 5), hi=st.integers(0, 5),
+       d=dilations)
 def test_conv1d_with_per_side_padding_matches_torch(i, k, s, lo, hi, d):
     agree(lambda: (conv_output_size(i, k, s, (lo, hi), d),),
           lambda: F.conv1d(F.pad(zeros(1, 1, i), (lo, hi)), zeros(1, 1, k), stride=s, dilation=d))
@@ -95,7 +112,8 @@ def test_conv1d_with_per_side_padding_matches_torch(i, k, s, lo, hi, d):
 
 
 @SETTINGS
-@given(h=sizes, w=sizes, k=kernels, s=st.one_of(st.none(), strides), p=pads, d=dilations, ceil=st.booleans())
+@given(h=sizes, w=sizes, k=kernels, s=st.one_of(st.none(), strides), p=pads, d=dilations,
+       ceil=st.booleans())
 def test_max_pool2d_matches_torch(h, w, k, s, p, d, ceil):
     agree(lambda: tuple(pool_output_size(i, k, s, p, d, ceil) for i in (h, w)),
           lambda: F.max_pool2d(zeros(1, 1, h, w), k, s, p, d, ceil_mode=ceil))
@@ -109,8 +127,9 @@ def test_avg_pool2d_matches_torch(h, w, k, s, p, ceil):
 
 
 @SETTINGS
-@given(h=st.integers(1, 12), w=st.integers(1, 12), k=kernels, s=strides, p=pads, op=st.integers(-1, 3),
-       d=st.integers(1, 3))  # dilation=0 (refused, as for conv) slips through on a few 1x1 inputs in PyTorch
+# dilation=0 (refused, as for conv) slips through on a few 1x1 inputs in PyTorch
+@given(h=st.integers(1, 12), w=st.integers(1, 12), k=kernels, s=strides, p=pads,
+       op=st.integers(-1, 3), d=st.integers(1, 3))
 def test_conv_transpose2d_matches_torch(h, w, k, s, p, op, d):
     agree(lambda: tuple(conv_transpose_output_size(i, k, s, p, op, d) for i in (h, w)),
           lambda: F.conv_transpose2d(zeros(1, 1, h, w), zeros(1, 1, k, k), stride=s, padding=p,
@@ -123,8 +142,10 @@ def test_conv_transpose2d_matches_torch(h, w, k, s, p, op, d):
 def test_same_padding_gives_ceil_i_over_s_for_every_stride(i, k, s, d):
     lo, hi = same_padding(i, k, s, d)
     assert 0 <= hi - lo <= 1  # the extra pad goes on the far side
-    out = F.conv2d(F.pad(zeros(1, 1, i, i), (lo, hi, lo, hi)), zeros(1, 1, k, k), stride=s, dilation=d)
-    assert tuple(out.shape[2:]) == (math.ceil(i / s),) * 2 == (conv_output_size(i, k, s, "same", d),) * 2
+    out = F.conv2d(F.pad(zeros(1, 1, i, i), (lo, hi, lo, hi)), zeros(1, 1, k, k), stride=s,
+                   dilation=d)
+    assert (tuple(out.shape[2:]) == (math.ceil(i / s),) * 2
+            == (conv_output_size(i, k, s, "same", d),) * 2)
     if s == 1:  # PyTorch's own 'same' (stride 1 only) agrees
         assert F.conv1d(zeros(1, 1, i), zeros(1, 1, k), padding="same", dilation=d).shape[-1] == i
 
@@ -132,7 +153,8 @@ def test_same_padding_gives_ceil_i_over_s_for_every_stride(i, k, s, d):
 @SETTINGS
 @given(i=st.integers(1, 30), k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3))
 def test_valid_and_full_padding(i, k, s, d):
-    full = F.conv1d(zeros(1, 1, i), zeros(1, 1, k), stride=s, padding=d * (k - 1), dilation=d).shape[-1]
+    full = F.conv1d(zeros(1, 1, i), zeros(1, 1, k), stride=s, padding=d * (k - 1),
+                    dilation=d).shape[-1]
     assert conv_output_size(i, k, s, "full", d) == full
     if i >= effective_kernel(k, d):
         assert conv_output_size(i, k, s, "valid", d) == conv_output_size(i, k, s, 0, d)
@@ -148,7 +170,8 @@ def test_formulas_by_hand():
     assert conv_output_size(256, 8, 2) == 125
     assert pool_output_size(125, 5) == 25
     assert pool_output_size(5, 2, 2, ceil_mode=True) == 3
-    assert pool_output_size(5, 2, 2, padding=1, ceil_mode=True) == 3  # the last window would start in the pad
+    # the last window would start in the pad
+    assert pool_output_size(5, 2, 2, padding=1, ceil_mode=True) == 3
     assert conv_transpose_output_size(7, 4, 2, 1) == 14
     assert same_padding(5, 3, 2) == (1, 1) and same_padding(6, 3, 2) == (0, 1)
 
@@ -164,7 +187,8 @@ def test_formulas_by_hand():
     (lambda: conv_output_size(5, 3, dilation=0), ["dilation", ">= 1"]),
     (lambda: pool_output_size(9, 3, padding=2), ["padding=2", "<= 1"]),
     (lambda: pool_output_size(9, 3, ceil_mode=2), ["ceil_mode"]),
-    (lambda: conv_transpose_output_size(5, 3, stride=2, output_padding=2), ["output_padding=2", "<= 1"]),
+    (lambda: conv_transpose_output_size(5, 3, stride=2, output_padding=2),
+     ["output_padding=2", "<= 1"]),
     (lambda: conv_transpose_output_size(1, 1, padding=1), ["padding=1", "padding <= 0"]),
     (lambda: conv_transpose_output_size(1, 4, stride=4, dilation=0), ["dilation", ">= 1"]),
 ])
@@ -184,14 +208,17 @@ def test_solve_the_example():
 
 
 @SETTINGS
-@given(i=st.integers(1, 64), k=st.integers(1, 6), s=st.integers(1, 4), d=st.integers(1, 3), data=st.data())
+@given(i=st.integers(1, 64), k=st.integers(1, 6), s=st.integers(1, 4), d=st.integers(1, 3),
+       data=st.data())
 def test_solve_finds_exactly_the_configurations_that_map(i, k, s, d, data):
     p = data.draw(st.integers(0, effective_kernel(k, d) - 1))
     if i + 2 * p < effective_kernel(k, d):
         return
     o = conv_output_size(i, k, s, p, d)
-    fixed = data.draw(st.fixed_dictionaries({}, optional={"kernel_size": st.just(k), "stride": st.just(s),
-                                                           "padding": st.just(p), "dilation": st.just(d)}))
+    fixed = data.draw(st.fixed_dictionaries({}, optional={"kernel_size": st.just(k),
+                                                           "stride": st.just(s),
+                                                           "padding": st.just(p),
+                                                           "dilation": st.just(d)}))
     found = solve(i, o, **fixed, max_kernel=6)
     assert ConvParams(k, s, p, d) in found
     assert found == sorted(set(found))
@@ -199,12 +226,14 @@ def test_solve_finds_exactly_the_configurations_that_map(i, k, s, d, data):
         assert conv_output_size(i, c.k, c.s, c.p, c.d) == o
         assert all(getattr(c, name[0]) == value for name, value in fixed.items())
         assert c.k <= 6 and c.s <= 4 and c.d <= 3
-        assert "padding" in fixed or c.p <= effective_kernel(c.k, c.d) - 1  # a fixed value overrides its bound
+        # a fixed value overrides its bound
+        assert "padding" in fixed or c.p <= effective_kernel(c.k, c.d) - 1
 
 
 def test_solve_maps_every_spatial_axis_and_frees_channels():
     found = solve((3, 64, 48), (16, 32, 24))
-    assert found and all(conv_output_size(64, *c) == 32 and conv_output_size(48, *c) == 24 for c in found)
+    assert found and all(conv_output_size(64, *c) == 32 and conv_output_size(48, *c) == 24
+                         for c in found)
     assert solve((64, 48), (32, 24)) == found
     assert solve(64, 32, max_padding=0) == [c for c in solve(64, 32) if c.p == 0]
     beyond = solve(64, 32, padding=20)  # a fixed value overrides its bound
@@ -224,8 +253,10 @@ def test_solve_rejects_bad_shapes():
 # ------------------------------------------------------------------------------- layer specs, plan
 
 def test_plan_the_example():
-    rows = plan((3, 256, 256), ["conv:64,k=8,s=2", "maxpool:k=5", "conv:128,k=4,p=1", "flatten", "linear:10"])
-    assert [row.shape for row in rows] == [(64, 125, 125), (64, 25, 25), (128, 24, 24), (73728,), (10,)]
+    rows = plan((3, 256, 256),
+                ["conv:64,k=8,s=2", "maxpool:k=5", "conv:128,k=4,p=1", "flatten", "linear:10"])
+    assert [row.shape for row in rows] == [
+        (64, 125, 125), (64, 25, 25), (128, 24, 24), (73728,), (10,)]
     assert [(row.weights, row.biases) for row in rows] == [
         (64 * 3 * 8 * 8, 64), (0, 0), (128 * 64 * 4 * 4, 128), (0, 0), (73728 * 10, 10)]
 
@@ -234,8 +265,10 @@ def test_plan_matches_torch_modules():
     nn = torch.nn
     specs = ["conv:8,k=3,p=same,s=2", "convT:4,k=4,s=2,p=1,op=1,g=2", "maxpool:k=3,s=2,p=1,ceil=1",
              "avgpool:k=2", "conv:4,k=3,g=4,bias=0", "flatten", "linear:5"]
-    model = nn.Sequential(nn.ZeroPad2d((1, 1, 1, 1)), nn.Conv2d(3, 8, 3, 2), nn.ConvTranspose2d(8, 4, 4, 2, 1, 1, 2),
-                          nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.AvgPool2d(2), nn.Conv2d(4, 4, 3, groups=4, bias=False),
+    model = nn.Sequential(nn.ZeroPad2d((1, 1, 1, 1)), nn.Conv2d(3, 8, 3, 2),
+                          nn.ConvTranspose2d(8, 4, 4, 2, 1, 1, 2),
+                          nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.AvgPool2d(2),
+                          nn.Conv2d(4, 4, 3, groups=4, bias=False),
                           nn.Flatten(), nn.LazyLinear(5))
     out = model(zeros(1, 3, 33, 35))
     rows = plan((3, 33, 35), specs)
@@ -270,7 +303,8 @@ def test_parse_layer_errors(spec, message):
     (["conv:4,k=9"], "layer 1 'conv:4,k=9' on input 3x8x8: kernel_size=9"),
     (["conv:4,k=3,g=2"], "g=2 must divide"),
     (["conv:4,k=3,bias=2"], "bias must be 0 or 1"),
-    (["flatten", "maxpool:k=2"], "layer 2 'maxpool:k=2' on input 192: maxpool needs a (C, L) or (C, H, W)"),
+    (["flatten", "maxpool:k=2"],
+     "layer 2 'maxpool:k=2' on input 192: maxpool needs a (C, L) or (C, H, W)"),
 ])
 def test_plan_errors_name_the_layer(layers, message):
     with pytest.raises(ShapeError) as error:
@@ -304,7 +338,8 @@ def test_cli_solve(capsys):
 
 
 def test_cli_solve_bounds_and_no_solution(capsys):
-    assert main(["shapes", "solve", "64", "32", "--max-kernel", "3", "--max-stride", "2", "--max-dilation", "1"]) == 0
+    assert main(["shapes", "solve", "64", "32", "--max-kernel", "3", "--max-stride", "2",
+                 "--max-dilation", "1"]) == 0
     assert "solutions for 64 -> 32" in capsys.readouterr().out
     assert main(["shapes", "solve", "3x64x64", "3x1x1", "--max-kernel", "3"]) == 1
     captured = capsys.readouterr()
@@ -359,9 +394,11 @@ def test_solve_is_bounded_in_time_and_memory():
     started = time.perf_counter()
     # a 10^9 kernel: its 10^9 paddings are not tried one by one
     big = 10 ** 9
-    assert solve(64, 32, kernel_size=big, stride=2, dilation=1) == [ConvParams(big, 2, 499_999_999, 1)]
+    assert (solve(64, 32, kernel_size=big, stride=2, dilation=1)
+            == [ConvParams(big, 2, 499_999_999, 1)])
     assert solve(big, big // 2, kernel_size=2, stride=2, dilation=1) == [ConvParams(2, 2, 0, 1)]
-    with pytest.raises(ShapeError, match="1,000,000,000,000 combinations, more than the limit of 1,0"):
+    with pytest.raises(ShapeError,
+                       match="1,000,000,000,000 combinations, more than the limit of 1,0"):
         solve(64, 32, max_kernel=10 ** 4, max_stride=10 ** 4, max_dilation=10 ** 4)
     with pytest.raises(ShapeError, match="more than 100,000 solutions"):
         solve(1, 1, max_kernel=1, max_stride=10 ** 6, max_dilation=1, max_padding=10 ** 12)
@@ -369,9 +406,12 @@ def test_solve_is_bounded_in_time_and_memory():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--max-kernel", "1000000000000"], "--max-kernel 1,000,000,000,000 is above the limit of 10,0"),
-    (["--max-padding", "99999999999999999999"], "--max-padding 99,999,999,999,999,999,999 is above"),
-    (["--max-stride", "10000", "--max-kernel", "10000"], "combinations, more than the limit of 1,0"),
+    (["--max-kernel", "1000000000000"],
+     "--max-kernel 1,000,000,000,000 is above the limit of 10,0"),
+    (["--max-padding", "99999999999999999999"],
+     "--max-padding 99,999,999,999,999,999,999 is above"),
+    (["--max-stride", "10000", "--max-kernel", "10000"],
+     "combinations, more than the limit of 1,0"),
     (["--max-dilation", "-1"], "max_dilation must be an integer >= 1"),
 ])
 def test_cli_solve_refuses_huge_bounds_naming_the_option_and_the_limit(capsys, argv, message):

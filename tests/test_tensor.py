@@ -125,7 +125,8 @@ def test_methods_mirror_functions():
     x = cr.tensor(np.arange(6.0).reshape(2, 3))
     assert x.sum(axis=1).tolist() == [3.0, 12.0]
     assert x.mean(axis=0, keepdims=True).shape == (1, 3)
-    assert x.T.shape == (3, 2) and x.transpose(1, 0).shape == (3, 2) and x.permute(1, 0).shape == (3, 2)
+    assert x.T.shape == (3, 2)
+    assert x.transpose(1, 0).shape == (3, 2) and x.permute(1, 0).shape == (3, 2)
     assert x.reshape(3, 2).shape == (3, 2) and x.reshape((6,)).shape == (6,)
     assert x.flatten().shape == (6,) and x.expand_dims(0).shape == (1, 2, 3)
     assert x.max().item() == 5.0 and x.min(axis=1).tolist() == [0.0, 3.0]

@@ -24,7 +24,8 @@ def test_grad_of_grad():
     f = lambda x: cr.sin(x) * x  # noqa: E731
     x = np.array(0.5)
     assert cr.grad(cr.grad(f))(x).item() == pytest.approx(2 * np.cos(0.5) - 0.5 * np.sin(0.5))
-    assert cr.grad(cr.grad(cr.grad(f)))(x).item() == pytest.approx(-3 * np.sin(0.5) - 0.5 * np.cos(0.5))
+    assert cr.grad(cr.grad(cr.grad(f)))(x).item() == pytest.approx(
+        -3 * np.sin(0.5) - 0.5 * np.cos(0.5))
 
 
 def test_jacobian_of_grad_is_hessian():

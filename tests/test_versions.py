@@ -15,7 +15,8 @@ def test_in_place_change_of_a_saved_leaf_raises_naming_the_op():
     w = _leaf([1.0, 2.0, 3.0])
     y = cr.sum(w * w)
     inplace.add_(w, 10.0)
-    with pytest.raises(cr.InplaceModifiedError, match=r"mulBackward.*version 1; expected version 0"):
+    with pytest.raises(cr.InplaceModifiedError,
+                       match=r"mulBackward.*version 1; expected version 0"):
         y.backward()
 
 

@@ -110,9 +110,11 @@ def test_random_split_fractions(n, fractions, expected):
 def test_random_split_fractions_match_torch():
     torch = pytest.importorskip("torch")
     from torch.utils.data import random_split as torch_split
-    for n, fractions in [(10, [0.3, 0.7]), (11, [1 / 3, 1 / 3, 1 / 3]), (101, [0.8, 0.1, 0.1]), (7, [0.2] * 5)]:
+    for n, fractions in [(10, [0.3, 0.7]), (11, [1 / 3, 1 / 3, 1 / 3]), (101, [0.8, 0.1, 0.1]),
+                         (7, [0.2] * 5)]:
         ours = [len(p) for p in random_split(make(n), fractions, generator=cr.Generator(0))]
-        theirs = [len(p) for p in torch_split(range(n), fractions, generator=torch.Generator().manual_seed(0))]
+        theirs = [len(p) for p in torch_split(range(n), fractions,
+                                              generator=torch.Generator().manual_seed(0))]
         assert ours == theirs
 
 

@@ -8,7 +8,14 @@ import pytest
 
 import chainrule as cr
 from chainrule.data import (
-    DatasetError, four_points, load_digits, load_idx, read_idx, two_spirals, write_idx, xor,
+    DatasetError,
+    four_points,
+    load_digits,
+    load_idx,
+    read_idx,
+    two_spirals,
+    write_idx,
+    xor,
 )
 
 
@@ -111,7 +118,8 @@ def header(magic, *dims):
 
 
 def write_pair(tmp_path, image_bytes, label_bytes, gz=False):
-    images, labels = tmp_path / ("images.gz" if gz else "images"), tmp_path / ("labels.gz" if gz else "labels")
+    images = tmp_path / ("images.gz" if gz else "images")
+    labels = tmp_path / ("labels.gz" if gz else "labels")
     images.write_bytes(gzip.compress(image_bytes) if gz else image_bytes)
     labels.write_bytes(gzip.compress(label_bytes) if gz else label_bytes)
     return images, labels
@@ -129,12 +137,15 @@ def test_hand_made_files_load(tmp_path):
 
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize("images, labels, which, message", [
-    (b"\x1f\x00\x08\x03" + GOOD_IMAGES[4:], GOOD_LABELS, "images", "bad magic number 0x1F000803: not an IDX file"),
+    (b"\x1f\x00\x08\x03" + GOOD_IMAGES[4:], GOOD_LABELS, "images",
+     "bad magic number 0x1F000803: not an IDX file"),
     (GOOD_IMAGES, b"PK\x03\x04" + GOOD_LABELS[4:], "labels", "bad magic number 0x504B0304"),
     (GOOD_LABELS, GOOD_IMAGES, "images", "bad magic number 0x00000801.*swapped"),
     (header(0x0503, 2, 2, 2) + bytes(8), GOOD_LABELS, "images", "bad dtype code 0x05"),
-    (header(0x0D03, 2, 2, 2) + bytes(32), GOOD_LABELS, "images", "bad magic number 0x00000D03 \\(float32"),
-    (GOOD_IMAGES[:-1], GOOD_LABELS, "images", "truncated data: .*\\(2, 2, 2\\) \\(8 bytes\\).* only 7"),
+    (header(0x0D03, 2, 2, 2) + bytes(32), GOOD_LABELS, "images",
+     "bad magic number 0x00000D03 \\(float32"),
+    (GOOD_IMAGES[:-1], GOOD_LABELS, "images",
+     "truncated data: .*\\(2, 2, 2\\) \\(8 bytes\\).* only 7"),
     (GOOD_IMAGES, GOOD_LABELS[:6], "labels", "truncated header"),
     (GOOD_IMAGES, b"\x00\x00", "labels", "truncated: 2 bytes"),
     (GOOD_IMAGES + b"\x00", GOOD_LABELS, "images", "1 unexpected bytes after the data"),
@@ -149,7 +160,8 @@ def test_corrupt_files_are_refused(tmp_path, gz, images, labels, which, message)
 
 def test_count_mismatch_is_refused(tmp_path):
     images, labels = write_pair(tmp_path, GOOD_IMAGES, header(0x801, 3) + bytes(3))
-    with pytest.raises(DatasetError, match="count mismatch: .*images holds 2 images but .*labels holds 3 labels"):
+    with pytest.raises(DatasetError,
+                       match="count mismatch: .*images holds 2 images but .*labels holds 3 labels"):
         load_idx(images, labels)
 
 
@@ -184,9 +196,11 @@ def test_four_points():
 
 def test_two_spirals():
     X, y = two_spirals()
-    assert X.shape == (200, 2) and X.dtype == np.float32 and y.shape == (200,) and y.dtype == np.int64
+    assert X.shape == (200, 2) and X.dtype == np.float32
+    assert y.shape == (200,) and y.dtype == np.int64
     assert y.data.tolist() == [0] * 100 + [1] * 100
-    np.testing.assert_array_equal(X.data[100:], -X.data[:100])  # the second spiral is the first turned 180 degrees
+    # the second spiral is the first turned 180 degrees
+    np.testing.assert_array_equal(X.data[100:], -X.data[:100])
     radius = np.hypot(*X.data[:100].T)
     assert radius[0] == pytest.approx(1) and radius[-1] == pytest.approx(1 / 13)
     assert np.all(np.diff(radius) < 0)
@@ -203,7 +217,8 @@ def test_two_spirals_noise_is_seeded():
     np.testing.assert_array_equal(a.data, b.data)
     assert not np.array_equal(a.data, c.data) and not np.array_equal(a.data, clean.data)
     assert 0.05 < np.std(a.data - clean.data) < 0.15
-    np.testing.assert_array_equal(two_spirals(50, seed=9)[0].data, clean.data)  # no noise: the seed is unused
+    # no noise: the seed is unused
+    np.testing.assert_array_equal(two_spirals(50, seed=9)[0].data, clean.data)
     assert two_spirals(1)[0].shape == (2, 2)
 
 
@@ -267,7 +282,7 @@ def test_a_header_claiming_huge_sizes_is_refused_before_allocating(tmp_path, gz)
         path = tmp_path / "images"
         path.write_bytes(gzip.compress(data) if gz else data)
 
-        def load():
+        def load(path=path, message=message):
             with pytest.raises(DatasetError, match=message):
                 load_idx(path, good_labels(tmp_path))
 

@@ -1,10 +1,11 @@
-"""DataLoader: coverage, shapes and dtypes, seeded shuffling, len, the fast path, collation, errors."""
+"""DataLoader: coverage, shapes, dtypes, seeded shuffling, len, the fast path, collation, errors."""
 
 import collections
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chainrule as cr
 from chainrule.data import DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split
@@ -37,11 +38,12 @@ def flat(batches):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(0, 40), batch_size=st.integers(1, 12), shuffle=st.booleans(), drop_last=st.booleans(),
-       plain=st.booleans())
+@given(n=st.integers(0, 40), batch_size=st.integers(1, 12), shuffle=st.booleans(),
+       drop_last=st.booleans(), plain=st.booleans())
 def test_every_sample_once_per_epoch(n, batch_size, shuffle, drop_last, plain):
     ds = Items(n) if plain else make(n)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=cr.Generator(5))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                        generator=cr.Generator(5))
     batches = labels_of(loader)
     assert len(batches) == len(loader)
     sizes = [len(b) for b in batches]
@@ -50,7 +52,8 @@ def test_every_sample_once_per_epoch(n, batch_size, shuffle, drop_last, plain):
         seen = flat(batches)
         assert len(set(seen)) == len(seen) == n - n % batch_size
     else:
-        assert all(s == batch_size for s in sizes[:-1]) and (not sizes or 1 <= sizes[-1] <= batch_size)
+        assert all(s == batch_size for s in sizes[:-1])
+        assert not sizes or 1 <= sizes[-1] <= batch_size
         assert sorted(flat(batches)) == list(range(n))
     if not shuffle:
         assert flat(batches) == list(range(len(flat(batches))))
@@ -72,7 +75,8 @@ def test_batch_shapes_and_dtypes(dataset):
         assert isinstance(x, cr.Tensor) and isinstance(y, cr.Tensor)
         assert x.dtype == np.float32 and y.dtype == np.int64 and y.shape == (len(x),)
         assert not x.requires_grad
-        scale = 1 if isinstance(dataset, Items) else 6  # sample i starts with i (Items) or 6 i (make)
+        # sample i starts with i (Items) or 6 i (make)
+        scale = 1 if isinstance(dataset, Items) else 6
         np.testing.assert_array_equal(x.data[:, 0, 0], scale * y.data)
     assert isinstance(batches[0], tuple)
 
@@ -96,7 +100,7 @@ def test_equal_seeds_give_equal_batches_and_epochs_differ():
 
 
 def test_fast_and_slow_paths_agree():
-    """The same seed gives the same order whether batches are indexed at once or stacked sample by sample."""
+    """Same seed, same order, whether batches are indexed at once or stacked sample by sample."""
     fast = DataLoader(make(23), batch_size=5, shuffle=True, generator=cr.Generator(1))
     slow = DataLoader(make(23), batch_size=5, shuffle=True, generator=cr.Generator(1),
                       collate_fn=lambda items: default_collate(items))
@@ -112,7 +116,8 @@ def test_subsets_use_their_indices():
     inner = Subset(rest, [5, 0, 3])
     ys = flat(labels_of(DataLoader(inner, batch_size=2)))
     assert ys == [int(rest.indices[5]), int(rest.indices[0]), int(rest.indices[3])]
-    ys = sorted(flat(labels_of(DataLoader(train, batch_size=5, shuffle=True, generator=cr.Generator(0)))))
+    ys = sorted(flat(labels_of(DataLoader(train, batch_size=5, shuffle=True,
+                                          generator=cr.Generator(0)))))
     assert ys == sorted(train.indices.tolist())
 
 
@@ -162,7 +167,8 @@ def test_custom_collate_fn():
 
 def test_default_collate_structures():
     Point = collections.namedtuple("Point", "x y")
-    batch = default_collate([{"a": 1, "b": (0.5, np.float32(2))}, {"a": 2, "b": (1.5, np.float32(3))}])
+    batch = default_collate([{"a": 1, "b": (0.5, np.float32(2))},
+                             {"a": 2, "b": (1.5, np.float32(3))}])
     assert batch["a"].dtype == np.int64 and batch["a"].data.tolist() == [1, 2]
     assert batch["b"][0].dtype == np.float64 and batch["b"][1].dtype == np.float32
     p = default_collate([Point(1, True), Point(2, False)])

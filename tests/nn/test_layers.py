@@ -12,35 +12,47 @@ tnn = torch.nn
 # (name, chainrule module, torch module, input shape); weights are copied from ours into torch's
 # fmt: off
 LAYERS = [
-    ("Linear",           lambda: nn.Linear(5, 3),                       lambda: tnn.Linear(5, 3),                      (4, 5)),
-    ("Linear_nobias_3d", lambda: nn.Linear(5, 3, bias=False),           lambda: tnn.Linear(5, 3, bias=False),          (2, 4, 5)),
-    ("Conv1d",           lambda: nn.Conv1d(2, 4, 3, stride=2, padding=1), lambda: tnn.Conv1d(2, 4, 3, stride=2, padding=1), (2, 2, 9)),
-    ("Conv2d",           lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), lambda: tnn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 6, 5)),
-    ("Conv2d_dilated",   lambda: nn.Conv2d(2, 3, (2, 3), stride=(2, 1), dilation=2), lambda: tnn.Conv2d(2, 3, (2, 3), stride=(2, 1), dilation=2), (1, 2, 9, 8)),
-    ("ConvTranspose2d",  lambda: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
-                         lambda: tnn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), (2, 4, 3, 4)),
-    ("MaxPool1d",        lambda: nn.MaxPool1d(2),                       lambda: tnn.MaxPool1d(2),                      (2, 3, 8)),
-    ("MaxPool2d",        lambda: nn.MaxPool2d(3, stride=2, padding=1),  lambda: tnn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 6)),
-    ("AvgPool1d",        lambda: nn.AvgPool1d(3, stride=2),             lambda: tnn.AvgPool1d(3, stride=2),            (2, 3, 9)),
-    ("AvgPool2d",        lambda: nn.AvgPool2d(2, ceil_mode=True),       lambda: tnn.AvgPool2d(2, ceil_mode=True),      (2, 3, 5, 5)),
-    ("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(1),              lambda: tnn.AdaptiveAvgPool2d(1),              (2, 3, 5, 4)),
-    ("Flatten",          lambda: nn.Flatten(),                          lambda: tnn.Flatten(),                         (2, 3, 2, 2)),
-    ("BatchNorm1d",      lambda: nn.BatchNorm1d(3),                     lambda: tnn.BatchNorm1d(3),                    (5, 3)),
-    ("BatchNorm1d_3d",   lambda: nn.BatchNorm1d(3),                     lambda: tnn.BatchNorm1d(3),                    (4, 3, 6)),
-    ("BatchNorm2d",      lambda: nn.BatchNorm2d(3, momentum=0.3),       lambda: tnn.BatchNorm2d(3, momentum=0.3),      (4, 3, 5, 5)),
-    ("LayerNorm",        lambda: nn.LayerNorm((3, 4)),                  lambda: tnn.LayerNorm((3, 4)),                 (2, 3, 4)),
-    ("ReLU",             lambda: nn.ReLU(),                             lambda: tnn.ReLU(),                            (3, 4)),
-    ("LeakyReLU",        lambda: nn.LeakyReLU(0.2),                     lambda: tnn.LeakyReLU(0.2),                    (3, 4)),
-    ("PReLU",            lambda: nn.PReLU(),                            lambda: tnn.PReLU(),                           (3, 4)),
-    ("PReLU_channels",   lambda: nn.PReLU(3, init=0.1),                 lambda: tnn.PReLU(3, init=0.1),                (2, 3, 4)),
-    ("Sigmoid",          lambda: nn.Sigmoid(),                          lambda: tnn.Sigmoid(),                         (3, 4)),
-    ("Tanh",             lambda: nn.Tanh(),                             lambda: tnn.Tanh(),                            (3, 4)),
-    ("Softplus",         lambda: nn.Softplus(),                         lambda: tnn.Softplus(),                        (3, 4)),
-    ("LogSigmoid",       lambda: nn.LogSigmoid(),                       lambda: tnn.LogSigmoid(),                      (3, 4)),
-    ("Softmax",          lambda: nn.Softmax(dim=1),                     lambda: tnn.Softmax(dim=1),                    (3, 4)),
-    ("LogSoftmax",       lambda: nn.LogSoftmax(dim=-1),                 lambda: tnn.LogSoftmax(dim=-1),                (3, 4)),
+    ("Linear",           lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (4, 5)),
+    ("Linear_nobias_3d", lambda: nn.Linear(5, 3, bias=False),
+                         lambda: tnn.Linear(5, 3, bias=False), (2, 4, 5)),
+    ("Conv1d",           lambda: nn.Conv1d(2, 4, 3, stride=2, padding=1),
+                         lambda: tnn.Conv1d(2, 4, 3, stride=2, padding=1), (2, 2, 9)),
+    ("Conv2d",           lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2),
+                         lambda: tnn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 6, 5)),
+    ("Conv2d_dilated",   lambda: nn.Conv2d(2, 3, (2, 3), stride=(2, 1), dilation=2),
+                         lambda: tnn.Conv2d(2, 3, (2, 3), stride=(2, 1), dilation=2), (1, 2, 9, 8)),
+    ("ConvTranspose2d",
+     lambda: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+     lambda: tnn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+     (2, 4, 3, 4)),
+    ("MaxPool1d",        lambda: nn.MaxPool1d(2), lambda: tnn.MaxPool1d(2), (2, 3, 8)),
+    ("MaxPool2d",        lambda: nn.MaxPool2d(3, stride=2, padding=1),
+                         lambda: tnn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 6)),
+    ("AvgPool1d",        lambda: nn.AvgPool1d(3, stride=2),
+                         lambda: tnn.AvgPool1d(3, stride=2), (2, 3, 9)),
+    ("AvgPool2d",        lambda: nn.AvgPool2d(2, ceil_mode=True),
+                         lambda: tnn.AvgPool2d(2, ceil_mode=True), (2, 3, 5, 5)),
+    ("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(1),
+                          lambda: tnn.AdaptiveAvgPool2d(1), (2, 3, 5, 4)),
+    ("Flatten",          lambda: nn.Flatten(), lambda: tnn.Flatten(), (2, 3, 2, 2)),
+    ("BatchNorm1d",      lambda: nn.BatchNorm1d(3), lambda: tnn.BatchNorm1d(3), (5, 3)),
+    ("BatchNorm1d_3d",   lambda: nn.BatchNorm1d(3), lambda: tnn.BatchNorm1d(3), (4, 3, 6)),
+    ("BatchNorm2d",      lambda: nn.BatchNorm2d(3, momentum=0.3),
+                         lambda: tnn.BatchNorm2d(3, momentum=0.3), (4, 3, 5, 5)),
+    ("LayerNorm",        lambda: nn.LayerNorm((3, 4)), lambda: tnn.LayerNorm((3, 4)), (2, 3, 4)),
+    ("ReLU",             lambda: nn.ReLU(), lambda: tnn.ReLU(), (3, 4)),
+    ("LeakyReLU",        lambda: nn.LeakyReLU(0.2), lambda: tnn.LeakyReLU(0.2), (3, 4)),
+    ("PReLU",            lambda: nn.PReLU(), lambda: tnn.PReLU(), (3, 4)),
+    ("PReLU_channels",   lambda: nn.PReLU(3, init=0.1), lambda: tnn.PReLU(3, init=0.1), (2, 3, 4)),
+    ("Sigmoid",          lambda: nn.Sigmoid(), lambda: tnn.Sigmoid(), (3, 4)),
+    ("Tanh",             lambda: nn.Tanh(), lambda: tnn.Tanh(), (3, 4)),
+    ("Softplus",         lambda: nn.Softplus(), lambda: tnn.Softplus(), (3, 4)),
+    ("LogSigmoid",       lambda: nn.LogSigmoid(), lambda: tnn.LogSigmoid(), (3, 4)),
+    ("Softmax",          lambda: nn.Softmax(dim=1), lambda: tnn.Softmax(dim=1), (3, 4)),
+    ("LogSoftmax",       lambda: nn.LogSoftmax(dim=-1), lambda: tnn.LogSoftmax(dim=-1), (3, 4)),
     ("Sequential",       lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)),
-                         lambda: tnn.Sequential(tnn.Linear(4, 6), tnn.Tanh(), tnn.Linear(6, 2)), (5, 4)),
+                         lambda: tnn.Sequential(tnn.Linear(4, 6), tnn.Tanh(), tnn.Linear(6, 2)),
+                         (5, 4)),
 ]
 # fmt: on
 
@@ -50,7 +62,8 @@ def _copy_weights(ours: nn.Module, theirs) -> None:
     theirs.load_state_dict(state)
 
 
-@pytest.mark.parametrize("name, make_ours, make_theirs, shape", LAYERS, ids=[row[0] for row in LAYERS])
+@pytest.mark.parametrize("name, make_ours, make_theirs, shape", LAYERS,
+                         ids=[row[0] for row in LAYERS])
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_layer_matches_torch(name, make_ours, make_theirs, shape, mode):
     cr.manual_seed(0)
@@ -69,11 +82,12 @@ def test_layer_matches_torch(name, make_ours, make_theirs, shape, mode):
     np.testing.assert_allclose(x_ours.grad.numpy(), x_theirs.grad.numpy(), rtol=1e-9, atol=1e-12)
     their_params = dict(theirs.named_parameters())
     for pname, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), their_params[pname].grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=pname)
+        np.testing.assert_allclose(p.grad.numpy(), their_params[pname].grad.numpy(),
+                                   rtol=1e-9, atol=1e-12, err_msg=pname)
     their_buffers = dict(theirs.named_buffers())
     for bname, b in ours.named_buffers():  # running statistics after one training step
-        np.testing.assert_allclose(b.numpy(), their_buffers[bname].numpy(), rtol=1e-10, err_msg=bname)
+        np.testing.assert_allclose(b.numpy(), their_buffers[bname].numpy(), rtol=1e-10,
+                                   err_msg=bname)
 
 
 def _to_float64(module: nn.Module) -> nn.Module:
@@ -87,7 +101,8 @@ def test_low_rank_linear_is_u_v_product():
     assert sum(p.size for p in layer.parameters()) == (6 + 4) * 2 + 4
     x = np.random.default_rng(3).standard_normal((5, 6)).astype(np.float32)
     w = layer.U.numpy() @ layer.V.numpy()
-    np.testing.assert_allclose(layer(cr.tensor(x)).numpy(), x @ w.T + layer.bias.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer(cr.tensor(x)).numpy(), x @ w.T + layer.bias.numpy(),
+                               rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="rank"):
         nn.LowRankLinear(3, 2, rank=3)
 
@@ -129,11 +144,12 @@ LOSSES = [
     ("MSELoss_sum", nn.MSELoss(reduction="sum"), tnn.MSELoss(reduction="sum"), (4, 3), "float"),
     ("BCELoss", nn.BCELoss(), tnn.BCELoss(), (4, 3), "prob"),
     ("BCEWithLogitsLoss", nn.BCEWithLogitsLoss(pos_weight=cr.tensor(np.array([1.0, 2.0, 0.5]))),
-     tnn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)), (4, 3), "prob"),
-    ("CrossEntropyLoss", nn.CrossEntropyLoss(label_smoothing=0.1), tnn.CrossEntropyLoss(label_smoothing=0.1),
-     (5, 4), "class"),
-    ("CrossEntropyLoss_none", nn.CrossEntropyLoss(reduction="none"), tnn.CrossEntropyLoss(reduction="none"),
-     (5, 4), "class"),
+     tnn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)),
+     (4, 3), "prob"),
+    ("CrossEntropyLoss", nn.CrossEntropyLoss(label_smoothing=0.1),
+     tnn.CrossEntropyLoss(label_smoothing=0.1), (5, 4), "class"),
+    ("CrossEntropyLoss_none", nn.CrossEntropyLoss(reduction="none"),
+     tnn.CrossEntropyLoss(reduction="none"), (5, 4), "class"),
     ("NLLLoss", nn.NLLLoss(), tnn.NLLLoss(), (5, 4), "class"),
 ]
 
@@ -152,8 +168,11 @@ def test_loss_modules_match_torch(name, ours, theirs, shape, kind):
     np.testing.assert_allclose(x_ours.grad.numpy(), x_theirs.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("make, fan_in", [(lambda: nn.Linear(50, 30), 50), (lambda: nn.Conv2d(4, 8, 3), 36),
-                                          (lambda: nn.ConvTranspose2d(4, 6, 3), 54)])
+@pytest.mark.parametrize("make, fan_in", [
+    (lambda: nn.Linear(50, 30), 50),
+    (lambda: nn.Conv2d(4, 8, 3), 36),
+    (lambda: nn.ConvTranspose2d(4, 6, 3), 54),
+])
 def test_default_initialisation_is_pytorchs(make, fan_in):
     layer = make()
     bound = 1 / np.sqrt(fan_in)
@@ -174,4 +193,5 @@ def test_init_functions_have_the_documented_spread():
     assert np.all(w.numpy() == np.float32(0.3))
     for name in ("linear", "tanh", "relu", "sigmoid"):
         assert nn.init.calculate_gain(name) == pytest.approx(torch.nn.init.calculate_gain(name))
-    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(torch.nn.init.calculate_gain("leaky_relu", 0.2))
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(
+        torch.nn.init.calculate_gain("leaky_relu", 0.2))

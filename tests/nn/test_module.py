@@ -22,9 +22,11 @@ class Net(nn.Module):
 def test_parameters_and_buffers_are_registered_by_attribute():
     net = Net()
     names = [name for name, _ in net.named_parameters()]
+    # own parameters first, then sub-modules in order (PyTorch)
     assert names == ["scale", "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias",
-                     "head.weight", "head.bias"]  # own parameters first, then sub-modules in order (PyTorch)
-    assert [name for name, _ in net.named_buffers()] == ["body.2.running_mean", "body.2.running_var"]
+                     "head.weight", "head.bias"]
+    assert [name for name, _ in net.named_buffers()] == ["body.2.running_mean",
+                                                         "body.2.running_var"]
     assert len(list(net.children())) == 2 and len(list(net.modules())) == 6
     assert all(p.requires_grad for p in net.parameters())
     assert net.note == "not a parameter"
@@ -96,7 +98,8 @@ def test_forward_hooks_run_and_can_be_removed():
 
 def test_repr_is_nested_and_readable():
     text = repr(Net())
-    assert "(body): Sequential(" in text and "(0): Linear(in_features=4, out_features=8, bias=True)" in text
+    assert "(body): Sequential(" in text
+    assert "(0): Linear(in_features=4, out_features=8, bias=True)" in text
     assert "(head): Linear(in_features=8, out_features=2, bias=True)" in text
 
 
@@ -119,7 +122,8 @@ def test_sequential_and_module_list():
 
 
 def test_summary_against_hand_counts():
-    model = nn.Sequential(nn.Conv2d(3, 64, 8, stride=2), nn.MaxPool2d(5), nn.Conv2d(64, 128, 4, padding=1))
+    model = nn.Sequential(nn.Conv2d(3, 64, 8, stride=2), nn.MaxPool2d(5),
+                          nn.Conv2d(64, 128, 4, padding=1))
     table = cr.summary(model, (3, 256, 256))
     shapes = [row.output_shape for row in table.rows]
     assert shapes == [(64, 125, 125), (64, 25, 25), (128, 24, 24)]

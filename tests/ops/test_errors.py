@@ -1,4 +1,4 @@
-"""Bad input gets a clear chainrule/Python error naming the argument, never a deep NumPy traceback."""
+"""Bad input: a clear chainrule/Python error naming the argument, never a deep NumPy traceback."""
 
 import numpy as np
 import pytest
@@ -34,14 +34,16 @@ BAD_CALLS = [
     (lambda: cr.ones(2)[[5]],                        IndexError,    "shape (2,)"),
     (lambda: cr.randn(-1),                           ValueError,    "non-negative"),
     (lambda: cr.stack([X, cr.ones(3)]),              cr.ShapeError, "tensor 1 has shape (3,)"),
-    (lambda: cr.max(cr.ones(0)),                     cr.ShapeError, "cannot reduce over an empty axis"),
+    (lambda: cr.max(cr.ones(0)),                     cr.ShapeError,
+                                                     "cannot reduce over an empty axis"),
     (lambda: cr.sum(cr.tensor(1.0), 1),              IndexError,    "valid: -1 .. 0"),
     (lambda: cr.tensor([1, 2], requires_grad=True),  TypeError,     "floating"),
 ]
 # fmt: on
 
 
-@pytest.mark.parametrize("call, error, phrase", BAD_CALLS, ids=[str(i) for i in range(len(BAD_CALLS))])
+@pytest.mark.parametrize("call, error, phrase", BAD_CALLS,
+                         ids=[str(i) for i in range(len(BAD_CALLS))])
 def test_bad_input_raises_a_clear_error(call, error, phrase):
     with pytest.raises(error) as info:
         call()

@@ -17,7 +17,8 @@ def _pair(rng, shape=(3, 4), dtype="float64"):
 CASES = [
     # name, chainrule call, torch call (operands: b, c from the fixture; c is positive)
     ("add_", lambda t, b, c: inplace.add_(t, b), lambda t, b, c: t.add_(b)),
-    ("add_alpha", lambda t, b, c: inplace.add_(t, b, alpha=-0.3), lambda t, b, c: t.add_(b, alpha=-0.3)),
+    ("add_alpha", lambda t, b, c: inplace.add_(t, b, alpha=-0.3),
+     lambda t, b, c: t.add_(b, alpha=-0.3)),
     ("add_scalar", lambda t, b, c: inplace.add_(t, 2.5), lambda t, b, c: t.add_(2.5)),
     ("add_row", lambda t, b, c: inplace.add_(t, b[0]), lambda t, b, c: t.add_(b[0])),
     ("mul_", lambda t, b, c: inplace.mul_(t, b), lambda t, b, c: t.mul_(b)),
@@ -25,7 +26,8 @@ CASES = [
     ("div_", lambda t, b, c: inplace.div_(t, c), lambda t, b, c: t.div_(c)),
     ("addcmul_", lambda t, b, c: inplace.addcmul_(t, b, c, value=0.1),
      lambda t, b, c: t.addcmul_(b, c, value=0.1)),
-    ("addcmul_default", lambda t, b, c: inplace.addcmul_(t, b, b), lambda t, b, c: t.addcmul_(b, b)),
+    ("addcmul_default", lambda t, b, c: inplace.addcmul_(t, b, b),
+     lambda t, b, c: t.addcmul_(b, b)),
     ("addcdiv_", lambda t, b, c: inplace.addcdiv_(t, b, c, value=-0.01),
      lambda t, b, c: t.addcdiv_(b, c, value=-0.01)),
     ("lerp_small", lambda t, b, c: inplace.lerp_(t, b, 0.1), lambda t, b, c: t.lerp_(b, 0.1)),
@@ -34,7 +36,8 @@ CASES = [
     ("lerp_tensor", lambda t, b, c: inplace.lerp_(t, b, c / 4), lambda t, b, c: t.lerp_(b, c / 4)),
     ("maximum_", lambda t, b, c: inplace.maximum_(t, b),
      lambda t, b, c: torch.maximum(t, b, out=t)),
-    ("sqrt_", lambda t, b, c: inplace.sqrt_(inplace.copy_(t, c)), lambda t, b, c: t.copy_(c).sqrt_()),
+    ("sqrt_", lambda t, b, c: inplace.sqrt_(inplace.copy_(t, c)),
+     lambda t, b, c: t.copy_(c).sqrt_()),
     ("copy_", lambda t, b, c: inplace.copy_(t, b), lambda t, b, c: t.copy_(b)),
     ("fill_", lambda t, b, c: inplace.fill_(t, -1.5), lambda t, b, c: t.fill_(-1.5)),
     ("zero_", lambda t, b, c: inplace.zero_(t), lambda t, b, c: t.zero_()),
@@ -118,7 +121,8 @@ def test_clone_is_a_detached_copy(rng):
 def test_shape_mismatch_names_the_argument(call, argument):
     t = cr.tensor(np.zeros((2, 3)))
     before = t.data.copy()
-    with pytest.raises(ShapeError, match=rf"{argument} of shape .* does not broadcast to .*\(2, 3\)"):
+    with pytest.raises(ShapeError,
+                       match=rf"{argument} of shape .* does not broadcast to .*\(2, 3\)"):
         call(t)
     np.testing.assert_array_equal(t.data, before)  # nothing written
 
@@ -162,7 +166,8 @@ def test_adam_matches_the_unfused_in_place_sequence_bit_for_bit(rng, amsgrad):
         inplace.adam_(*fused[:1], grad, *fused[1:], step=step, max_exp_avg_sq=fused_max, **hyper)
         param, exp_avg, exp_avg_sq = plain
         inplace.lerp_(exp_avg, grad, 1 - hyper["beta1"])
-        inplace.addcmul_(inplace.mul_(exp_avg_sq, hyper["beta2"]), grad, grad, value=1 - hyper["beta2"])
+        inplace.addcmul_(inplace.mul_(exp_avg_sq, hyper["beta2"]), grad, grad,
+                         value=1 - hyper["beta2"])
         v = inplace.maximum_(plain_max, exp_avg_sq) if amsgrad else exp_avg_sq
         denom = inplace.add_(cr.sqrt(v) / (1 - hyper["beta2"] ** step) ** 0.5, hyper["eps"])
         inplace.addcdiv_(param, exp_avg, denom, value=-hyper["lr"] / (1 - hyper["beta1"] ** step))
@@ -172,14 +177,17 @@ def test_adam_matches_the_unfused_in_place_sequence_bit_for_bit(rng, amsgrad):
 
 
 def test_adam_names_a_mismatched_state():
-    param, ones, zeros = cr.tensor(np.zeros((2, 3))), cr.tensor(np.ones((2, 3))), cr.tensor(np.zeros((2, 3)))
+    param = cr.tensor(np.zeros((2, 3)))
+    ones, zeros = cr.tensor(np.ones((2, 3))), cr.tensor(np.zeros((2, 3)))
     hyper = dict(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, step=1)
-    with pytest.raises(ShapeError, match=r"adam_: exp_avg_sq has shape \(3,\), the parameter \(2, 3\)"):
+    with pytest.raises(ShapeError,
+                       match=r"adam_: exp_avg_sq has shape \(3,\), the parameter \(2, 3\)"):
         inplace.adam_(param, ones, zeros, cr.tensor(np.zeros(3)), **hyper)
     with pytest.raises(TypeError, match="adam_: grad is float32, the parameter float64"):
         inplace.adam_(param, cr.tensor(np.ones((2, 3), "float32")), zeros, zeros, **hyper)
     with pytest.raises(TypeError, match="adam_: exp_avg must be a Tensor, got ndarray"):
         inplace.adam_(param, ones, np.zeros((2, 3)), zeros, **hyper)
     with pytest.raises(TypeError, match="must be floating"):
-        inplace.adam_(cr.tensor([1, 2]), cr.tensor([1, 2]), cr.tensor([0, 0]), cr.tensor([0, 0]), **hyper)
+        inplace.adam_(cr.tensor([1, 2]), cr.tensor([1, 2]), cr.tensor([0, 0]), cr.tensor([0, 0]),
+                      **hyper)
     np.testing.assert_array_equal(param.data, 0)  # nothing written

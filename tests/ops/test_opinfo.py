@@ -42,19 +42,23 @@ def test_every_row_has_a_reference():
 @pytest.mark.parametrize("info, sample", _cases())
 def test_forward_matches_reference(info, sample):
     out = info.fn(*[cr.tensor(x) if isinstance(x, np.ndarray) else x for x in sample])
-    if info.reference is None:  # PyTorch is the reference of this row (checked with its gradients below)
+    # PyTorch is the reference of this row (checked with its gradients below)
+    if info.reference is None:
         if torch is None:
             pytest.skip("this row's reference is torch, which is not installed")
-        expected = info.torch(torch, *[torch.tensor(x) if isinstance(x, np.ndarray) else x for x in sample]).numpy()
+        expected = info.torch(torch, *[torch.tensor(x) if isinstance(x, np.ndarray) else x
+                                       for x in sample]).numpy()
     else:
         expected = np.asarray(info.reference(*sample))
     assert out.shape == expected.shape
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-7 if info.name != "astype" else 1e-6)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6,
+                               atol=1e-7 if info.name != "astype" else 1e-6)
 
 
 @pytest.mark.parametrize("info, sample", _cases())
 def test_forward_keeps_float32(info, sample):
-    args = [cr.tensor(x.astype(np.float32)) if isinstance(x, np.ndarray) and x.dtype.kind == "f" else x
+    args = [cr.tensor(x.astype(np.float32))
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f" else x
             for x in sample]
     out = info.fn(*args)
     if info.name != "astype":

@@ -21,9 +21,11 @@ def broadcastable_pair(draw):
 
 @st.composite
 def array_and_axis(draw):
-    x = draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), elements=finite))
+    x = draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+                        elements=finite))
     axes = draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1),
-                          st.lists(st.integers(0, x.ndim - 1), min_size=1, max_size=x.ndim, unique=True).map(tuple)))
+                          st.lists(st.integers(0, x.ndim - 1), min_size=1, max_size=x.ndim,
+                                   unique=True).map(tuple)))
     return x, axes, draw(st.booleans())
 
 
@@ -36,9 +38,12 @@ def test_mul_gradients_sum_over_broadcast_axes(pair):
     np.testing.assert_array_equal(out.numpy(), a * b)
     out.backward(gradient=np.ones(out.shape))
     assert ta.grad.shape == a.shape and tb.grad.shape == b.shape
-    # d/da sum(a * b) = b summed over the axes a was broadcast along; compare with an einsum-free route
-    np.testing.assert_allclose(ta.grad.numpy().sum(), np.broadcast_to(b, out.shape).sum(), atol=1e-9)
-    np.testing.assert_allclose(tb.grad.numpy().sum(), np.broadcast_to(a, out.shape).sum(), atol=1e-9)
+    # d/da sum(a * b) = b summed over the axes a was broadcast along; compare with an einsum-free
+    # route
+    np.testing.assert_allclose(ta.grad.numpy().sum(), np.broadcast_to(b, out.shape).sum(),
+                               atol=1e-9)
+    np.testing.assert_allclose(tb.grad.numpy().sum(), np.broadcast_to(a, out.shape).sum(),
+                               atol=1e-9)
 
 
 @SETTINGS
@@ -72,7 +77,8 @@ def test_softmax_is_a_distribution_and_shift_invariant(x):
     s = cr.softmax(cr.tensor(x)).numpy()
     assert np.all(s >= 0) and np.allclose(s.sum(axis=-1), 1.0)
     np.testing.assert_allclose(cr.softmax(cr.tensor(x + 3.5)).numpy(), s, atol=1e-12)
-    np.testing.assert_allclose(cr.log_softmax(cr.tensor(x)).numpy(), x - cr.logsumexp(cr.tensor(x), axis=-1, keepdims=True).numpy(),
+    np.testing.assert_allclose(cr.log_softmax(cr.tensor(x)).numpy(),
+                               x - cr.logsumexp(cr.tensor(x), axis=-1, keepdims=True).numpy(),
                                atol=1e-9)
 
 

@@ -1,4 +1,4 @@
-"""Finite values and finite gradients at inputs of magnitude 1e4, float32 and float64, with no warnings."""
+"""Finite values and gradients at inputs of magnitude 1e4, float32 and float64, with no warnings."""
 
 import warnings
 
@@ -18,8 +18,10 @@ CASES = {
     "logsumexp": lambda x: cr.logsumexp(x),
     "cross_entropy": lambda x: cr.cross_entropy(cr.reshape(x, (1, -1)), np.array([1])),
     "cross_entropy_probs": lambda x: cr.cross_entropy(cr.reshape(x, (1, -1)), np.full((1, 5), 0.2)),
-    "bce_with_logits": lambda x: cr.binary_cross_entropy_with_logits(x, np.array([0.0, 1.0, 1.0, 0.0, 1.0])),
-    "bce_saturated": lambda x: cr.binary_cross_entropy(cr.sigmoid(x), np.array([0.0, 1.0, 1.0, 0.0, 1.0])),
+    "bce_with_logits": lambda x: cr.binary_cross_entropy_with_logits(
+        x, np.array([0.0, 1.0, 1.0, 0.0, 1.0])),
+    "bce_saturated": lambda x: cr.binary_cross_entropy(
+        cr.sigmoid(x), np.array([0.0, 1.0, 1.0, 0.0, 1.0])),
 }
 
 

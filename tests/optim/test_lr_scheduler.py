@@ -16,7 +16,8 @@ def _optimizers(lrs=LRS, momentum=0.0):
     """The same two-group SGD in chainrule and in torch (the parameters never get gradients)."""
     ours = optim.SGD([{"params": [cr.tensor([0.0], requires_grad=True)], "lr": lr} for lr in lrs],
                      lr=1.0, momentum=momentum)
-    theirs = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs],
+    theirs = torch.optim.SGD([{"params": [torch.zeros(1, requires_grad=True)], "lr": lr}
+                              for lr in lrs],
                              lr=1.0, momentum=momentum)
     return ours, theirs
 
@@ -72,7 +73,8 @@ def test_resuming_with_last_epoch_uses_the_closed_form():
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
     sched = lr_scheduler.CosineAnnealingLR(ours, T_max=12, eta_min=0.001, last_epoch=5)
-    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=12, eta_min=0.001, last_epoch=5)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, T_max=12, eta_min=0.001,
+                                                        last_epoch=5)
     _compare_epochs(ours, theirs, sched, tsched)
 
 
@@ -167,11 +169,14 @@ def test_initial_lr_is_recorded_per_group():
     (lambda o: lr_scheduler.CosineAnnealingLR(o, 5, eta_min=-1.0), ValueError, r"eta_min=-1.0"),
     (lambda o: lr_scheduler.CosineAnnealingLR(o, 5, last_epoch=3), KeyError, r"initial_lr"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, mode="lowest"), ValueError, r"mode='lowest'"),
-    (lambda o: lr_scheduler.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, r"threshold_mode='x'"),
-    (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError, r"factor=1.0: must be < 1"),
+    (lambda o: lr_scheduler.ReduceLROnPlateau(o, threshold_mode="x"), ValueError,
+     r"threshold_mode='x'"),
+    (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError,
+     r"factor=1.0: must be < 1"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=-1), ValueError, r"patience=-1"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, cooldown=0.5), TypeError, r"cooldown=0.5"),
-    (lambda o: lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, r"min_lr: expected 2 values"),
+    (lambda o: lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError,
+     r"min_lr: expected 2 values"),
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, min_lr=[0.1, -1]), ValueError, r"min_lr\[1\]=-1"),
     (lambda o: lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1)]), 2), TypeError,
      r"expected a chainrule.optim.Optimizer"),

@@ -65,8 +65,10 @@ CONFIGS = [
     # (name, ours, torch's, kwargs, grouping, per-group extras)
     ("sgd", optim.SGD, torch.optim.SGD, dict(lr=0.05), _single, {}),
     ("sgd-momentum", optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9), _single, {}),
-    ("sgd-dampening", optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.3), _single, {}),
-    ("sgd-nesterov", optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True), _single, {}),
+    ("sgd-dampening", optim.SGD, torch.optim.SGD,
+     dict(lr=0.05, momentum=0.9, dampening=0.3), _single, {}),
+    ("sgd-nesterov", optim.SGD, torch.optim.SGD,
+     dict(lr=0.05, momentum=0.9, nesterov=True), _single, {}),
     ("sgd-weight-decay", optim.SGD, torch.optim.SGD, dict(lr=0.05, weight_decay=0.1), _single, {}),
     ("sgd-maximize", optim.SGD, torch.optim.SGD, dict(lr=0.01, maximize=True), _single, {}),
     ("sgd-all", optim.SGD, torch.optim.SGD,
@@ -75,7 +77,8 @@ CONFIGS = [
      dict(momentum=0.9, dampening=0.1, weight_decay=0.2)),
     ("adam", optim.Adam, torch.optim.Adam, dict(lr=0.01), _single, {}),
     ("adam-amsgrad", optim.Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True), _single, {}),
-    ("adam-weight-decay", optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.1), _single, {}),
+    ("adam-weight-decay", optim.Adam, torch.optim.Adam,
+     dict(lr=0.01, weight_decay=0.1), _single, {}),
     ("adam-decoupled", optim.Adam, torch.optim.Adam,
      dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True), _single, {}),
     ("adam-maximize", optim.Adam, torch.optim.Adam, dict(lr=0.01, maximize=True), _single, {}),
@@ -84,16 +87,22 @@ CONFIGS = [
     ("adam-groups", optim.Adam, torch.optim.Adam, dict(lr=0.01), _two_groups,
      dict(betas=(0.5, 0.6), amsgrad=True, maximize=True)),
     ("adamw", optim.AdamW, torch.optim.AdamW, dict(lr=0.01), _single, {}),
-    ("adamw-amsgrad", optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.2, amsgrad=True), _single, {}),
+    ("adamw-amsgrad", optim.AdamW, torch.optim.AdamW,
+     dict(lr=0.01, weight_decay=0.2, amsgrad=True), _single, {}),
     ("adamw-maximize", optim.AdamW, torch.optim.AdamW, dict(lr=0.01, maximize=True), _single, {}),
-    ("adamw-groups", optim.AdamW, torch.optim.AdamW, dict(lr=0.01), _two_groups, dict(weight_decay=0.5)),
+    ("adamw-groups", optim.AdamW, torch.optim.AdamW, dict(lr=0.01), _two_groups,
+     dict(weight_decay=0.5)),
     ("rmsprop", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01), _single, {}),
-    ("rmsprop-centered", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, centered=True), _single, {}),
-    ("rmsprop-momentum", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, momentum=0.9), _single, {}),
+    ("rmsprop-centered", optim.RMSprop, torch.optim.RMSprop,
+     dict(lr=0.01, centered=True), _single, {}),
+    ("rmsprop-momentum", optim.RMSprop, torch.optim.RMSprop,
+     dict(lr=0.01, momentum=0.9), _single, {}),
     ("rmsprop-centered-momentum", optim.RMSprop, torch.optim.RMSprop,
      dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.1), _single, {}),
-    ("rmsprop-alpha-eps", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, eps=1e-3), _single, {}),
-    ("rmsprop-maximize", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, maximize=True), _single, {}),
+    ("rmsprop-alpha-eps", optim.RMSprop, torch.optim.RMSprop,
+     dict(lr=0.01, alpha=0.9, eps=1e-3), _single, {}),
+    ("rmsprop-maximize", optim.RMSprop, torch.optim.RMSprop,
+     dict(lr=0.01, maximize=True), _single, {}),
     ("rmsprop-groups", optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01), _two_groups,
      dict(centered=True, momentum=0.9, alpha=0.95)),
 ]
@@ -143,7 +152,8 @@ def test_updates_are_in_place_and_outside_the_graph():
     opt.step()
     assert all(p.data is a for p, a in zip(params, arrays))
     assert all(p.is_leaf and p.requires_grad for p in params)
-    assert all(s["exp_avg"].grad_fn is None and not s["exp_avg"].requires_grad for s in opt.state.values())
+    assert all(s["exp_avg"].grad_fn is None and not s["exp_avg"].requires_grad
+               for s in opt.state.values())
 
 
 def test_state_is_keyed_by_the_parameter_tensor():
@@ -233,7 +243,8 @@ def test_add_param_group_fills_defaults():
     (lambda p: optim.SGD(p, momentum=-0.5), ValueError, r"momentum=-0.5"),
     (lambda p: optim.SGD(p, weight_decay=-1), ValueError, r"weight_decay=-1"),
     (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True requires momentum > 0"),
-    (lambda p: optim.SGD(p, momentum=0.9, dampening=0.1, nesterov=True), ValueError, r"dampening=0.1"),
+    (lambda p: optim.SGD(p, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
+     r"dampening=0.1"),
     (lambda p: optim.SGD(p, lr="0.1"), TypeError, r"lr='0.1': expected a real number"),
     (lambda p: optim.SGD(p, lr=float("nan")), ValueError, r"lr=nan"),
     (lambda p: optim.Adam(p, betas=(1.0, 0.999)), ValueError, r"betas\[0\] must lie in \[0, 1\)"),
@@ -287,7 +298,8 @@ ROUND_TRIP = [c for c in CONFIGS if c[0] in (
 
 @pytest.mark.parametrize("name, ours_cls, torch_cls, kwargs, grouping, extra", ROUND_TRIP,
                          ids=[c[0] for c in ROUND_TRIP])
-def test_state_dict_round_trip_continues_exactly(name, ours_cls, torch_cls, kwargs, grouping, extra):
+def test_state_dict_round_trip_continues_exactly(name, ours_cls, torch_cls, kwargs, grouping,
+                                                 extra):
     straight, _ = _leaves()
     opt = ours_cls(grouping(straight, extra), **kwargs)
     resumed, _ = _leaves()
@@ -352,7 +364,8 @@ def _saved_two_groups():
 
 
 @pytest.mark.parametrize("edit, error, message", [
-    (lambda sd: sd["param_groups"].pop(), ValueError, "different number of parameter groups: 1 saved, 2"),
+    (lambda sd: sd["param_groups"].pop(), ValueError,
+     "different number of parameter groups: 1 saved, 2"),
     (lambda sd: sd["param_groups"][0]["params"].pop(), ValueError,
      "parameter group 0 holds 1 parameters, this optimizer's group 0 holds 2"),
     (lambda sd: sd["state"].__setitem__(7, {}), ValueError, "parameter index 7"),
