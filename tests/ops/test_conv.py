@@ -229,22 +229,31 @@ def test_bad_arguments_raise_clear_errors(call, error, phrase):
     assert phrase in str(info.value)
 
 
-def test_saved_columns_are_recycled_and_bounded():
-    """The im2col store: found only for the very array, recycled once it dies, capped in bytes."""
+def test_saved_columns_are_found_recycled_freed_and_bounded():
+    """The im2col store: found only for the very array; once it dies its matrix serves the next
+    forward with the same weight, and is freed when the weight dies too; capped in bytes."""
     from chainrule.ops.conv import _SavedColumns
 
     store = _SavedColumns(max_bytes=3 * 800)
-    a, b = np.zeros((2, 3)), np.zeros((4, 5))
-    cols_a = store.new(a, "g", (10, 20), np.float32)  # 800 bytes
-    store.new(b, "g", (5, 4), np.float64)  # another shape, alive
-    assert store.find(a, "g") is cols_a and store.find(a, "other") is None and store.find(a.copy(), "g") is None
-    del a  # its matrix may now serve the next array of the same shape
-    c = np.ones(1)
-    assert store.new(c, "g", (10, 20), np.float32) is cols_a and store.find(c, "g") is cols_a
-    kept = [np.zeros(1) for _ in range(3)]
-    for array in kept:  # past the cap the oldest live entries go
-        store.new(array, "g", (10, 20), np.float32)
-    assert store.nbytes() <= 3 * 800 and store.find(kept[-1], "g") is not None and store.find(b, "g") is None
+    a, b, w, v = np.zeros((2, 3)), np.zeros((4, 5)), np.zeros(1), np.zeros(1)
+    cols_a = store.new(a, w, "g", (10, 20), np.float32)  # 800 bytes
+    store.new(b, v, "g", (5, 4), np.float64)  # another weight and shape
+    assert store.find(a, "g") is cols_a and store.find(a, "other") is None
+    assert store.find(a.copy(), "g") is None
+    assert store.new(a, w, "g", (10, 20), np.float32) is cols_a and len(store.entries) == 2
+    del a  # the matrix now waits for w's next forward
+    c, d = np.ones(1), np.ones(1)
+    assert store.find(c, "g") is None
+    assert store.new(c, v, "g", (10, 20), np.float32) is not cols_a  # another weight: fresh
+    assert store.new(d, w, "g", (10, 20), np.float32) is cols_a and store.find(d, "g") is cols_a
+    assert len(store.entries) == 3  # b, c, d
+    del d, w, cols_a  # input and weight gone: freed at once, before any further call
+    assert store.nbytes() == 5 * 4 * 8 + 800  # b's and c's matrices
+    kept = [np.zeros(1) for _ in range(4)]
+    for array in kept:  # past the cap the oldest entries go
+        store.new(array, v, "g", (10, 20), np.float32)
+    assert store.nbytes() <= 3 * 800 and store.find(kept[-1], "g") is not None
+    assert store.find(b, "g") is None and store.find(kept[0], "g") is None
 
 
 def test_changing_the_input_in_place_after_the_forward_refuses_backward():
@@ -264,8 +273,68 @@ def test_forward_under_no_grad_keeps_no_columns():
 
     x = cr.tensor(np.ones((2, 3, 6, 6), "float32"))
     w = cr.tensor(np.ones((4, 3, 3, 3), "float32"), requires_grad=True)
+    geometry = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (6, 6))
     with cr.no_grad():
         cr.conv2d(x, w, padding=1)
-    assert conv._saved_columns.find(x.data, ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (6, 6))) is None
+    assert conv._caches.saved_columns.find(x.data, geometry) is None
     cr.conv2d(x, w, padding=1)
-    assert conv._saved_columns.find(x.data, ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (6, 6))) is not None
+    assert conv._caches.saved_columns.find(x.data, geometry) is not None
+
+
+def test_saved_columns_serve_the_next_step_and_go_with_the_tensors():
+    """Training steps of a big conv reuse one matrix; dropping the tensors frees it at once."""
+    import gc
+
+    from chainrule.ops import conv
+
+    rng = np.random.default_rng(4)
+    before = conv._held_nbytes()[1]
+    x = cr.tensor(rng.standard_normal((16, 16, 32, 32)).astype(np.float32), requires_grad=True)
+    w = cr.tensor(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    matrix = 16 * 9 * 16 * 32 * 32 * 4  # 9.4 MB of columns
+    geometry = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (3, 3), (32, 32))
+    first = None
+    for _ in range(3):  # the conv's input is an activation: a new array each step, dead after it
+        y = cr.relu(x)
+        out = cr.conv2d(y, w, padding=1)
+        cols = conv._caches.saved_columns.find(y.data, geometry)
+        first = cols if first is None else first
+        assert cols is first and conv._held_nbytes()[1] == before + matrix
+        del y, cols
+        out.sum().backward()
+    del x, w, out, first
+    gc.collect()
+    assert conv._held_nbytes()[1] <= before  # (near) zero: before is what earlier tests left alive
+
+
+def _results(op_args):
+    """Outputs and first and second-order gradients (create_graph) of each op, as arrays."""
+    arrays = []
+    for op, shapes in op_args:
+        rng = np.random.default_rng(len(arrays))
+        inputs = [cr.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+        out = op(*inputs)
+        grads = cr.autograd_grad(cr.sum(out * out), inputs, create_graph=True)
+        second = cr.autograd_grad(sum(cr.sum(g * g) for g in grads), inputs, allow_unused=True)
+        arrays += [out.data] + [g.data for g in grads] + [g.data for g in second if g is not None]
+    return arrays
+
+
+OPS_USING_SCRATCH = [  # every path through the workspace: padding, stride 1 and 2, pooling
+    (lambda x, w: cr.conv2d(x, w, padding=1), [(2, 3, 6, 6), (4, 3, 3, 3)]),
+    (lambda x, w: cr.conv2d(x, w, stride=2, padding=(1, 0)), [(2, 3, 7, 7), (4, 3, 3, 3)]),
+    (lambda x, w: cr.conv_transpose2d(x, w, padding=1), [(2, 4, 5, 5), (4, 3, 3, 3)]),
+    (lambda x, w: cr.conv_transpose2d(x, w, stride=2), [(2, 4, 5, 5), (4, 3, 3, 3)]),
+    (lambda x: cr.max_pool2d(x, 3, stride=2, padding=1), [(2, 3, 6, 6)]),
+    (lambda x: cr.avg_pool2d(x, 3, stride=1, padding=1), [(2, 3, 6, 6)]),
+]
+
+
+def test_returned_arrays_are_never_overwritten_by_later_calls():
+    """What an op returns (outputs and gradients) owns its memory: no view into scratch buffers."""
+    first = _results(OPS_USING_SCRATCH)
+    kept = [a.copy() for a in first]
+    later = _results(OPS_USING_SCRATCH[::-1]) + _results(OPS_USING_SCRATCH)  # same shapes again
+    for a, b in zip(first, kept):
+        np.testing.assert_array_equal(a, b)
+    assert not any(np.shares_memory(a, b) for a in first for b in later)

@@ -15,6 +15,11 @@ reuses the forward's im2col matrix, see ``_SavedColumns``); the input gradient i
 by a strided add per kernel offset (col2im), never ``np.add.at``; at stride 1 those adds run on
 the flattened padded grid, one contiguous add per offset (``_col2im_flat``).
 
+Threads: the workspace and the saved columns are per thread (``_caches``, a ``threading.local``),
+so calls in different threads never share scratch memory, and what a call returns is never
+workspace memory (a later call would overwrite it). A thread's caches go when it ends; a saved
+im2col matrix is freed as soon as its input array and the weight of its forward have both died.
+
 Pooling: ``max_pool`` (gradient to the *first* maximum of each window, as PyTorch) and
 ``avg_pool`` are primitives whose VJPs are again pooling-shaped primitives (a scatter to the
 arg-max and its gather; the average and its adjoint), so they too have higher derivatives.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Optional, Sequence, Union
@@ -63,8 +69,8 @@ class _Workspace:
             self.arrays.popitem(last=False)
         return array, fresh
 
-
-_workspace = _Workspace()
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in self.arrays.values())
 
 
 def _copy_swapped(a: np.ndarray) -> np.ndarray:
@@ -77,7 +83,7 @@ def _padded(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
     if not any(lo or hi for lo, hi in padding):
         return x
     shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding))
-    buffer, _ = _workspace.get(("pad", padding, fill), shape, x.dtype, fill=fill)
+    buffer, _ = _caches.workspace.get(("pad", padding, fill), shape, x.dtype, fill=fill)
     buffer[_interior(x.shape, padding)] = x  # the border is never written, so it keeps `fill`
     return buffer
 
@@ -105,74 +111,137 @@ def _windows(xp: np.ndarray, groups: int, kernel: tuple, stride: tuple, dilation
     return as_strided(xp, shape, strides, writeable=False)
 
 
+class _Matrix(weakref.ref):
+    """A weak reference to the weight of a forward, holding the im2col matrix of its input.
+
+    ``input`` is a plain weak reference to that input array. The matrix lives while the input or
+    the weight lives, and is freed as soon as both are gone (``_input_died``, ``_weight_died``).
+    """
+
+    __slots__ = ("cols", "input")
+
+    def __new__(cls, w: np.ndarray, x: np.ndarray, cols: np.ndarray):
+        return super().__new__(cls, w, _weight_died)
+
+    def __init__(self, w: np.ndarray, x: np.ndarray, cols: np.ndarray) -> None:
+        super().__init__(w, _weight_died)
+        self.cols, self.input = cols, weakref.ref(x)
+
+
+class _Columns(weakref.ref):
+    """A weak reference to the input array of a forward: one entry of ``_SavedColumns``."""
+
+    __slots__ = ("geometry", "matrix")
+
+    def __new__(cls, x: np.ndarray, w: np.ndarray, geometry: tuple, cols: np.ndarray):
+        return super().__new__(cls, x, _input_died)
+
+    def __init__(self, x: np.ndarray, w: np.ndarray, geometry: tuple, cols: np.ndarray) -> None:
+        super().__init__(x, _input_died)
+        self.geometry, self.matrix = geometry, _Matrix(w, x, cols)
+
+
+# Both callbacks run in whichever thread drops the last reference. All weak references to an
+# object are cleared before its callbacks run, so whichever of the two runs second sees both
+# gone and frees the matrix. One attribute store is safe from any thread; the owning thread
+# drops the empty entry at its next forward.
+def _input_died(entry: _Columns) -> None:
+    if entry.matrix() is None:
+        entry.matrix.cols = None
+
+
+def _weight_died(matrix: _Matrix) -> None:
+    if matrix.input() is None:
+        matrix.cols = None
+
+
 class _SavedColumns:
     """The im2col matrices of recent forward passes, kept for the weight gradient of the same input.
 
     W(x, g) needs exactly the windows of x that the forward C(x, w) copied out; rebuilding them
-    costs as much again. Each matrix is tagged with a weak reference to the ndarray it was cut
-    from and the geometry: it is found again only while that very array is alive (the graph keeps
-    it alive until the backward pass has run), and the matrix of a dead array is recycled by the
-    next forward of the same shape, so steady-state training allocates nothing new.
-    Past ``max_bytes`` the oldest matrices are dropped; W then rebuilds its columns.
+    costs as much again. Each matrix is tagged with weak references to x and w and with the
+    geometry, and is found again only while that very x is alive (the graph keeps it alive until
+    the backward pass has run). Once x has died, the matrix serves the next forward with the same
+    w and geometry: the layer's next training step, whose input is a new array (a fresh matrix
+    above 32 MB, glibc's mmap threshold, costs page faults on every step: 10% of the step).
+    Once x and w have both died the matrix is freed at once: none outlives its input and its
+    layer. Past ``max_bytes`` the oldest matrices are dropped; W then rebuilds its columns.
+    Used by one thread only (``_caches``).
     """
 
     def __init__(self, max_bytes: int = 256 * 2**20) -> None:
         self.max_bytes = max_bytes
-        self.entries: list[list] = []  # [weakref to the source array, geometry, columns], oldest first
+        self.entries: list[_Columns] = []  # oldest first
 
     def find(self, x: np.ndarray, geometry: tuple) -> Optional[np.ndarray]:
-        for source, saved_geometry, cols in self.entries:
-            if source() is x and saved_geometry == geometry:
-                return cols
+        for entry in self.entries:
+            if entry() is x and entry.geometry == geometry:
+                return entry.matrix.cols
         return None
 
-    def new(self, x: np.ndarray, geometry: tuple, shape: tuple, dtype) -> np.ndarray:
-        """A matrix to fill for x: the buffer of a dead entry, or of x's own older entry, else a fresh one."""
-        for i, (source, saved_geometry, cols) in enumerate(self.entries):
-            owner = source()
-            if (owner is None or (owner is x and saved_geometry == geometry)) and cols.shape == shape \
-                    and cols.dtype == dtype:
-                del self.entries[i]  # by position: entries hold arrays, which do not compare as values
-                break
+    def new(self, x: np.ndarray, w: np.ndarray, geometry: tuple, shape: tuple, dtype) -> np.ndarray:
+        """A matrix to fill for C(x, w): x's own, else one a dead input of w left, else a fresh one.
+
+        The matrices reused here cannot be freed meanwhile: x and w are alive.
+        """
+        self.entries = [entry for entry in self.entries if entry.matrix.cols is not None]
+        same = [entry for entry in self.entries if entry.geometry == geometry]
+        reuse = [entry for entry in same if entry() is x] or [
+            entry for entry in same if entry() is None and entry.matrix() is w
+            and entry.matrix.cols.shape == shape and entry.matrix.cols.dtype == dtype]
+        if reuse:
+            cols = reuse[0].matrix.cols
+            self.entries = [entry for entry in self.entries if entry is not reuse[0]]
         else:
             cols = np.empty(shape, dtype)
-        self.entries.append([weakref.ref(x), geometry, cols])
-        self._trim()
+        self.entries.append(_Columns(x, w, geometry, cols))
+        while len(self.entries) > 1 and self.nbytes() > self.max_bytes:  # keep the newest
+            del self.entries[0]
         return cols
 
-    def _trim(self) -> None:
-        """Drop dead entries first, then the oldest live ones, until within ``max_bytes``."""
-        for alive in (False, True):
-            i = 0
-            while self.nbytes() > self.max_bytes and i < len(self.entries) - 1:  # keep the newest
-                if (self.entries[i][0]() is not None) == alive:
-                    del self.entries[i]
-                else:
-                    i += 1
-
     def nbytes(self) -> int:
-        return sum(cols.nbytes for _, _, cols in self.entries)
+        return sum(getattr(entry.matrix.cols, "nbytes", 0) for entry in self.entries)
 
 
-_saved_columns = _SavedColumns()
+class _ThreadCaches(threading.local):
+    """Each thread's own workspace and saved columns.
+
+    A scratch buffer filled by one call must not be refilled by another thread's call before the
+    first has read it: with process-wide buffers, 4 threads running conv2d got wrong results.
+    ``threading.local`` frees a thread's caches when the thread ends.
+    """
+
+    def __init__(self) -> None:  # runs once in each thread, at its first use
+        self.workspace = _Workspace()
+        self.saved_columns = _SavedColumns()
 
 
-def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size, keep: bool = False,
-            find: bool = False) -> np.ndarray:
+_caches = _ThreadCaches()
+
+
+def _held_nbytes() -> tuple[int, int]:
+    """(workspace, saved columns): the bytes the calling thread's caches hold (for tests)."""
+    return _caches.workspace.nbytes(), _caches.saved_columns.nbytes()
+
+
+def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_size,
+            keep_for: Optional[np.ndarray] = None, find: bool = False) -> np.ndarray:
     """The (G, Cg*K, N*L) matrix of input windows.
 
-    The forward copies the windows out of x, and keeps the matrix when ``keep``; the weight
-    gradient (``find=True``) uses the kept one when x is the very array of that forward. So the
-    weight gradient sees x as it was at the forward, as the recorded graph requires.
+    The forward copies the windows out of x, and keeps the matrix when given its weight
+    (``keep_for``); the weight gradient (``find=True``) uses the kept one when x is the very array
+    of that forward. So the weight gradient sees x as it was at the forward, as the recorded graph
+    requires.
     """
     geometry = (stride, padding, dilation, groups, kernel, out_size)
-    cols = _saved_columns.find(x, geometry) if find else None
+    saved = _caches.saved_columns
+    cols = saved.find(x, geometry) if find else None
     if cols is None:
         view = _windows(_padded(x, padding, 0.0), groups, kernel, stride, dilation, out_size)
-        if keep:
-            cols = _saved_columns.new(x, geometry, view.shape, x.dtype)
+        if keep_for is not None:
+            cols = saved.new(x, keep_for, geometry, view.shape, x.dtype)
         else:
-            cols, _ = _workspace.get("im2col", view.shape, x.dtype)
+            cols, _ = _caches.workspace.get("im2col", view.shape, x.dtype)
         for group in range(groups):  # per group: NumPy copies a 6-d view much faster than a 7-d one
             np.copyto(cols[group], view[group])
     k = int(np.prod(kernel))
@@ -185,7 +254,10 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, scratch: Optional[str] = None)
     With ``scratch`` the result lives in the workspace (for temporaries that do not escape).
     """
     shape, dtype = (a.shape[0], a.shape[1], b.shape[2]), np.result_type(a.dtype, b.dtype)
-    out = np.empty(shape, dtype) if scratch is None else _workspace.get(scratch, shape, dtype)[0]
+    if scratch is None:
+        out = np.empty(shape, dtype)
+    else:
+        out, _ = _caches.workspace.get(scratch, shape, dtype)
     for group in range(a.shape[0]):
         np.matmul(a[group], b[group], out=out[group])
     return out
@@ -201,7 +273,8 @@ def _to_group_major(g: np.ndarray, groups: int) -> np.ndarray:
 def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
     # keep the columns for W(x, g) only where a graph may be recorded (not under no_grad)
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                   kernel=w.shape[2:], out_size=output_size, keep=is_grad_enabled())
+                   kernel=w.shape[2:], out_size=output_size,
+                   keep_for=w if is_grad_enabled() else None)
     out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
     return _copy_swapped(out)  # always a copy: `out` is workspace memory
@@ -220,7 +293,7 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
         dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")  # (G, Cg*K, N*L): one GEMM
         dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
         # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
-        acc, _ = _workspace.get("col2im", (c, n) + padded, dcols.dtype)
+        acc, _ = _caches.workspace.get("col2im", (c, n) + padded, dcols.dtype)
         acc.fill(0)
         for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
             acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
@@ -230,7 +303,7 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
 def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
     """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros elsewhere."""
     n, o, out_size = g.shape[0], g.shape[1], g.shape[2:]
-    grid, _ = _workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
+    grid, _ = _caches.workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
     # only this region is ever written, so the rest of the reused buffer stays zero
     grid[(slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)] = np.swapaxes(g, 0, 1)
     return grid.reshape(groups, o // groups, -1)
@@ -250,7 +323,7 @@ def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple, padd
     """
     dcols = dcols.reshape(c, int(np.prod(kernel)), -1)
     length = dcols.shape[-1]
-    acc, _ = _workspace.get("col2im", (c, length), dcols.dtype)
+    acc, _ = _caches.workspace.get("col2im", (c, length), dcols.dtype)
     acc.fill(0)
     grid_strides = np.cumprod((1,) + padded[:0:-1])[::-1]  # (Wp, 1) for 2-d
     for k, offset in enumerate(itertools.product(*map(range, kernel))):
