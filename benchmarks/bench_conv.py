@@ -21,17 +21,18 @@ import sys
 
 import harness
 import numpy as np
-
-import chainrule as cr
 import torch
 import torch.nn.functional as F
+
+import chainrule as cr
 
 TARGET = 1.5
 
 
 def conv_states(seed: int = 0):
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((64, 16, 28, 28), (32, 16, 3, 3), (32,))]
+    shapes = ((64, 16, 28, 28), (32, 16, 3, 3), (32,))
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grad_out = rng.standard_normal((64, 32, 28, 28)).astype(np.float32)
     ours = [cr.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
@@ -60,8 +61,10 @@ def pool_states(seed: int = 1):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((64, 32, 28, 28)).astype(np.float32)
     grad_out = rng.standard_normal((64, 32, 14, 14)).astype(np.float32)
-    return (cr.tensor(x, requires_grad=True), cr.tensor(grad_out)), (torch.tensor(x, requires_grad=True),
-                                                                      torch.tensor(grad_out))
+    return (
+        (cr.tensor(x, requires_grad=True), cr.tensor(grad_out)),
+        (torch.tensor(x, requires_grad=True), torch.tensor(grad_out)),
+    )
 
 
 def pool_cr(x, grad_out):
@@ -95,31 +98,51 @@ def verify() -> str:
     out_p.backward(gp)
     out_pt = F.max_pool2d(xpt, 2)
     out_pt.backward(gpt)
-    pool_same = np.array_equal(out_p.numpy(), out_pt.detach().numpy()) and np.array_equal(xp.grad.numpy(),
-                                                                                         xpt.grad.numpy())
+    pool_same = np.array_equal(out_p.numpy(), out_pt.detach().numpy()) and np.array_equal(
+        xp.grad.numpy(), xpt.grad.numpy()
+    )
     if worst > 1e-5 or not pool_same:
-        raise SystemExit(f"verification failed: conv worst relative error {worst:.2e}, pool identical {pool_same}")
-    return f"conv2d outputs and gradients agree (worst relative norm error {worst:.1e}); max_pool2d identical"
+        raise SystemExit(
+            f"verification failed: conv worst relative error {worst:.2e}, "
+            f"pool identical {pool_same}"
+        )
+    return (
+        f"conv2d outputs and gradients agree (worst relative norm error {worst:.1e}); "
+        "max_pool2d identical"
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)")
+    ap.add_argument(
+        "--quick", action="store_true", help="few rounds (smoke test; numbers are noisy)"
+    )
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 30)")
     args = ap.parse_args(argv)
     rounds = args.rounds if args.rounds is not None else (4 if args.quick else 30)
     reps = 2 if args.quick else 5
 
-    threads = harness.print_setup("chainrule vs PyTorch (CPU) convolution benchmark", "benchmarks/bench_conv.py")
-    print(f"- rounds: {rounds} x {reps} timed calls per library and case; order alternates per round\n")
+    threads = harness.print_setup(
+        "chainrule vs PyTorch (CPU) convolution benchmark", "benchmarks/bench_conv.py"
+    )
+    print(
+        f"- rounds: {rounds} x {reps} timed calls per library and case; "
+        "order alternates per round\n"
+    )
     print(f"Equivalence check: {verify()}\n")
     (c_ours, c_g), (c_theirs, c_gt) = conv_states()
     (p_ours, p_g), (p_theirs, p_gt) = pool_states()
     cases = [
-        harness.Case("conv2d fwd+bwd, x (64,16,28,28), w (32,16,3,3), padding 1, float32",
-                     lambda: conv_cr(c_ours, c_g), lambda: conv_torch(c_theirs, c_gt), reps, rounds, TARGET),
-        harness.Case("max_pool2d 2x2 fwd+bwd, x (64,32,28,28), float32",
-                     lambda: pool_cr(p_ours, p_g), lambda: pool_torch(p_theirs, p_gt), reps, rounds, TARGET),
+        harness.Case(
+            "conv2d fwd+bwd, x (64,16,28,28), w (32,16,3,3), padding 1, float32",
+            lambda: conv_cr(c_ours, c_g), lambda: conv_torch(c_theirs, c_gt),
+            reps, rounds, TARGET,
+        ),
+        harness.Case(
+            "max_pool2d 2x2 fwd+bwd, x (64,32,28,28), float32",
+            lambda: pool_cr(p_ours, p_g), lambda: pool_torch(p_theirs, p_gt),
+            reps, rounds, TARGET,
+        ),
     ]
     times, elapsed = harness.measure(cases)
     harness.print_table(cases, times, threads, elapsed)

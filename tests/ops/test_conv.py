@@ -27,17 +27,25 @@ def _conv_configs(n_spatial: int, count: int, seed: int) -> list:
         padding = rng.choice(["int", "tuple", "same", "valid"])
         if padding == "same" and stride != (1,) * n_spatial:
             padding = "int"  # PyTorch refuses 'same' with stride > 1 (tested separately below)
-        padding = {"int": int(rng.integers(0, 3)), "tuple": tuple(int(p) for p in rng.integers(0, 3, n_spatial)),
-                   "same": "same", "valid": "valid"}[str(padding)]
+        padding = {
+            "int": int(rng.integers(0, 3)),
+            "tuple": tuple(int(p) for p in rng.integers(0, 3, n_spatial)),
+            "same": "same",
+            "valid": "valid",
+        }[str(padding)]
         batch = int(rng.choice([1, 3]))
         pads = (padding,) * n_spatial if isinstance(padding, int) else padding
         if not isinstance(pads, str) and any(
-                i + 2 * p - d * (k - 1) - 1 < 0 for i, p, d, k in zip(size, pads, dilation, kernel)):
+            i + 2 * p - d * (k - 1) - 1 < 0
+            for i, p, d, k in zip(size, pads, dilation, kernel)
+        ):
             continue
-        if pads == "valid" and any(i - d * (k - 1) - 1 < 0 for i, d, k in zip(size, dilation, kernel)):
+        if pads == "valid" and any(
+            i - d * (k - 1) - 1 < 0 for i, d, k in zip(size, dilation, kernel)
+        ):
             continue
-        configs.append(dict(shape=(batch, c_in) + size, weight=(c_out, c_in // groups) + kernel, stride=stride,
-                            padding=padding, dilation=dilation, groups=groups))
+        configs.append(dict(shape=(batch, c_in) + size, weight=(c_out, c_in // groups) + kernel,
+                            stride=stride, padding=padding, dilation=dilation, groups=groups))
     return configs
 
 
@@ -60,7 +68,8 @@ def test_conv2d_matches_torch(config):
     x, w = rng.standard_normal(config["shape"]), rng.standard_normal(config["weight"])
     b = rng.standard_normal(config["weight"][0])
     kw = {k: config[k] for k in ("stride", "padding", "dilation", "groups")}
-    _compare(lambda x, w, b: cr.conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw), (x, w, b))
+    _compare(lambda x, w, b: cr.conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw),
+             (x, w, b))
 
 
 @pytest.mark.parametrize("config", _conv_configs(1, 25, seed=1), ids=lambda c: str(c)[:80])
@@ -69,7 +78,8 @@ def test_conv1d_matches_torch(config):
     x, w = rng.standard_normal(config["shape"]), rng.standard_normal(config["weight"])
     b = rng.standard_normal(config["weight"][0])
     kw = {k: config[k] for k in ("stride", "padding", "dilation", "groups")}
-    _compare(lambda x, w, b: cr.conv1d(x, w, b, **kw), lambda x, w, b: F.conv1d(x, w, b, **kw), (x, w, b))
+    _compare(lambda x, w, b: cr.conv1d(x, w, b, **kw), lambda x, w, b: F.conv1d(x, w, b, **kw),
+             (x, w, b))
 
 
 def _transpose_configs(count: int, seed: int) -> list:
@@ -77,7 +87,8 @@ def _transpose_configs(count: int, seed: int) -> list:
     configs = []
     while len(configs) < count:
         groups = int(rng.choice([1, 2]))
-        stride, dilation = tuple(int(s) for s in rng.integers(1, 4, 2)), tuple(int(d) for d in rng.integers(1, 3, 2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+        dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
         kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
         padding = tuple(int(p) for p in rng.integers(0, 2, 2))
         output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
@@ -87,8 +98,9 @@ def _transpose_configs(count: int, seed: int) -> list:
         if min(out) < 1:
             continue
         c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
-        configs.append(dict(shape=(int(rng.choice([1, 2])), c_in) + size, weight=(c_in, c_out // groups) + kernel,
-                            stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+        configs.append(dict(shape=(int(rng.choice([1, 2])), c_in) + size,
+                            weight=(c_in, c_out // groups) + kernel, stride=stride,
+                            padding=padding, output_padding=output_padding, dilation=dilation,
                             groups=groups))
     return configs
 
@@ -99,7 +111,8 @@ def test_conv_transpose2d_matches_torch(config):
     x, w = rng.standard_normal(config["shape"]), rng.standard_normal(config["weight"])
     b = rng.standard_normal(config["weight"][1] * config["groups"])
     kw = {k: config[k] for k in ("stride", "padding", "output_padding", "dilation", "groups")}
-    _compare(lambda x, w, b: cr.conv_transpose2d(x, w, b, **kw), lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+    _compare(lambda x, w, b: cr.conv_transpose2d(x, w, b, **kw),
+             lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
              (x, w, b))
 
 
@@ -113,17 +126,21 @@ def _pool_configs(count: int, seed: int) -> list:
         dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
         size = tuple(int(i) for i in rng.integers(3, 9, 2))
         ceil_mode = bool(rng.integers(0, 2))
-        if any(i + 2 * p - d * (k - 1) - 1 < 0 for i, p, d, k in zip(size, padding, dilation, kernel)):
+        if any(
+            i + 2 * p - d * (k - 1) - 1 < 0
+            for i, p, d, k in zip(size, padding, dilation, kernel)
+        ):
             continue
-        configs.append(dict(shape=(int(rng.choice([1, 2])), 2) + size, kernel_size=kernel, stride=stride,
-                            padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+        configs.append(dict(shape=(int(rng.choice([1, 2])), 2) + size, kernel_size=kernel,
+                            stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
                             count_include_pad=bool(rng.integers(0, 2))))
     return configs
 
 
 @pytest.mark.parametrize("config", _pool_configs(40, seed=5), ids=lambda c: str(c)[:80])
 def test_max_pool2d_matches_torch(config):
-    x = np.random.default_rng(6).permutation(int(np.prod(config["shape"]))).reshape(config["shape"]) * 1.0
+    size = int(np.prod(config["shape"]))
+    x = np.random.default_rng(6).permutation(size).reshape(config["shape"]) * 1.0
     kw = {k: config[k] for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")}
     _compare(lambda x: cr.max_pool2d(x, **kw), lambda x: F.max_pool2d(x, **kw), (x,))
 
@@ -131,15 +148,20 @@ def test_max_pool2d_matches_torch(config):
 @pytest.mark.parametrize("config", _pool_configs(40, seed=7), ids=lambda c: str(c)[:80])
 def test_avg_pool2d_matches_torch(config):
     x = np.random.default_rng(8).standard_normal(config["shape"])
-    kw = {k: config[k] for k in ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")}
+    kw = {
+        k: config[k]
+        for k in ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+    }
     _compare(lambda x: cr.avg_pool2d(x, **kw), lambda x: F.avg_pool2d(x, **kw), (x,))
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), (2, 1, 1), (3, 3, 0)])
 def test_1d_pools_match_torch(kernel, stride, padding):
     x = np.random.default_rng(9).standard_normal((2, 3, 10))
-    _compare(lambda x: cr.max_pool1d(x, kernel, stride, padding), lambda x: F.max_pool1d(x, kernel, stride, padding), (x,))
-    _compare(lambda x: cr.avg_pool1d(x, kernel, stride, padding), lambda x: F.avg_pool1d(x, kernel, stride, padding), (x,))
+    _compare(lambda x: cr.max_pool1d(x, kernel, stride, padding),
+             lambda x: F.max_pool1d(x, kernel, stride, padding), (x,))
+    _compare(lambda x: cr.avg_pool1d(x, kernel, stride, padding),
+             lambda x: F.avg_pool1d(x, kernel, stride, padding), (x,))
 
 
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
@@ -147,13 +169,15 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
     cr.max_pool2d(x, 2).sum().backward()
     assert x.grad.numpy().ravel().tolist() == [0.0, 1.0, 0.0, 0.0]
     ties = np.round(np.random.default_rng(10).standard_normal((2, 2, 6, 6)))  # many ties
-    _compare(lambda x: cr.max_pool2d(x, 3, stride=1), lambda x: F.max_pool2d(x, 3, stride=1), (ties,))
+    _compare(lambda x: cr.max_pool2d(x, 3, stride=1), lambda x: F.max_pool2d(x, 3, stride=1),
+             (ties,))
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 3), (5, 2), (4, None)])
 def test_adaptive_avg_pool2d_matches_torch(size):
     x = np.random.default_rng(11).standard_normal((2, 3, 7, 6))
-    _compare(lambda x: cr.adaptive_avg_pool2d(x, size), lambda x: F.adaptive_avg_pool2d(x, size), (x,))
+    _compare(lambda x: cr.adaptive_avg_pool2d(x, size), lambda x: F.adaptive_avg_pool2d(x, size),
+             (x,))
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
@@ -166,7 +190,8 @@ def test_same_padding_at_every_stride(size, kernel, stride, dilation):
     assert out.shape[2:] == (-(-size // stride),) * 2
     total = max((-(-size // stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     lo, hi = total // 2, total - total // 2
-    expected = F.conv2d(F.pad(torch.tensor(x), (lo, hi, lo, hi)), torch.tensor(w), stride=stride, dilation=dilation)
+    expected = F.conv2d(F.pad(torch.tensor(x), (lo, hi, lo, hi)), torch.tensor(w), stride=stride,
+                        dilation=dilation)
     np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-12)
 
 
@@ -174,7 +199,8 @@ def test_same_padding_at_every_stride(size, kernel, stride, dilation):
     (lambda x, w: cr.conv2d(x, w, stride=2, padding=1, groups=2), ((1, 4, 5, 4), (2, 2, 3, 2))),
     (lambda x, w: cr.conv2d(x, w, padding="same", dilation=2), ((2, 1, 4, 4), (2, 1, 2, 3))),
     (lambda x, w: cr.conv1d(x, w, stride=2, padding=(1, 2)), ((2, 2, 6), (3, 2, 3))),
-    (lambda x, w: cr.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1), ((1, 2, 3, 3), (2, 2, 3, 3))),
+    (lambda x, w: cr.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+     ((1, 2, 3, 3), (2, 2, 3, 3))),
 ])
 def test_conv_gradcheck_first_and_second_order(fn, shapes):
     rng = np.random.default_rng(13)
@@ -190,7 +216,8 @@ def test_grad_of_grad_through_conv_matches_torch():
     (gx,) = cr.autograd_grad(cr.sum(cr.tanh(cr.conv2d(xc, wc, padding=1))), xc, create_graph=True)
     cr.sum(gx * gx).backward()
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    (gxt,) = torch.autograd.grad(torch.tanh(F.conv2d(xt, wt, padding=1)).sum(), xt, create_graph=True)
+    (gxt,) = torch.autograd.grad(torch.tanh(F.conv2d(xt, wt, padding=1)).sum(), xt,
+                                 create_graph=True)
     (gxt * gxt).sum().backward()
     np.testing.assert_allclose(wc.grad.numpy(), wt.grad.numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
@@ -207,16 +234,26 @@ def test_float32_stays_float32_and_unbatched_input_works():
 
 # fmt: off
 BAD = [
-    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 2, 3, 3)),                 cr.ShapeError, "input channels"),
-    (lambda: cr.conv2d(cr.ones(1, 4, 5, 5), cr.ones(3, 2, 3, 3), groups=2),       cr.ShapeError, "divisible by groups"),
-    (lambda: cr.conv2d(cr.ones(1, 3, 2, 2), cr.ones(4, 3, 3, 3)),                 cr.ShapeError, "conv2d: kernel_size=3"),
-    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), padding="half"), ValueError,    "'valid', 'same', 'full'"),
-    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), stride=0),       ValueError,    "stride=0"),
-    (lambda: cr.conv2d(cr.ones(5, 5), cr.ones(4, 3, 3, 3)),                       cr.ShapeError, "input must be"),
-    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), cr.ones(3)),     cr.ShapeError, "bias must have shape (4,)"),
-    (lambda: cr.max_pool2d(cr.ones(1, 1, 4, 4), 2, padding=2),                    cr.ShapeError, "more than half the pool window"),
-    (lambda: cr.max_pool2d(cr.ones(1, 1, 2, 2), 3),                               cr.ShapeError, "larger than the padded input"),
-    (lambda: cr.conv_transpose2d(cr.ones(1, 2, 3, 3), cr.ones(2, 2, 3, 3), stride=2, output_padding=2),
+    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 2, 3, 3)),
+     cr.ShapeError, "input channels"),
+    (lambda: cr.conv2d(cr.ones(1, 4, 5, 5), cr.ones(3, 2, 3, 3), groups=2),
+     cr.ShapeError, "divisible by groups"),
+    (lambda: cr.conv2d(cr.ones(1, 3, 2, 2), cr.ones(4, 3, 3, 3)),
+     cr.ShapeError, "conv2d: kernel_size=3"),
+    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), padding="half"),
+     ValueError, "'valid', 'same', 'full'"),
+    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), stride=0),
+     ValueError, "stride=0"),
+    (lambda: cr.conv2d(cr.ones(5, 5), cr.ones(4, 3, 3, 3)),
+     cr.ShapeError, "input must be"),
+    (lambda: cr.conv2d(cr.ones(1, 3, 5, 5), cr.ones(4, 3, 3, 3), cr.ones(3)),
+     cr.ShapeError, "bias must have shape (4,)"),
+    (lambda: cr.max_pool2d(cr.ones(1, 1, 4, 4), 2, padding=2),
+     cr.ShapeError, "more than half the pool window"),
+    (lambda: cr.max_pool2d(cr.ones(1, 1, 2, 2), 3),
+     cr.ShapeError, "larger than the padded input"),
+    (lambda: cr.conv_transpose2d(cr.ones(1, 2, 3, 3), cr.ones(2, 2, 3, 3), stride=2,
+                                 output_padding=2),
      cr.ShapeError, "output_padding"),
 ]
 # fmt: on
@@ -264,7 +301,9 @@ def test_changing_the_input_in_place_after_the_forward_refuses_backward():
     w = cr.tensor(rng.normal(size=(4, 3, 3, 3)), requires_grad=True)
     y = cr.conv2d(x, w, padding=1)
     cr.ops.inplace.add_(x, 1.0)
-    with pytest.raises(cr.InplaceModifiedError, match="convBackward.*version 1; expected version 0"):
+    with pytest.raises(
+        cr.InplaceModifiedError, match="convBackward.*version 1; expected version 0"
+    ):
         (y * y).sum().backward()
 
 

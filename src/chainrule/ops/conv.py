@@ -32,7 +32,7 @@ import itertools
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Optional, Sequence, Union
+from typing import Hashable, Optional, Sequence, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -57,7 +57,7 @@ class _Workspace:
         self.capacity = capacity
         self.arrays: OrderedDict = OrderedDict()
 
-    def get(self, key: tuple, shape: tuple, dtype, fill=None) -> tuple[np.ndarray, bool]:
+    def get(self, key: Hashable, shape: tuple, dtype, fill=None) -> tuple[np.ndarray, bool]:
         """An array for ``key`` (contents left from the previous use) and whether it is new."""
         key = (key, shape, np.dtype(dtype).str)
         array = self.arrays.pop(key, None)
@@ -79,7 +79,8 @@ def _copy_swapped(a: np.ndarray) -> np.ndarray:
 
 
 def _padded(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
-    """x with per-side ``padding`` of the spatial axes, in a reused buffer whose border keeps ``fill``."""
+    """x with per-side ``padding`` of the spatial axes, in a reused buffer whose border keeps
+    ``fill``."""
     if not any(lo or hi for lo, hi in padding):
         return x
     shape = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding))
@@ -89,13 +90,16 @@ def _padded(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
 
 
 def _interior(shape: tuple, padding: tuple) -> tuple:
-    return (slice(None), slice(None)) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], padding))
+    return (slice(None), slice(None)) + tuple(
+        slice(lo, lo + n) for n, (lo, _) in zip(shape[2:], padding)
+    )
 
 
 def _offset_slices(offset: tuple, stride: tuple, dilation: tuple, out_size: tuple) -> tuple:
     """The positions a kernel offset touches in the padded input, for every output position."""
     return (slice(None), slice(None)) + tuple(
-        slice(o * d, o * d + s * (n - 1) + 1, s) for o, s, d, n in zip(offset, stride, dilation, out_size)
+        slice(o * d, o * d + s * (n - 1) + 1, s)
+        for o, s, d, n in zip(offset, stride, dilation, out_size)
     )
 
 
@@ -106,8 +110,12 @@ def _windows(xp: np.ndarray, groups: int, kernel: tuple, stride: tuple, dilation
     s_n, s_c = xp.strides[:2]
     s_sp = xp.strides[2:]
     shape = (groups, c // groups) + kernel + (n,) + out_size
-    strides = ((c // groups) * s_c, s_c) + tuple(s * d for s, d in zip(s_sp, dilation)) + (s_n,) + tuple(
-        s * st for s, st in zip(s_sp, stride))
+    strides = (
+        ((c // groups) * s_c, s_c)
+        + tuple(s * d for s, d in zip(s_sp, dilation))
+        + (s_n,)
+        + tuple(s * st for s, st in zip(s_sp, stride))
+    )
     return as_strided(xp, shape, strides, writeable=False)
 
 
@@ -119,12 +127,15 @@ class _Matrix(weakref.ref):
     """
 
     __slots__ = ("cols", "input")
+    cols: Optional[np.ndarray]  # None once freed
+    input: weakref.ref[np.ndarray]
 
+    # weakref.ref takes the referent and the callback in __new__; its __init__ only checks them
+    # again, so it is not called
     def __new__(cls, w: np.ndarray, x: np.ndarray, cols: np.ndarray):
         return super().__new__(cls, w, _weight_died)
 
     def __init__(self, w: np.ndarray, x: np.ndarray, cols: np.ndarray) -> None:
-        super().__init__(w, _weight_died)
         self.cols, self.input = cols, weakref.ref(x)
 
 
@@ -137,7 +148,7 @@ class _Columns(weakref.ref):
         return super().__new__(cls, x, _input_died)
 
     def __init__(self, x: np.ndarray, w: np.ndarray, geometry: tuple, cols: np.ndarray) -> None:
-        super().__init__(x, _input_died)
+        # as in _Matrix: no weakref.ref.__init__ call, __new__ took the referent and callback
         self.geometry, self.matrix = geometry, _Matrix(w, x, cols)
 
 
@@ -188,9 +199,11 @@ class _SavedColumns:
         same = [entry for entry in self.entries if entry.geometry == geometry]
         reuse = [entry for entry in same if entry() is x] or [
             entry for entry in same if entry() is None and entry.matrix() is w
-            and entry.matrix.cols.shape == shape and entry.matrix.cols.dtype == dtype]
+            and (kept := entry.matrix.cols) is not None
+            and kept.shape == shape and kept.dtype == dtype]
         if reuse:
             cols = reuse[0].matrix.cols
+            assert cols is not None  # not None after the filter, and x or w alive: not freed
             self.entries = [entry for entry in self.entries if entry is not reuse[0]]
         else:
             cols = np.empty(shape, dtype)
@@ -249,7 +262,8 @@ def _im2col(x: np.ndarray, *, stride, padding, dilation, groups, kernel, out_siz
 
 
 def _grouped_matmul(a: np.ndarray, b: np.ndarray, scratch: Optional[str] = None) -> np.ndarray:
-    """a[g] @ b[g] for every group as 2-d GEMMs (NumPy's batched matmul skips BLAS on transposed operands).
+    """a[g] @ b[g] for every group as 2-d GEMMs (NumPy's batched matmul skips BLAS on transposed
+    operands).
 
     With ``scratch`` the result lives in the workspace (for temporaries that do not escape).
     """
@@ -275,7 +289,8 @@ def _conv_impl(x, w, *, stride, padding, dilation, groups, output_size):
     cols = _im2col(x, stride=stride, padding=padding, dilation=dilation, groups=groups,
                    kernel=w.shape[2:], out_size=output_size,
                    keep_for=w if is_grad_enabled() else None)
-    out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")  # (G, Og, N*L): one GEMM
+    # (G, Og, N*L): one GEMM
+    out = _grouped_matmul(w.reshape(groups, w.shape[0] // groups, -1), cols, "gemm")
     out = out.reshape((w.shape[0], x.shape[0]) + output_size)
     return _copy_swapped(out)  # always a copy: `out` is workspace memory
 
@@ -287,29 +302,35 @@ def _conv_transpose_impl(g, w, *, stride, padding, dilation, groups, input_size)
     w3_t = np.ascontiguousarray(np.swapaxes(w.reshape(groups, w.shape[0] // groups, -1), 1, 2))
     c, n = groups * w.shape[1], g.shape[0]
     if all(s == 1 for s in stride):
-        acc = _col2im_flat(_grouped_matmul(w3_t, _embedded(g, groups, padded), "gemm"), c, kernel, dilation,
-                           padded)
+        acc = _col2im_flat(_grouped_matmul(w3_t, _embedded(g, groups, padded), "gemm"),
+                           c, kernel, dilation, padded)
     else:
-        dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")  # (G, Cg*K, N*L): one GEMM
+        # (G, Cg*K, N*L): one GEMM
+        dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")
         dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
         # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
         acc, _ = _caches.workspace.get("col2im", (c, n) + padded, dcols.dtype)
         acc.fill(0)
         for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
-            acc[_offset_slices(offset, stride, dilation, out_size)] += dcols[(slice(None),) + offset]
+            acc[_offset_slices(offset, stride, dilation, out_size)] += (
+                dcols[(slice(None),) + offset]
+            )
     return _copy_swapped(acc[_interior((None, None) + input_size, padding)])  # out of the workspace
 
 
 def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
-    """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros elsewhere."""
+    """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros
+    elsewhere."""
     n, o, out_size = g.shape[0], g.shape[1], g.shape[2:]
     grid, _ = _caches.workspace.get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
     # only this region is ever written, so the rest of the reused buffer stays zero
-    grid[(slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)] = np.swapaxes(g, 0, 1)
+    region = (slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)
+    grid[region] = np.swapaxes(g, 0, 1)
     return grid.reshape(groups, o // groups, -1)
 
 
-def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple, padded: tuple) -> np.ndarray:
+def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple,
+                 padded: tuple) -> np.ndarray:
     """col2im at stride 1 as one contiguous shifted add per kernel offset, (C, N, *padded).
 
     ``dcols`` (G, Cg*K, N*P) holds each window's gradient at its output position on the padded
@@ -347,14 +368,20 @@ conv_p           = Primitive("conv", _conv_impl)
 conv_transpose_p = Primitive("conv_transpose", _conv_transpose_impl)
 conv_weight_p    = Primitive("conv_weight", _conv_weight_impl)
 conv_p.defvjp(
-    lambda g, out, x, w, *, output_size, **p: conv_transpose_p.bind(g, w, input_size=x.shape[2:], **p),
-    lambda g, out, x, w, *, output_size, **p: conv_weight_p.bind(x, g, kernel_size=w.shape[2:], **p))
+    lambda g, out, x, w, *, output_size, **p:
+        conv_transpose_p.bind(g, w, input_size=x.shape[2:], **p),
+    lambda g, out, x, w, *, output_size, **p:
+        conv_weight_p.bind(x, g, kernel_size=w.shape[2:], **p))
 conv_transpose_p.defvjp(
-    lambda h, out, g, w, *, input_size, **p: conv_p.bind(h, w, output_size=g.shape[2:], **p),
-    lambda h, out, g, w, *, input_size, **p: conv_weight_p.bind(h, g, kernel_size=w.shape[2:], **p))
+    lambda h, out, g, w, *, input_size, **p:
+        conv_p.bind(h, w, output_size=g.shape[2:], **p),
+    lambda h, out, g, w, *, input_size, **p:
+        conv_weight_p.bind(h, g, kernel_size=w.shape[2:], **p))
 conv_weight_p.defvjp(
-    lambda k, out, x, g, *, kernel_size, **p: conv_transpose_p.bind(g, k, input_size=x.shape[2:], **p),
-    lambda k, out, x, g, *, kernel_size, **p: conv_p.bind(x, k, output_size=g.shape[2:], **p))
+    lambda k, out, x, g, *, kernel_size, **p:
+        conv_transpose_p.bind(g, k, input_size=x.shape[2:], **p),
+    lambda k, out, x, g, *, kernel_size, **p:
+        conv_p.bind(x, k, output_size=g.shape[2:], **p))
 # fmt: on
 
 
@@ -381,7 +408,8 @@ def _argmax_masks(x, best, *, kernel, stride, padding, dilation, output_size):
     """
     taken = np.zeros(best.shape, dtype=bool)
     masks = []
-    for offset, view in _pool_views(_padded(x, padding, -np.inf), kernel, stride, dilation, output_size):
+    xp = _padded(x, padding, -np.inf)
+    for offset, view in _pool_views(xp, kernel, stride, dilation, output_size):
         mask = np.equal(view, best)
         np.greater(mask, taken, out=mask)  # mask and not taken: a later tie does not take over
         np.logical_or(taken, mask, out=taken)
@@ -400,7 +428,8 @@ def _max_pool_scatter_impl(g, x, best, **params):
     dx = np.zeros(x.shape[:2] + padded, dtype=g.dtype)
     disjoint = _windows_disjoint(params["kernel"], params["stride"], params["dilation"])
     for offset, mask in _argmax_masks(x, best, **params):
-        target = dx[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])]
+        target = dx[_offset_slices(offset, params["stride"], params["dilation"],
+                                   params["output_size"])]
         if disjoint:
             np.multiply(g, mask, out=target)  # each position is written once: no temporary, no add
         else:
@@ -413,14 +442,16 @@ def _max_pool_gather_impl(h, x, best, **params):
     hp = _padded(h, params["padding"], 0.0)
     out = np.zeros(x.shape[:2] + params["output_size"], dtype=h.dtype)
     for offset, mask in _argmax_masks(x, best, **params):
-        np.copyto(out, hp[_offset_slices(offset, params["stride"], params["dilation"], params["output_size"])],
+        np.copyto(out, hp[_offset_slices(offset, params["stride"], params["dilation"],
+                                         params["output_size"])],
                   where=mask)  # exactly one offset per window holds the arg-max
     return out
 
 
 def _avg_pool_impl(x, *, kernel, stride, padding, output_size, divisor):
     out = np.zeros(x.shape[:2] + output_size, dtype=x.dtype)
-    for _, view in _pool_views(_padded(x, padding, 0.0), kernel, stride, (1,) * len(kernel), output_size):
+    xp = _padded(x, padding, 0.0)
+    for _, view in _pool_views(xp, kernel, stride, (1,) * len(kernel), output_size):
         out += view
     out /= divisor
     return out
@@ -442,8 +473,10 @@ max_pool_gather_p  = Primitive("max_pool_gather", _max_pool_gather_impl, smooth=
 avg_pool_p         = Primitive("avg_pool", _avg_pool_impl)
 avg_pool_adjoint_p = Primitive("avg_pool_adjoint", _avg_pool_adjoint_impl)
 max_pool_p.defvjp(lambda g, out, x, **p: max_pool_scatter_p.bind(g, x.detach(), out.detach(), **p))
-max_pool_scatter_p.defvjp(lambda h, out, g, x, best, **p: max_pool_gather_p.bind(h, x, best, **p), None, None)
-max_pool_gather_p.defvjp(lambda k, out, h, x, best, **p: max_pool_scatter_p.bind(k, x, best, **p), None, None)
+max_pool_scatter_p.defvjp(lambda h, out, g, x, best, **p: max_pool_gather_p.bind(h, x, best, **p),
+                          None, None)
+max_pool_gather_p.defvjp(lambda k, out, h, x, best, **p: max_pool_scatter_p.bind(k, x, best, **p),
+                         None, None)
 avg_pool_p.defvjp(lambda g, out, x, **p: avg_pool_adjoint_p.bind(g, input_size=x.shape[2:], **p))
 avg_pool_adjoint_p.defvjp(lambda h, out, g, *, input_size, **p: avg_pool_p.bind(h, **p))
 # fmt: on
@@ -463,8 +496,10 @@ def _ntuple(value, n: int, name: str, minimum: int = 1) -> tuple:
     return tuple(int(v) for v in values)
 
 
-def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
-    """Per-side pads ((lo, hi), ...) from an int, a tuple (per axis, or per-side pairs) or a mode name.
+def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple,
+                  dilation: tuple) -> tuple:
+    """Per-side pads ((lo, hi), ...) from an int, a tuple (per axis, or per-side pairs) or a mode
+    name.
 
     In 1-d a pair of ints is (before, after).
     'same' has TensorFlow's meaning for every stride: output = ceil(input / stride), the odd pad
@@ -477,7 +512,8 @@ def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, 
         if padding == "full":
             return tuple((shapes.effective_kernel(k, d) - 1,) * 2 for k, d in zip(kernel, dilation))
         if padding == "same":
-            return tuple(shapes.same_padding(i, k, s, d) for i, k, s, d in zip(sizes, kernel, stride, dilation))
+            return tuple(shapes.same_padding(i, k, s, d)
+                         for i, k, s, d in zip(sizes, kernel, stride, dilation))
         raise ValueError(f"padding={padding!r}: use an int, a tuple, or 'valid', 'same', 'full'")
     if isinstance(padding, (int, np.integer)):
         padding = (padding,) * n
@@ -489,7 +525,8 @@ def _conv_padding(padding: Padding, sizes: tuple, kernel: tuple, stride: tuple, 
     elif len(padding) == n and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding):
         pairs = tuple((int(lo), int(hi)) for lo, hi in padding)
     else:
-        raise ValueError(f"padding={padding!r}: expected an int, {n} ints, or {n} (before, after) pairs")
+        raise ValueError(f"padding={padding!r}: expected an int, {n} ints, "
+                         f"or {n} (before, after) pairs")
     if any(p < 0 for pair in pairs for p in pair):
         raise ValueError(f"padding={padding!r} must not be negative")
     return pairs
@@ -512,7 +549,8 @@ def _named(what: str):
 
 
 def _batched(x: Tensor, n_spatial: int, name: str) -> tuple[Tensor, bool]:
-    """Accept (N, C, *spatial) or the unbatched (C, *spatial); return the batched tensor and a flag."""
+    """Accept (N, C, *spatial) or the unbatched (C, *spatial); return the batched tensor and a
+    flag."""
     if x.ndim == n_spatial + 1:
         return x.reshape((1,) + x.shape), True
     if x.ndim != n_spatial + 2:
@@ -526,16 +564,17 @@ def _convnd(x, weight, bias, stride, padding, dilation, groups, n: int) -> Tenso
     x, weight = as_tensor(x), as_tensor(weight)
     x, unbatched = _batched(x, n, name)
     if weight.ndim != n + 2:
-        raise ShapeError(f"{name}: weight must be (out_channels, in_channels/groups, *kernel) with {n + 2} "
-                         f"dimensions, got shape {weight.shape}")
+        raise ShapeError(f"{name}: weight must be (out_channels, in_channels/groups, *kernel) "
+                         f"with {n + 2} dimensions, got shape {weight.shape}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{name}: groups={groups!r} must be a positive int")
     c_in, c_out = x.shape[1], weight.shape[0]
     if c_in % groups or c_out % groups:
-        raise ShapeError(f"{name}: in_channels {c_in} and out_channels {c_out} must both be divisible by groups={groups}")
+        raise ShapeError(f"{name}: in_channels {c_in} and out_channels {c_out} must both be "
+                         f"divisible by groups={groups}")
     if weight.shape[1] * groups != c_in:
-        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[1] * groups} input channels "
-                         f"(weight.shape[1] * groups), the input has {c_in}")
+        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[1] * groups} "
+                         f"input channels (weight.shape[1] * groups), the input has {c_in}")
     kernel = weight.shape[2:]
     stride, dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
     pads = _conv_padding(padding, x.shape[2:], kernel, stride, dilation)
@@ -555,55 +594,67 @@ def _add_bias(out: Tensor, bias, channels: int, name: str) -> Tensor:
     return out + bias.reshape((1, channels) + (1,) * (out.ndim - 2))
 
 
-def conv1d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1) -> Tensor:
-    """1-D cross-correlation of x (N, C_in, L) with weight (C_out, C_in/groups, k), as ``torch.nn.functional.conv1d``.
+def conv1d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1,
+           groups: int = 1) -> Tensor:
+    """1-D cross-correlation of x (N, C_in, L) with weight (C_out, C_in/groups, k), as
+    ``torch.nn.functional.conv1d``.
 
     out[n, o, l] = bias[o] + sum_{c, j} weight[o, c, j] x_pad[n, g(o) C_in/groups + c, l s + j d].
-    ``padding``: int, tuple, per-side pairs, or 'valid' / 'same' (any stride: output ceil(L / s)) / 'full'.
+    ``padding``: int, tuple, per-side pairs, or 'valid' / 'same' (any stride: output ceil(L / s))
+    / 'full'.
     """
     return _convnd(x, weight, bias, stride, padding, dilation, groups, 1)
 
 
-def conv2d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1, groups: int = 1) -> Tensor:
-    """2-D cross-correlation of x (N, C_in, H, W) with weight (C_out, C_in/groups, kH, kW), as PyTorch.
+def conv2d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1,
+           groups: int = 1) -> Tensor:
+    """2-D cross-correlation of x (N, C_in, H, W) with weight (C_out, C_in/groups, kH, kW), as
+    PyTorch.
 
-    Output size per axis: floor((i + pad_lo + pad_hi - d(k-1) - 1) / s) + 1. ``padding='same'`` works for
-    every stride with TensorFlow's meaning (output ceil(i / s), the odd pad on the far side).
+    Output size per axis: floor((i + pad_lo + pad_hi - d(k-1) - 1) / s) + 1. ``padding='same'``
+    works for every stride with TensorFlow's meaning (output ceil(i / s), the odd pad on the far
+    side).
     """
     return _convnd(x, weight, bias, stride, padding, dilation, groups, 2)
 
 
-def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, n: int) -> Tensor:
+def _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                      n: int) -> Tensor:
     name = f"conv_transpose{n}d"
     x, weight = as_tensor(x), as_tensor(weight)
     x, unbatched = _batched(x, n, name)
     if weight.ndim != n + 2:
-        raise ShapeError(f"{name}: weight must be (in_channels, out_channels/groups, *kernel), got shape {weight.shape}")
+        raise ShapeError(f"{name}: weight must be (in_channels, out_channels/groups, *kernel), "
+                         f"got shape {weight.shape}")
     if not isinstance(groups, (int, np.integer)) or groups < 1 or x.shape[1] % groups:
-        raise ShapeError(f"{name}: groups={groups!r} must be a positive int dividing in_channels {x.shape[1]}")
+        raise ShapeError(f"{name}: groups={groups!r} must be a positive int dividing "
+                         f"in_channels {x.shape[1]}")
     if weight.shape[0] != x.shape[1]:
-        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[0]} input channels, input has {x.shape[1]}")
+        raise ShapeError(f"{name}: weight {weight.shape} expects {weight.shape[0]} input channels, "
+                         f"input has {x.shape[1]}")
     kernel = weight.shape[2:]
     stride, dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
     pad = _ntuple(padding, n, "padding", minimum=0)
     extra = _ntuple(output_padding, n, "output_padding", minimum=0)
     with _named(name):
         input_size = tuple(shapes.conv_transpose_output_size(i, k, s, p, e, d)
-                           for i, k, s, p, e, d in zip(x.shape[2:], kernel, stride, pad, extra, dilation))
+                           for i, k, s, p, e, d
+                           in zip(x.shape[2:], kernel, stride, pad, extra, dilation))
     out = conv_transpose_p.bind(x, weight, stride=stride, padding=tuple((p, p) for p in pad),
                                 dilation=dilation, groups=int(groups), input_size=input_size)
     out = _add_bias(out, bias, weight.shape[1] * groups, name)
     return out.reshape(out.shape[1:]) if unbatched else out
 
 
-def conv_transpose1d(x, weight, bias=None, stride: Size = 1, padding: Size = 0, output_padding: Size = 0,
-                     groups: int = 1, dilation: Size = 1) -> Tensor:
-    """The adjoint of conv1d in its input (``torch.nn.functional.conv_transpose1d``): weight (C_in, C_out/groups, k)."""
+def conv_transpose1d(x, weight, bias=None, stride: Size = 1, padding: Size = 0,
+                     output_padding: Size = 0, groups: int = 1, dilation: Size = 1) -> Tensor:
+    """The adjoint of conv1d in its input (``torch.nn.functional.conv_transpose1d``): weight
+    (C_in, C_out/groups, k)."""
     return _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, 1)
 
 
-def conv_transpose2d(x, weight, bias=None, stride: Size = 1, padding: Size = 0, output_padding: Size = 0,
-                     groups: int = 1, dilation: Size = 1) -> Tensor:
+def conv_transpose2d(x, weight, bias=None, stride: Size = 1, padding: Size = 0,
+                     output_padding: Size = 0, groups: int = 1, dilation: Size = 1) -> Tensor:
     """The adjoint of conv2d in its input, as ``torch.nn.functional.conv_transpose2d``.
 
     weight is (C_in, C_out/groups, kH, kW); output size (i-1)s - 2p + d(k-1) + output_padding + 1.
@@ -612,7 +663,8 @@ def conv_transpose2d(x, weight, bias=None, stride: Size = 1, padding: Size = 0, 
 
 
 def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, n: int, name: str):
-    """(kernel, stride, per-side padding incl. ceil-mode extra, dilation, output size), PyTorch's rules."""
+    """(kernel, stride, per-side padding incl. ceil-mode extra, dilation, output size), PyTorch's
+    rules."""
     kernel = _ntuple(kernel_size, n, "kernel_size")
     stride = kernel if stride is None or stride == () else _ntuple(stride, n, "stride")
     pad = _ntuple(padding, n, "padding", minimum=0)
@@ -630,21 +682,24 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode,
 def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int) -> Tensor:
     name = f"max_pool{n}d"
     x, unbatched = _batched(as_tensor(x), n, name)
-    kernel, stride, pads, dilation, out_size = _pool_geometry(x, kernel_size, stride, padding, dilation,
-                                                              ceil_mode, n, name)
-    out = max_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation, output_size=out_size)
+    kernel, stride, pads, dilation, out_size = _pool_geometry(
+        x, kernel_size, stride, padding, dilation, ceil_mode, n, name)
+    out = max_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
+                          output_size=out_size)
     return out.reshape(out.shape[1:]) if unbatched else out
 
 
-def max_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
-               ceil_mode: bool = False) -> Tensor:
-    """Maximum over windows of (N, C, L). The gradient goes to the first maximum of each window (PyTorch)."""
+def max_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               dilation: Size = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over windows of (N, C, L). The gradient goes to the first maximum of each window
+    (PyTorch)."""
     return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 1)
 
 
-def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, dilation: Size = 1,
-               ceil_mode: bool = False) -> Tensor:
-    """Maximum over windows of (N, C, H, W), stride defaulting to the kernel size; padding counts as -inf.
+def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               dilation: Size = 1, ceil_mode: bool = False) -> Tensor:
+    """Maximum over windows of (N, C, H, W), stride defaulting to the kernel size; padding counts
+    as -inf.
 
     Ties: the whole gradient goes to the *first* maximum of the window in row-major order, as
     PyTorch does (a valid subgradient; ``max`` splits ties instead).
@@ -653,7 +708,8 @@ def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Siz
 
 
 def _avg_divisor(sizes, kernel, stride, pads, out_size, count_include_pad: bool) -> np.ndarray:
-    """Per-output-position divisor, as PyTorch: windows clipped to input + padding (or to the input)."""
+    """Per-output-position divisor, as PyTorch: windows clipped to input + padding (or to the
+    input)."""
     divisor = np.ones((), dtype=np.float64)
     for i, k, s, (p, _), o in zip(sizes, kernel, stride, pads, out_size):
         start = np.arange(o) * s - p
@@ -667,21 +723,25 @@ def _avg_divisor(sizes, kernel, stride, pads, out_size, count_include_pad: bool)
 def _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, n: int) -> Tensor:
     name = f"avg_pool{n}d"
     x, unbatched = _batched(as_tensor(x), n, name)
-    kernel, stride, pads, _, out_size = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, n, name)
-    divisor = _avg_divisor(x.shape[2:], kernel, stride, pads, out_size, count_include_pad).astype(x.dtype)
-    out = avg_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, output_size=out_size, divisor=divisor)
+    kernel, stride, pads, _, out_size = _pool_geometry(
+        x, kernel_size, stride, padding, 1, ceil_mode, n, name)
+    divisor = _avg_divisor(x.shape[2:], kernel, stride, pads, out_size,
+                           count_include_pad).astype(x.dtype)
+    out = avg_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, output_size=out_size,
+                          divisor=divisor)
     return out.reshape(out.shape[1:]) if unbatched else out
 
 
-def avg_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
+def avg_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """Mean over windows of (N, C, L), as ``torch.nn.functional.avg_pool1d``."""
     return _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, 1)
 
 
-def avg_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Tensor:
-    """Mean over windows of (N, C, H, W). ``count_include_pad`` decides whether zero padding counts in the divisor."""
+def avg_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of (N, C, H, W). ``count_include_pad`` decides whether zero padding counts
+    in the divisor."""
     return _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, 2)
 
 
@@ -689,7 +749,8 @@ def _adaptive_avg_poolnd(x, output_size, n: int) -> Tensor:
     name = f"adaptive_avg_pool{n}d"
     x, unbatched = _batched(as_tensor(x), n, name)
     sizes = x.shape[2:]
-    out_size = tuple(i if o is None else o for i, o in zip(sizes, _ntuple_or_none(output_size, n, name)))
+    wanted = _ntuple_or_none(output_size, n, name)
+    out_size = tuple(i if o is None else o for i, o in zip(sizes, wanted))
     if all(i % o == 0 for i, o in zip(sizes, out_size)):  # equal windows: a plain average pool
         kernel = tuple(i // o for i, o in zip(sizes, out_size))
         out = _avg_poolnd(x, kernel, kernel, 0, False, True, n)
@@ -700,13 +761,17 @@ def _adaptive_avg_poolnd(x, output_size, n: int) -> Tensor:
 
 def _ntuple_or_none(value, n: int, name: str) -> tuple:
     values = (value,) * n if value is None or isinstance(value, (int, np.integer)) else tuple(value)
-    if len(values) != n or any(v is not None and (not isinstance(v, (int, np.integer)) or v < 1) for v in values):
-        raise ValueError(f"{name}: output_size={value!r} must be a positive int, None, or {n} of those")
+    if len(values) != n or any(
+        v is not None and (not isinstance(v, (int, np.integer)) or v < 1) for v in values
+    ):
+        raise ValueError(f"{name}: output_size={value!r} must be a positive int, None, "
+                         f"or {n} of those")
     return values
 
 
 def _adaptive_by_slices(x: Tensor, sizes: tuple, out_size: tuple) -> Tensor:
-    bounds = [[(j * i // o, -(-(j + 1) * i // o)) for j in range(o)] for i, o in zip(sizes, out_size)]
+    bounds = [[(j * i // o, -(-(j + 1) * i // o)) for j in range(o)]
+              for i, o in zip(sizes, out_size)]
     cells = []
     for region in itertools.product(*bounds):
         index = (slice(None), slice(None)) + tuple(slice(a, b) for a, b in region)
@@ -720,7 +785,8 @@ def adaptive_avg_pool1d(x, output_size: int) -> Tensor:
 
 
 def adaptive_avg_pool2d(x, output_size) -> Tensor:
-    """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global average pooling."""
+    """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global
+    average pooling."""
     return _adaptive_avg_poolnd(x, output_size, 2)
 
 
