@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from chainrule.errors import AnomalyError, GraphFreedError, InplaceModifiedError
-from chainrule.grad_mode import _state, set_detect_anomaly, set_grad_enabled
+from chainrule.grad_mode import ANOMALY, _state, set_detect_anomaly, set_grad_enabled
 
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
@@ -47,7 +47,7 @@ class Node:
         self.prim = prim
         self.inputs = inputs
         self.params = params
-        self.versions = _versions((*inputs, out))
+        self.versions = _versions(inputs, out)
         self.origin: Optional[str] = None
 
     @property
@@ -58,19 +58,29 @@ class Node:
         return f"<{self.prim.name}Backward>"
 
 
-def _versions(tensors: tuple) -> tuple:
-    """The version counter of each tensor (a view reads the counter of the tensor it views)."""
-    return tuple([t._version if t._base is None else t._base._version for t in tensors])
+def _versions(inputs: tuple, out: "Tensor") -> list:
+    """The version counters of ``inputs`` and ``out`` (a view reads the counter of its base).
+
+    A plain loop: on Python 3.11 a list comprehension is a function call of its own, and this runs
+    once per recorded operation.
+    """
+    versions = []
+    for t in inputs:
+        base = t._base
+        versions.append(t._version if base is None else base._version)
+    base = out._base
+    versions.append(out._version if base is None else base._version)
+    return versions
 
 
 def check_versions(tensor: "Tensor") -> None:
     """Raise if an in-place operation changed a tensor that ``tensor``'s node saved for backward."""
     node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
-    tensors = (*node.inputs, tensor)
-    now = _versions(tensors)
+    now = _versions(node.inputs, tensor)
     if now == node.versions:  # the usual case: nothing changed in place since the forward
         return
     saved, n_inputs = node.prim.saves_inputs, len(node.inputs)
+    tensors = (*node.inputs, tensor)
     for i, (x, recorded, current) in enumerate(zip(tensors, node.versions, now)):
         is_saved = node.prim.saves_out if i == n_inputs else saved is None or i in saved
         if is_saved and current != recorded:
@@ -211,7 +221,7 @@ def _run(
     found: dict[int, Tensor] = {}
     handed_out = {id(g.data) for g in root_grads}  # arrays given out: never share one
 
-    anomaly = _state.anomaly
+    anomaly = _state.modes[ANOMALY]
     # In anomaly mode the rules' own operations are not checked as forward operations: each
     # rule's result is checked as a whole (``propagate``), naming the node and where it was made.
     with set_grad_enabled(create_graph), set_detect_anomaly(False):

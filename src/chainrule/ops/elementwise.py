@@ -135,8 +135,11 @@ astype_p  = Primitive("astype", lambda x, *, dtype: x.astype(dtype)).defvjp(
 
 def _scalar_operand(value, other: Tensor) -> Tensor:
     """A Python number takes the tensor's dtype (NEP 50); next to integers a float is float32."""
+    dtype = other.data.dtype
+    if type(value) is float:  # the hot path (x * 0.5): a float tensor's dtype, else float32
+        return Tensor._from_array(np.asarray(value, dtype if dtype.kind in "fc" else DEFAULT_FLOAT))
     python_float = isinstance(value, float) and not isinstance(value, np.generic)
-    if python_float and other.data.dtype.kind not in "fc":
+    if python_float and dtype.kind not in "fc":
         return Tensor._from_array(np.asarray(value, dtype=DEFAULT_FLOAT))
     return as_tensor(value, like=other)
 
@@ -147,7 +150,8 @@ def _operands(x, y, to_float: bool = False) -> tuple[Tensor, Tensor]:
         x = _scalar_operand(x, y) if isinstance(y, Tensor) else as_tensor(x)
     if not isinstance(y, Tensor):
         y = _scalar_operand(y, x)
-    if x.data.dtype.kind == "f" and y.data.dtype.kind == "f":  # the hot path
+    x_dtype = x.data.dtype
+    if x_dtype is y.data.dtype and x_dtype.kind == "f":  # the hot path: one floating dtype
         return x, y
     return promote(x, y, to_float=to_float)
 

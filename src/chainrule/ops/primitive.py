@@ -88,16 +88,16 @@ class Primitive:
         result = Tensor._from_array(out)
         if out.base is not None:  # a view of an input shares its version counter
             _link_view(result, inputs)
-        state = _state
-        if state.anomaly:
+        recording, anomaly = _state.modes
+        if anomaly:
             check_forward_anomaly(self, inputs, result)
-        if state.grad_enabled:
+        if recording:
             for x in inputs:
                 if x.requires_grad:
                     result.requires_grad = True
-                    result.grad_fn = Node(self, inputs, params, result)
-                    if state.anomaly:
-                        result.grad_fn.origin = user_frame()
+                    node = result.grad_fn = Node(self, inputs, params, result)
+                    if anomaly:
+                        node.origin = user_frame()
                     break
         return result
 
