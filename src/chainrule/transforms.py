@@ -75,18 +75,28 @@ class _Variable(Tensor):
     """A leaf a transform differentiates with respect to; ``level`` is the call that made it."""
 
     __slots__ = ("level",)
-    level: "_Level"
+    level: "_Running"
+
+
+class _Running:
+    """Whether a level still runs. Variables point here, not at their ``_Level``: no reference
+    cycle keeps a finished level's graph (``_Level.out``) alive until the next GC."""
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = True
 
 
 class _Level:
     """One call of a transform: its variables (flat), the trees they came from, and f's output.
 
-    ``running`` is True until the transform returns (``finish``); see the module docstring.
+    ``state.running`` is True until the transform returns (``finish``); see the module docstring.
     """
 
     def __init__(self, f: Callable, args: Sequence, kwargs: dict, argnums: tuple[int, ...]):
         args = list(args)
-        self.running = True
+        self.state = _Running()
         self.variables: list[Tensor] = []
         self.rebuilds: list[Callable] = []
         self.counts: list[int] = []
@@ -101,7 +111,7 @@ class _Level:
             try:
                 self.out = f(*args, **kwargs)
             except BaseException:
-                self.running = False
+                self.state.running = False
                 raise
 
     def _variable(self, value: Any) -> Tensor:
@@ -114,11 +124,11 @@ class _Level:
                 f"can only differentiate with respect to floating inputs, got dtype {x.dtype}"
             )
         variable = cast(_Variable, _Variable._from_array(x.data))
-        variable.level = self
+        variable.level = self.state
         return variable.requires_grad_()
 
     def finish(self, result: Any) -> Any:
-        self.running = False
+        self.state.running = False
         return result
 
     def reaches_outside(self, roots: Sequence[Tensor]) -> bool:
