@@ -78,7 +78,7 @@ from chainrule import nn as crnn
 from chainrule import optim as croptim
 from chainrule.data import DataLoader as CrDataLoader
 from chainrule.data import TensorDataset as CrTensorDataset
-from chainrule.runs import RunConfig, build_model, load_splits
+from chainrule.training.runs import RunConfig, build_model, load_splits
 
 LR = 1e-3
 SEED = 0

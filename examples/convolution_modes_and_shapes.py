@@ -7,7 +7,8 @@ cross-correlation (no flip). Output size of a layer: floor((i + 2p - d(k - 1) - 
 import numpy as np
 
 import chainrule as cr
-from chainrule import nn, shapes
+from chainrule import nn
+from chainrule.course import shapes
 
 x, k = [1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 2.0]
 assert cr.convolve(x, k, mode="full").tolist() == [1, 2, 5, 8, 6, 8]

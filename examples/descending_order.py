@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 
 import chainrule as cr
-from chainrule.constructions import descending_order_network
+from chainrule.course.constructions import descending_order_network
 
 net = descending_order_network(5)
 inputs = np.array(list(itertools.product(range(5), repeat=5)), dtype=np.float64)

@@ -5,7 +5,7 @@ w, b with y_i (w.x_i + b) >= 1), but two sign units and an output unit do.
 """
 
 import chainrule as cr
-from chainrule.constructions import FOUR_POINTS, four_point_network, single_unit_separable
+from chainrule.course.constructions import FOUR_POINTS, four_point_network, single_unit_separable
 
 X, y = FOUR_POINTS
 assert not single_unit_separable(X, y)

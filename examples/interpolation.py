@@ -8,7 +8,7 @@ every (x_i, y_i). Here N = 500 random points in R^10 with 3 outputs, for ReLU an
 import numpy as np
 
 import chainrule as cr
-from chainrule.constructions import interpolating_network
+from chainrule.course.constructions import interpolating_network
 
 rng = np.random.default_rng(0)
 X, Y = rng.standard_normal((500, 10)), rng.standard_normal((500, 3))

@@ -4,7 +4,7 @@ infinite Taylor feature map psi; truncated at degree D it converges to the kerne
 
 import numpy as np
 
-from chainrule.analysis import rbf_feature_map, rbf_kernel
+from chainrule.course.analysis import rbf_feature_map, rbf_kernel
 
 rng = np.random.default_rng(0)
 for d in (1, 3):

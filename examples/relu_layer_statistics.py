@@ -4,7 +4,7 @@ about m/2 units are active, (W x)_i ~ N(0, ||x||^2), and E relu((W x)_i) = ||x||
 
 import numpy as np
 
-from chainrule.analysis import relu_layer_statistics
+from chainrule.course.analysis import relu_layer_statistics
 
 x = np.array([1.0, -2.0, 0.5, 3.0])
 stats = relu_layer_statistics(x, m=100, trials=500, seed=0)

@@ -8,7 +8,7 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.constructions import sigmoid_to_tanh, tanh_to_sigmoid
+from chainrule.course.constructions import sigmoid_to_tanh, tanh_to_sigmoid
 
 cr.manual_seed(0)
 net = nn.Sequential(nn.Linear(3, 5), nn.Sigmoid(), nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 2))

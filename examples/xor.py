@@ -8,7 +8,7 @@ f(x) = w^T relu(W^T x + c) + b with W = [[1,1],[1,1]], c = [0,-1], w = [1,-2], b
 import numpy as np
 
 import chainrule as cr
-from chainrule.constructions import best_linear_fit, single_unit_separable, xor_network
+from chainrule.course.constructions import best_linear_fit, single_unit_separable, xor_network
 from chainrule.data import xor
 
 X, y = xor()

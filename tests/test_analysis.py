@@ -1,4 +1,4 @@
-"""Tests of chainrule.analysis: random ReLU layer, activation statistics, RBF features."""
+"""Tests of chainrule.course.analysis: random ReLU layer, activation statistics, RBF features."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.analysis import (
+from chainrule.course.analysis import (
     ActivationStatistics,
     ReluLayerStatistics,
     Statistic,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.autograd import topological_order
+from chainrule.engine.autograd import topological_order
 
 
 def test_deep_chain_has_no_recursion_limit():

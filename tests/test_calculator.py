@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import calculator
-from chainrule.calculator import CalculatorError, calculate, evaluate, parse_expression, parse_let
 from chainrule.cli import main
+from chainrule.course import calculator
+from chainrule.course.calculator import (
+    CalculatorError,
+    calculate,
+    evaluate,
+    parse_expression,
+    parse_let,
+)
 
 pytest.importorskip("graphviz")
 

@@ -70,7 +70,7 @@ def test_every_chainrule_exception_is_a_chainrule_error():
     import inspect
     import pkgutil
 
-    from chainrule.errors import ChainruleError
+    from chainrule.engine.errors import ChainruleError
 
     found = []
     for module_info in pkgutil.walk_packages(chainrule.__path__, "chainrule."):
@@ -84,6 +84,6 @@ def test_every_chainrule_exception_is_a_chainrule_error():
     strays = [f"{cls.__module__}.{cls.__qualname__}" for cls in found
               if not issubclass(cls, ChainruleError)]
     assert strays == []
-    from chainrule.calculator import CalculatorError
-    from chainrule.runs import RunError
+    from chainrule.course.calculator import CalculatorError
+    from chainrule.training.runs import RunError
     assert issubclass(RunError, ValueError) and issubclass(CalculatorError, ValueError)  # as before

@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from chainrule.data import load_digits, write_idx
-from chainrule.runs import RunConfig, train_run
+from chainrule.training.runs import RunConfig, train_run
 
 ROW_TIMEOUT = 30  # seconds; a row that hangs (reads /dev/zero, inflates a bomb) fails here
 
 SERVER = r"""
 import json, os, sys, time, traceback
 from chainrule.cli import main
-import chainrule.runs, chainrule.calculator, chainrule.explain, chainrule.opinfo  # imported once
+import chainrule.training.runs, chainrule.course.calculator  # imported once
+import chainrule.course.explain, chainrule.testing.opinfo
 
 def child(argv, out, err):
     os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)

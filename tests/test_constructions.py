@@ -1,4 +1,5 @@
-"""Hand-built networks of chainrule.constructions, checked exhaustively or on random inputs."""
+"""Hand-built networks of chainrule.course.constructions, checked exhaustively or on random
+inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import constructions as C
 from chainrule import nn
+from chainrule.course import constructions as C
 
 XOR_X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 XOR_Y = [0.0, 1.0, 1.0, 0.0]

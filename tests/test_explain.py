@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.errors import GraphFreedError
-from chainrule.explain import draw_graph, explain, format_array, graph_order
+from chainrule.course.explain import draw_graph, explain, format_array, graph_order
+from chainrule.engine.errors import GraphFreedError
 
 graphviz = pytest.importorskip("graphviz")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.gradcheck import gradgradcheck, max_gradient_error
+from chainrule.engine.gradcheck import gradgradcheck, max_gradient_error
 from chainrule.ops.primitive import Primitive
 
 

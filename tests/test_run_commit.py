@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import runs
-from chainrule.checkpoint import atomic_write, load_tensors, save_tensors
 from chainrule.cli import main
 from chainrule.data import load_digits, write_idx
-from chainrule.runs import RunConfig, RunError, committed_epoch, evaluate_run, train_run
+from chainrule.training import runs
+from chainrule.training.checkpoint import atomic_write, load_tensors, save_tensors
+from chainrule.training.runs import RunConfig, RunError, committed_epoch, evaluate_run, train_run
 
 QUIET = dict(progress=False, log=lambda *_: None)
 STATE = ("model.safetensors", "optimizer.safetensors")

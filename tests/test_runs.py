@@ -9,7 +9,9 @@ import pytest
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import (
+from chainrule.cli import main
+from chainrule.data import DataLoader, TensorDataset, load_digits, write_idx
+from chainrule.training.checkpoint import (
     CheckpointError,
     load_model,
     load_optimizer,
@@ -18,10 +20,8 @@ from chainrule.checkpoint import (
     save_optimizer,
     save_tensors,
 )
-from chainrule.cli import main
-from chainrule.data import DataLoader, TensorDataset, load_digits, write_idx
-from chainrule.runs import RunConfig, train_run
-from chainrule.train import evaluate, fit
+from chainrule.training.fit import evaluate, fit
+from chainrule.training.runs import RunConfig, train_run
 
 RUN_FILES = {"model.safetensors", "optimizer.safetensors", "config.json", "metrics.csv",
              "curves.png", "confusion.png"}

@@ -1,4 +1,4 @@
-"""chainrule.shapes against PyTorch's own shapes, and the ``chainrule shapes`` command."""
+"""chainrule.course.shapes against PyTorch's own shapes, and the ``chainrule shapes`` command."""
 
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import chainrule as cr
 from chainrule import ShapeError
 from chainrule.cli import main
-from chainrule.shapes import (
+from chainrule.course.shapes import (
     ConvParams,
     conv_output_size,
     conv_transpose_output_size,

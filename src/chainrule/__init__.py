@@ -4,19 +4,18 @@
 >>> x = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
 >>> cr.sigmoid(x).sum().backward()
 >>> x.grad  # s(x)(1 - s(x))
+
+The layers, from the bottom: ``backends`` (array namespaces and devices), ``engine`` (Tensor,
+autograd, modes, transforms), ``ops`` (the primitives and their kernels), then ``nn``, ``optim``
+and ``data``; ``training`` (fit, run folders, checkpoints, plots) and ``course`` (constructions,
+statistics, explain, the calculator) import lazily, on first use, with what they need
+(safetensors, matplotlib, tqdm, scipy). ``import chainrule`` itself needs only NumPy.
 """
 
-from chainrule import (  # noqa: E402  # noqa: E402  (the course's networks and statistics)
-    analysis,
-    constructions,
-    data,
-    nn,  # noqa: E402  (nn, optim and data sit on top of the public API above)
-    ops,
-    optim,
-)
+from chainrule import _compat, backends, data, nn, ops, optim
 from chainrule._version import __version__
-from chainrule.autograd import grad as autograd_grad
-from chainrule.errors import (
+from chainrule.engine.autograd import grad as autograd_grad
+from chainrule.engine.errors import (
     AnomalyError,
     ChainruleError,
     GradcheckError,
@@ -24,8 +23,7 @@ from chainrule.errors import (
     InplaceModifiedError,
     ShapeError,
 )
-from chainrule.explain import draw_graph, explain  # noqa: E402
-from chainrule.grad_mode import (
+from chainrule.engine.grad_mode import (
     detect_anomaly,
     enable_grad,
     is_anomaly_enabled,
@@ -34,7 +32,18 @@ from chainrule.grad_mode import (
     set_detect_anomaly,
     set_grad_enabled,
 )
-from chainrule.gradcheck import gradcheck
+from chainrule.engine.gradcheck import gradcheck
+from chainrule.engine.tensor import Tensor, tensor
+from chainrule.engine.transforms import (
+    elementwise_grad,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    jvp,
+    value_and_grad,
+    vjp,
+)
 from chainrule.nn.summary import summary
 from chainrule.ops.activations import *  # noqa: F401,F403
 from chainrule.ops.conv import *  # noqa: F401,F403
@@ -46,17 +55,6 @@ from chainrule.ops.normalization import *  # noqa: F401,F403
 from chainrule.ops.reductions import *  # noqa: F401,F403
 from chainrule.ops.shape import *  # noqa: F401,F403
 from chainrule.ops.signal import *  # noqa: F401,F403
-from chainrule.tensor import Tensor, tensor
-from chainrule.transforms import (
-    elementwise_grad,
-    grad,
-    hessian,
-    hvp,
-    jacobian,
-    jvp,
-    value_and_grad,
-    vjp,
-)
 
 __all__ = [
     "__version__", "Tensor", "tensor", "autograd_grad",
@@ -64,9 +62,35 @@ __all__ = [
     "AnomalyError", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
-    "gradcheck", "nn", "optim", "data", "summary", "analysis", "constructions", "draw_graph",
-    "explain",
-]
+    "gradcheck", "nn", "optim", "data", "summary", "backends",
+]  # and, imported on first use: analysis, constructions, draw_graph, explain, training, course
 __all__ += ops.__all__
 for _internal in ("REGISTRY", "Primitive", "as_tensor"):  # ops' machinery, not the flat API
     __all__.remove(_internal)
+
+
+#: Heavy or optional parts, imported on first use: ``cr.analysis``, ``cr.draw_graph`` ...
+_LAZY = {
+    "analysis": ("chainrule.course.analysis", None),
+    "constructions": ("chainrule.course.constructions", None),
+    "draw_graph": ("chainrule.course.explain", "draw_graph"),
+    "explain": ("chainrule.course.explain", "explain"),
+    "training": ("chainrule.training", None),
+    "course": ("chainrule.course", None),
+    "testing": ("chainrule.testing", None),
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202  (PEP 562: any public name of a lazy part)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+_compat.install()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.gradcheck import gradgradcheck
+from chainrule.engine.gradcheck import gradgradcheck
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

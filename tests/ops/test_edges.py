@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
 
 torch = pytest.importorskip("torch")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import chainrule as cr
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
 from chainrule.ops import inplace
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.gradcheck import gradgradcheck
-from chainrule.opinfo import OPINFO, covered_primitives
+from chainrule.engine.gradcheck import gradgradcheck
 from chainrule.ops import REGISTRY
+from chainrule.testing.opinfo import OPINFO, covered_primitives
 
 try:
     import torch

@@ -8,8 +8,8 @@ from hypothesis.extra import numpy as hnp
 from scipy import signal
 
 import chainrule as cr
-from chainrule.errors import ShapeError
-from chainrule.gradcheck import gradgradcheck
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.gradcheck import gradgradcheck
 from chainrule.ops.signal import convolve, correlate, correlate_valid_p
 
 SETTINGS = settings(max_examples=50, deadline=None)

@@ -9,7 +9,7 @@ import torch
 
 import chainrule as cr
 from chainrule import optim
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
 
 STEPS = 20
 _rng = np.random.default_rng(2024)

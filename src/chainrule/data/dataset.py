@@ -14,8 +14,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from chainrule.engine.tensor import Tensor
 from chainrule.ops import creation
-from chainrule.tensor import Tensor
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split"]
 
@@ -35,7 +35,7 @@ class TensorDataset(Dataset):
     """Samples are the rows of tensors sharing their first axis:
     ``ds[i] == (t[i] for t in tensors)``.
 
-    Accepts Tensors or array-likes (converted with ``chainrule.tensor``'s dtype rules). Items are
+    Accepts Tensors or array-likes (converted with ``cr.tensor``'s dtype rules). Items are
     views of the stored arrays, outside any graph. ``tensors`` holds the stored Tensors.
     """
 

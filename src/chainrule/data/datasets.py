@@ -28,10 +28,10 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from chainrule.checkpoint import atomic_write
-from chainrule.errors import ChainruleError
+from chainrule.data.files import atomic_write
+from chainrule.engine.errors import ChainruleError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator
-from chainrule.tensor import Tensor
 
 __all__ = ["DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points",
            "two_spirals"]

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from chainrule.data.dataset import Subset, TensorDataset, numpy_rng
+from chainrule.engine.tensor import Tensor
 from chainrule.ops import creation
-from chainrule.tensor import Tensor
 
 __all__ = ["DataLoader", "default_collate"]
 

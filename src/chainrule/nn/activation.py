@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 import chainrule as cr
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor
 
 __all__ = [
     "ReLU", "LeakyReLU", "PReLU", "Abs", "Maxout", "Sigmoid", "Tanh", "Softplus", "Softmax",

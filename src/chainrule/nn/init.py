@@ -10,9 +10,9 @@ import math
 from typing import Optional
 
 import chainrule as cr
-from chainrule.grad_mode import no_grad
+from chainrule.engine.grad_mode import no_grad
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator
-from chainrule.tensor import Tensor
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "zeros_", "ones_", "constant_", "xavier_uniform_",

@@ -6,9 +6,9 @@ import math
 from typing import Optional, Sequence, Union
 
 import chainrule as cr
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
-from chainrule.tensor import Tensor
 
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",

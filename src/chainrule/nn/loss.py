@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import chainrule as cr
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor
 
 __all__ = ["MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
 

@@ -11,8 +11,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from chainrule.hooks import RemovableHandle
-from chainrule.tensor import Tensor
+from chainrule.engine.hooks import RemovableHandle
+from chainrule.engine.tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "RemovableHandle"]
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import chainrule as cr
-from chainrule.grad_mode import no_grad
+from chainrule.engine.grad_mode import no_grad
+from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
-from chainrule.tensor import Tensor
 
 __all__ = ["summary", "Summary", "LayerRow"]
 

@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = [
     "Generator", "manual_seed", "default_generator", "zeros", "ones", "full", "zeros_like",

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "expm1", "sqrt",

@@ -17,7 +17,7 @@ A tensor with a ``grad_fn`` (the result of a recorded operation) is refused with
 then silently compute wrong gradients. ``detach()`` first if that is really what you want.
 
 Operands (``other``, ``tensor1`` ...) may be Tensors, ndarrays or numbers; each must broadcast
-to ``t``'s shape without changing it, otherwise :class:`~chainrule.errors.ShapeError` names the
+to ``t``'s shape without changing it, otherwise :class:`~chainrule.ShapeError` names the
 argument. A result that cannot be stored in ``t``'s dtype (a float into an integer tensor) is a
 ``TypeError``. The scalar factors ``alpha`` / ``value`` / ``weight`` follow PyTorch's names.
 
@@ -46,8 +46,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from chainrule.errors import ShapeError
-from chainrule.tensor import Tensor
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.tensor import Tensor
 
 __all__ = [
     "add_", "mul_", "div_", "addcmul_", "addcdiv_", "lerp_", "maximum_", "sqrt_",

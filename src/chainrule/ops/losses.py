@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = [
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",

@@ -11,11 +11,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from chainrule.errors import ShapeError
-from chainrule.grad_mode import no_grad
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.grad_mode import no_grad
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator, _rng
 from chainrule.ops.primitive import as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = ["dropout", "batch_norm", "layer_norm"]
 

@@ -15,7 +15,7 @@ A rule may return a gradient with the *broadcast* shape of the output: the engin
 to the input's shape in one place (``autograd._fit_to``), so no rule undoes broadcasting itself.
 
 ``bind`` runs the forward and, when grad mode is on and an input requires grad, records a
-:class:`~chainrule.autograd.Node` on the result. That is the whole tracing mechanism.
+:class:`~chainrule.engine.autograd.Node` on the result. That is the whole tracing mechanism.
 
 Version counters (PyTorch's): the node also records the version of every tensor its rules read
 (``saves``: the inputs, by position, and ``"out"``; all of them unless the primitive declares
@@ -33,9 +33,9 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from chainrule.autograd import Node, check_forward_anomaly, user_frame
-from chainrule.grad_mode import _state
-from chainrule.tensor import Tensor, to_array
+from chainrule.engine.autograd import Node, check_forward_anomaly, user_frame
+from chainrule.engine.grad_mode import _state
+from chainrule.engine.tensor import Tensor, to_array
 
 __all__ = ["Primitive", "REGISTRY", "as_tensor"]
 

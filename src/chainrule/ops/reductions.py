@@ -11,9 +11,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from chainrule.errors import AxisError, ShapeError
+from chainrule.engine.errors import AxisError, ShapeError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = [
     "sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to", "argmax", "argmin",

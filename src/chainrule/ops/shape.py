@@ -11,10 +11,10 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.reductions import normalize_axis, normalize_one_axis
-from chainrule.tensor import Tensor
 
 __all__ = [
     "reshape", "transpose", "permute", "swapaxes", "squeeze", "expand_dims", "flatten",

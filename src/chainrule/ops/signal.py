@@ -33,10 +33,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from chainrule.errors import ShapeError
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.shape import getitem, pad
-from chainrule.tensor import Tensor
 
 __all__ = ["convolve", "correlate"]
 

@@ -6,9 +6,9 @@ import numbers
 from typing import Any
 
 from chainrule import ops
+from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
 from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative
-from chainrule.tensor import Tensor
 
 __all__ = ["Adam", "AdamW"]
 

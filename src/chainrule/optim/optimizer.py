@@ -30,10 +30,10 @@ import warnings
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Optional, Union
 
-from chainrule.errors import ShapeError
-from chainrule.grad_mode import enable_grad, no_grad
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.grad_mode import enable_grad, no_grad
+from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
-from chainrule.tensor import Tensor
 
 __all__ = ["Optimizer", "ParamsT", "check_nonnegative"]
 

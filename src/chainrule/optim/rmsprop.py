@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule import ops
+from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
 from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative
-from chainrule.tensor import Tensor
 
 __all__ = ["RMSprop"]
 

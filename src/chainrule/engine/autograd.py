@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from chainrule.errors import AnomalyError, GraphFreedError, InplaceModifiedError
-from chainrule.grad_mode import ANOMALY, _state, set_detect_anomaly, set_grad_enabled
+from chainrule.engine.errors import AnomalyError, GraphFreedError, InplaceModifiedError
+from chainrule.engine.grad_mode import ANOMALY, _state, set_detect_anomaly, set_grad_enabled
 
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
@@ -98,7 +98,7 @@ def _modified(node: Node, which: str, x: "Tensor", recorded: int, current: int) 
 
 
 # ---------------------------------------------------------------- anomaly mode
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # chainrule/
 
 
 def user_frame() -> str:
@@ -396,4 +396,4 @@ def grad(
 
 # ops and Tensor import this module (for Node): bind them last.
 from chainrule import ops  # noqa: E402
-from chainrule.tensor import Tensor  # noqa: E402
+from chainrule.engine.tensor import Tensor  # noqa: E402

@@ -141,7 +141,7 @@ class set_detect_anomaly(_Switch):
     """Anomaly detection on or off in this thread: a call, a context manager or a decorator.
 
     While on, the first forward operation that makes NaN or inf out of finite inputs, and the
-    first VJP rule that does so in backward, raise :class:`~chainrule.errors.AnomalyError` naming
+    first VJP rule that does so in backward, raise :class:`~chainrule.AnomalyError` naming
     the operation, its input shapes and dtypes and the line of user code that created the node.
     The stack is captured only in this mode; off, it costs one attribute read per operation.
     """

@@ -28,10 +28,10 @@ from typing import Any, Callable, Sequence, Union, cast
 import numpy as np
 
 from chainrule import ops
-from chainrule.autograd import grad as autograd_grad
-from chainrule.grad_mode import enable_grad
+from chainrule.engine.autograd import grad as autograd_grad
+from chainrule.engine.grad_mode import enable_grad
+from chainrule.engine.tensor import Tensor
 from chainrule.ops.shape import reshape_p
-from chainrule.tensor import Tensor
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad"]
 

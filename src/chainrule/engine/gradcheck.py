@@ -15,10 +15,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from chainrule import ops
-from chainrule.autograd import grad as autograd_grad
-from chainrule.errors import GradcheckError
-from chainrule.grad_mode import enable_grad, no_grad
-from chainrule.tensor import Tensor
+from chainrule.engine.autograd import grad as autograd_grad
+from chainrule.engine.errors import GradcheckError
+from chainrule.engine.grad_mode import enable_grad, no_grad
+from chainrule.engine.tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "max_gradient_error"]
 

@@ -13,16 +13,16 @@ from typing import Optional, Sequence
 import numpy as np
 
 from chainrule._version import __version__
-from chainrule.errors import ChainruleError
+from chainrule.engine.errors import ChainruleError
 
 MAX_SOLVE_BOUND = 10_000  # the largest --max-kernel, --max-stride, --max-padding, --max-dilation
 
 
 def _check(args: argparse.Namespace) -> int:
     """gradcheck every op-info row (first order, and second where smooth); print one row per op."""
-    from chainrule.gradcheck import max_gradient_error
-    from chainrule.opinfo import OPINFO, covered_primitives
+    from chainrule.engine.gradcheck import max_gradient_error
     from chainrule.ops import REGISTRY
+    from chainrule.testing.opinfo import OPINFO, covered_primitives
 
     _check_options(args, [info.name for info in OPINFO])
     uncovered = sorted(set(REGISTRY) - covered_primitives())
@@ -125,7 +125,7 @@ def _spatial(shape: tuple) -> tuple:
 
 
 def _print_plan(argv: Sequence[str]) -> int:
-    from chainrule.shapes import parse_shape, plan
+    from chainrule.course.shapes import parse_shape, plan
 
     options = _plan_parser().parse_args(argv)
     shape = parse_shape(options.input)
@@ -143,7 +143,7 @@ def _dims(shape: Sequence[int]) -> str:
 
 
 def _print_solutions(argv: Sequence[str]) -> int:
-    from chainrule.shapes import effective_kernel, parse_shape, solve
+    from chainrule.course.shapes import effective_kernel, parse_shape, solve
 
     o = _solve_parser().parse_args(argv)
     for name in ("kernel", "stride", "padding", "dilation"):
@@ -186,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
     """Train (or resume) a run; one line of metrics per epoch, then the test accuracy."""
     import dataclasses
 
-    from chainrule.runs import RunConfig, train_run
+    from chainrule.training.runs import RunConfig, train_run
 
     settings = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
     if args.resume is not None:
@@ -205,7 +205,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from chainrule.runs import evaluate_run
+    from chainrule.training.runs import evaluate_run
 
     evaluate_run(args.folder)
     return 0
@@ -294,8 +294,8 @@ def _write_graph(digraph, out: Optional[str]) -> str:
 def _graph(args: argparse.Namespace) -> int:
     """``chainrule graph EXPR --let NAME=VALUE ...``: values, gradients and a drawing of the
     graph."""
-    from chainrule.calculator import calculate
-    from chainrule.explain import draw_graph, format_array
+    from chainrule.course.calculator import calculate
+    from chainrule.course.explain import draw_graph, format_array
 
     options = _graph_options(args.args)
     if options is None:

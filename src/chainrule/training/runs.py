@@ -31,20 +31,19 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import nn, optim
-from chainrule.checkpoint import (
+from chainrule.data import DataLoader, Subset, TensorDataset, load_digits, load_idx, random_split
+from chainrule.data.files import atomic_write, sync_folder
+from chainrule.engine.errors import ChainruleError
+from chainrule.training.checkpoint import (
     MAX_CHECKPOINT_BYTES,
-    atomic_write,
     load_model,
     load_optimizer,
     read_limited,
     save_model,
     save_optimizer,
-    sync_folder,
 )
-from chainrule.data import DataLoader, Subset, TensorDataset, load_digits, load_idx, random_split
-from chainrule.errors import ChainruleError
-from chainrule.plots import plot_confusion, plot_curves
-from chainrule.train import NonFiniteLossError, evaluate, fit
+from chainrule.training.fit import NonFiniteLossError, evaluate, fit
+from chainrule.training.plots import plot_confusion, plot_curves
 
 __all__ = ["RunConfig", "train_run", "evaluate_run", "build_model", "load_splits", "RunError",
            "committed_epoch"]

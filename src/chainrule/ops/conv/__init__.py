@@ -37,11 +37,11 @@ from typing import Hashable, Optional, Sequence, Union
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from chainrule import shapes
-from chainrule.errors import ShapeError
-from chainrule.grad_mode import is_grad_enabled
+from chainrule.engine.errors import ShapeError
+from chainrule.engine.grad_mode import is_grad_enabled
+from chainrule.engine.tensor import Tensor
+from chainrule.ops.conv import sizes as shapes
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.tensor import Tensor
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 import chainrule as cr
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 __all__ = [
     "Statistic", "ReluLayerStatistics", "relu_layer_statistics",

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import chainrule as cr
 from chainrule import nn
-from chainrule.tensor import Tensor
+from chainrule.engine.tensor import Tensor
 
 __all__ = [
     "xor_network", "best_linear_fit", "LinearFit", "descending_order_network",

@@ -51,7 +51,7 @@ from typing import Any, Optional, Sequence, TypeGuard, cast
 
 import numpy as np
 
-from chainrule.errors import ChainruleError
+from chainrule.engine.errors import ChainruleError
 
 __all__ = ["CalculatorError", "FUNCTIONS", "parse_expression", "parse_let", "evaluate", "calculate",
            "Calculation"]
@@ -469,7 +469,7 @@ def parse_let(text: str) -> tuple[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- evaluation
 def _shape_of(value) -> tuple:
-    from chainrule.tensor import Tensor
+    from chainrule.engine.tensor import Tensor
 
     if isinstance(value, Tensor):
         return value.shape
@@ -498,7 +498,7 @@ def _matmul_shape(a: tuple, b: tuple) -> Optional[tuple]:
 def _guard_size(name: str, args: list, kwargs: dict) -> int:
     """Refuse an operation whose result would exceed MAX_ELEMENTS, before it runs; returns the
     result's size when it is known (else 0)."""
-    from chainrule.tensor import Tensor
+    from chainrule.engine.tensor import Tensor
 
     size = 0
     if name in _BROADCASTING:
@@ -558,7 +558,7 @@ class _Budget:
 
 
 def _check_tensor_exponent(exponent) -> None:
-    from chainrule.tensor import Tensor
+    from chainrule.engine.tensor import Tensor
 
     if isinstance(exponent, Tensor):
         data = exponent.data
@@ -686,7 +686,7 @@ def calculate(expression: str, lets: Sequence[str] = ()) -> Calculation:
     """Check everything, evaluate, back-propagate. Raises CalculatorError (one line) when
     refused."""
     import chainrule as cr
-    from chainrule.explain import explain, graph_order
+    from chainrule.course.explain import explain, graph_order
 
     values: dict[str, np.ndarray] = {}
     for text in lets:

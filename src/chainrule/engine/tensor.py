@@ -1,7 +1,7 @@
 """``Tensor``: a thin handle on an ndarray plus the graph bookkeeping autodiff needs.
 
 A Tensor holds ``data`` (the ndarray), ``requires_grad``, ``grad`` and ``grad_fn`` (the
-:class:`~chainrule.autograd.Node` that made it, None for leaves). It computes nothing itself:
+:class:`~chainrule.engine.autograd.Node` that made it, None for leaves). It computes nothing itself:
 every method and operator forwards to a function in :mod:`chainrule.ops`.
 """
 
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
-from chainrule.hooks import RemovableHandle
+from chainrule.engine.hooks import RemovableHandle
 
 if TYPE_CHECKING:
-    from chainrule.autograd import Node
+    from chainrule.engine.autograd import Node
 
 __all__ = ["Tensor", "tensor", "to_array"]
 
@@ -234,7 +234,7 @@ class Tensor:
         tensors are freed afterwards unless ``retain_graph``; ``create_graph`` records the
         backward pass itself so that the gradients can be differentiated again.
         """
-        from chainrule.autograd import backward
+        from chainrule.engine.autograd import backward
 
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 

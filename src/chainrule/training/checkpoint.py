@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -25,8 +24,9 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load
 
-from chainrule.errors import ChainruleError
-from chainrule.tensor import Tensor
+from chainrule.data.files import atomic_write
+from chainrule.engine.errors import ChainruleError
+from chainrule.engine.tensor import Tensor
 
 __all__ = ["CheckpointError", "atomic_write", "read_limited", "save_tensors", "load_tensors",
            "save_model", "load_model", "save_optimizer", "load_optimizer", "MAX_CHECKPOINT_BYTES"]
@@ -40,42 +40,6 @@ MAX_CHECKPOINT_BYTES = 4 << 30
 class CheckpointError(ChainruleError, ValueError):
     """A checkpoint file that cannot be read back (missing, truncated, corrupt, or not what was
     expected)."""
-
-
-def atomic_write(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic
-    rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp makes 0600: keep an existing file's mode, else the usual one
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: PathLike) -> None:
-    """fsync a folder, so that the renames in it survive a power cut (not only a killed process)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:  # some systems cannot open folders: the rename is then as durable as they allow
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def read_limited(path: PathLike, max_bytes: int, error: type | None = None) -> bytes:
@@ -96,12 +60,6 @@ def read_limited(path: PathLike, max_bytes: int, error: type | None = None) -> b
     if len(data) > max_bytes:
         raise error(f"{path} is more than the {max_bytes:,} bytes allowed")
     return data
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _array(value: Any) -> np.ndarray:

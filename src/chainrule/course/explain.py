@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
-from chainrule.autograd import (
+from chainrule.engine.autograd import (
     _check_root_grad,
     _default_root_grad,
     graph_walk,
     propagate,
     topological_order,
 )
-from chainrule.errors import GraphFreedError
-from chainrule.grad_mode import no_grad
-from chainrule.tensor import Tensor
+from chainrule.engine.errors import GraphFreedError
+from chainrule.engine.grad_mode import no_grad
+from chainrule.engine.tensor import Tensor
 
 if TYPE_CHECKING:
     import graphviz

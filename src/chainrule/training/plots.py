@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: works on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from chainrule.checkpoint import atomic_write  # noqa: E402
+from chainrule.data.files import atomic_write  # noqa: E402
 
 __all__ = ["plot_curves", "plot_confusion"]
 

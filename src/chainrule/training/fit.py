@@ -15,9 +15,9 @@ from typing import Callable, Iterable, Optional, Sequence
 from tqdm.auto import tqdm
 
 import chainrule as cr
-from chainrule.errors import ChainruleError
+from chainrule.engine.errors import ChainruleError
+from chainrule.engine.tensor import Tensor
 from chainrule.nn import Module
-from chainrule.tensor import Tensor
 
 __all__ = ["fit", "evaluate", "predict", "NonFiniteLossError"]
 
