@@ -14,6 +14,7 @@ statistics, explain, the calculator) import lazily, on first use, with what they
 
 from chainrule import _compat, backends, data, nn, ops, optim
 from chainrule._version import __version__
+from chainrule.backends import BackendMismatchError, Device, device
 from chainrule.engine.autograd import grad as autograd_grad
 from chainrule.engine.errors import (
     AnomalyError,
@@ -48,6 +49,7 @@ from chainrule.nn.summary import summary
 from chainrule.ops.activations import *  # noqa: F401,F403
 from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.creation import *  # noqa: F401,F403
+from chainrule.ops.device import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
@@ -62,7 +64,8 @@ __all__ = [
     "AnomalyError", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
-    "gradcheck", "nn", "optim", "data", "summary", "backends",
+    "gradcheck", "nn", "optim", "data", "summary", "backends", "device", "Device",
+    "BackendMismatchError",
 ]  # and, imported on first use: analysis, constructions, draw_graph, explain, training, course
 __all__ += ops.__all__
 for _internal in ("REGISTRY", "Primitive", "as_tensor"):  # ops' machinery, not the flat API

@@ -279,7 +279,7 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
                 report(i, x, "constant", None, None)
             continue
         if prim.variadic:
-            gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)  # type: ignore[misc]
+            gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
         else:
             rule = prim.vjps[i]
             gx = None if rule is None else rule(g, tensor, *inputs, **params)

@@ -31,3 +31,7 @@ class InplaceModifiedError(ChainruleError, RuntimeError):
 
 class AnomalyError(ChainruleError, RuntimeError):
     """Under ``detect_anomaly``: an operation or VJP made NaN/inf out of finite values."""
+
+
+class BackendMismatchError(ChainruleError, ValueError):
+    """Tensors of two array backends or two devices met in one operation (cpu and cuda ...)."""

@@ -1,8 +1,10 @@
-"""``Tensor``: a thin handle on an ndarray plus the graph bookkeeping autodiff needs.
+"""``Tensor``: a thin handle on an array plus the graph bookkeeping autodiff needs.
 
-A Tensor holds ``data`` (the ndarray), ``requires_grad``, ``grad`` and ``grad_fn`` (the
-:class:`~chainrule.engine.autograd.Node` that made it, None for leaves). It computes nothing itself:
-every method and operator forwards to a function in :mod:`chainrule.ops`.
+A Tensor holds ``data`` (an array of one backend -- NumPy by default, CuPy, any array-API
+namespace -- on one device), ``requires_grad``, ``grad`` and ``grad_fn`` (the
+:class:`~chainrule.engine.autograd.Node` that made it, None for leaves). It computes nothing
+itself: every method and operator forwards to a function in :mod:`chainrule.ops`. ``dtype`` is a
+NumPy dtype on every backend; ``device`` is PyTorch's spelling (``"cpu"``, ``"cuda:0"``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.hooks import RemovableHandle
 
 if TYPE_CHECKING:
@@ -39,13 +42,27 @@ def to_array(data: Any, dtype: Any = None) -> np.ndarray:
         array = data.data
     elif isinstance(data, (np.ndarray, np.generic)):
         array = np.asarray(data)
+    elif type(data) in backends.BY_TYPE or hasattr(data, "__array_namespace__"):
+        backend = backends.backend_of(data)  # an array of another backend stays there
+        return data if dtype is None else backend.xp.astype(data, backend.dtype(dtype))
     elif dtype is not None:  # straight to the requested dtype: no float32 detour for Python floats
-        array = np.asarray(data, dtype=np.dtype(dtype))
+        array = _on_default_device(np.asarray(data, dtype=np.dtype(dtype)))
     else:
-        return _python_data(data)
+        return _on_default_device(_python_data(data))
     if dtype is not None:
+        if type(array) is not np.ndarray:
+            backend = backends.backend_of(array)
+            return backend.xp.astype(array, backend.dtype(dtype))
         array = array.astype(np.dtype(dtype), copy=False)
     return array
+
+
+def _on_default_device(array: np.ndarray) -> Any:
+    """A host array made from Python data, moved to this thread's default device (if not cpu)."""
+    device = backends.get_default_device()
+    if device.backend == "numpy":
+        return array
+    return backends.get(device.backend).from_host(array, device)
 
 
 def _python_data(data: Any) -> np.ndarray:
@@ -100,9 +117,22 @@ def _promote_leaves(dtypes: set) -> np.dtype:
     return np.result_type(*[d for d in dtypes if _KIND_RANK[d.kind] == top])
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
-    """A new leaf tensor holding a copy of ``data`` (dtype rules as ``torch.tensor``)."""
-    return Tensor(np.array(to_array(data, dtype), copy=True), requires_grad=requires_grad)
+def tensor(data: Any, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> "Tensor":
+    """A new leaf tensor holding a copy of ``data`` (dtype rules as ``torch.tensor``).
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...) places it; by default an array keeps
+    its backend and device, and Python data goes to the thread's default device (``"cpu"``).
+    """
+    array = to_array(data, dtype)
+    if device is not None:
+        array = backends.move(array, backends.Device(device))
+    if type(array) is np.ndarray:
+        array = np.array(array, copy=True)
+    else:
+        backend = backends.backend_of(array)
+        array = backend.xp.asarray(array, copy=True)
+    return Tensor(array, requires_grad=requires_grad)
 
 
 class Tensor:
@@ -154,7 +184,21 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        """The NumPy dtype of the data, on every backend."""
+        dtype = self.data.dtype
+        if type(dtype) is np.dtype or isinstance(dtype, np.dtype):
+            return dtype
+        return backends.backend_of(self.data).np_dtype(dtype)
+
+    @property
+    def device(self) -> backends.Device:
+        """Where the data lives: ``device('cpu')``, ``device('cuda:0')`` (equal to the string)."""
+        return backends.backend_of(self.data).device_of(self.data)
+
+    @property
+    def backend(self) -> str:
+        """The array library of the data: ``"numpy"``, ``"cupy"``, ``"array_api_strict"``."""
+        return backends.backend_of(self.data).name
 
     @property
     def version(self) -> int:
@@ -183,9 +227,9 @@ class Tensor:
     # ----------------------------------------------------------------- autograd handles
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark this leaf as a variable to differentiate with respect to (in place)."""
-        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+        if requires_grad and self.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(
-                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}: "
+                f"only floating-point tensors can require gradients, got dtype {self.dtype}: "
                 f"use dtype=float32 or float64"
             )
         if not requires_grad and self.grad_fn is not None:
@@ -240,39 +284,65 @@ class Tensor:
 
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
-        """The underlying ndarray (shared memory)."""
-        return self.data
+        """The data as a host ndarray: shared memory on the CPU, a copy from a GPU."""
+        if type(self.data) is np.ndarray:
+            return self.data
+        return backends.backend_of(self.data).to_host(self.data)
+
+    def to(self, device: Any = None, dtype: Any = None) -> "Tensor":
+        """This tensor on ``device`` and/or in ``dtype`` (itself when nothing changes).
+
+        ``t.to("cuda")``, ``t.to("cpu")``, ``t.to(float64)``, ``t.to("cuda", float32)``. Both
+        are differentiable: the gradient goes back to this tensor's device and dtype.
+        """
+        if dtype is None and device is not None and not isinstance(device, (str, backends.Device)):
+            device, dtype = None, device  # t.to(np.float64)
+        result = self
+        if device is not None and backends.Device(device) != self.device:
+            result = _ops.to_device(result, device)
+        if dtype is not None and np.dtype(dtype) != result.dtype:
+            result = _ops.astype(result, dtype)
+        return result
+
+    def cpu(self) -> "Tensor":
+        """This tensor in host memory (NumPy): ``to("cpu")``."""
+        return self.to("cpu")
+
+    def cuda(self, device: Any = None) -> "Tensor":
+        """This tensor on a CUDA GPU (CuPy): ``to("cuda")`` or ``to("cuda:N")``."""
+        return self.to("cuda" if device is None else f"cuda:{device}")
 
     def item(self) -> Any:
         """The single element as a Python number."""
-        if self.data.size != 1:
+        if self.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, this one has shape {self.shape}"
             )
-        return self.data.item()
+        return self.numpy().item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self.numpy().tolist()
 
     def astype(self, dtype: Any) -> "Tensor":
         """A copy converted to ``dtype``; differentiable between floating dtypes."""
         return _ops.astype(self, dtype)
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        host = self.numpy()
+        if dtype is not None and np.dtype(dtype) != host.dtype:
+            return host.astype(dtype)
+        return host.copy() if copy and host is self.data else host
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return self.shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self.numpy())
 
     def __float__(self) -> float:
         return float(self.item())
@@ -281,15 +351,17 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self.dtype.kind not in "iu" or self.size != 1:
             raise TypeError("only integer tensors of a single element can be used as an index")
-        return int(self.data)
+        return int(self.numpy())
 
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
-        extra = [f"dtype={self.data.dtype}"]
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", precision=4)
+        extra = [f"dtype={self.dtype}"]
+        if type(self.data) is not np.ndarray:
+            extra.append(f"device='{self.device}'")
         if self.grad_fn is not None:
             extra.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:

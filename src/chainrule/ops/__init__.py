@@ -10,6 +10,7 @@ from chainrule.ops import (
     activations,
     conv,
     creation,
+    device,
     elementwise,
     linalg,
     losses,
@@ -21,6 +22,7 @@ from chainrule.ops import (
 from chainrule.ops.activations import *  # noqa: F401,F403
 from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.creation import *  # noqa: F401,F403
+from chainrule.ops.device import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
@@ -41,3 +43,4 @@ __all__ += signal.__all__
 __all__ += conv.__all__
 __all__ += normalization.__all__
 __all__ += creation.__all__
+__all__ += device.__all__

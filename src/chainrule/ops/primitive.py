@@ -1,15 +1,30 @@
 """The primitive registry: every differentiable operation is declared here once.
 
-A :class:`Primitive` has
+A :class:`Primitive` is a backend-free definition plus open rule tables, as JAX's autodidax:
 
-* ``impl`` -- the forward computation on ndarrays (NumPy), with keyword-only static
-  parameters (``axis=``, ``shape=`` ...), and
-* ``vjps`` -- one vector-Jacobian product rule per input: ``rule(g, out, *inputs, **params)``
-  returns the gradient for that input given ``g``, the gradient of the output. Rules take and
-  return :class:`~chainrule.Tensor` objects and are written with chainrule operations, so the
-  same rule yields numbers (symbol-to-number) or, under ``create_graph=True``, a new graph
-  (symbol-to-symbol) that can be differentiated again. ``None`` marks an input with no
-  gradient (an index, a condition). A rule may return ``None`` for "zero".
+* ``kernels`` -- the forward computation, per array backend (``prim.kernels[name]``):
+
+  - ``"array_api"``, the generic kernel, for every backend: ``kernel(xp, *arrays, **params)``
+    using only the array API standard through the namespace ``xp`` -- or the *name* of a standard
+    function (``"add"``, ``"exp"``), then called as ``xp.add(*arrays)`` with no wrapper at all;
+  - ``"numpy"`` / ``"cupy"``, optional fast paths for one library where the standard has no
+    equivalent (strided windows, ``add.at``): ``kernel(*arrays, **params)``.
+
+  ``bind`` takes the backend from its inputs (:func:`chainrule.backends.backend_of`), refuses
+  two backends or devices in one call (:class:`~chainrule.BackendMismatchError`), and runs that
+  backend's fast kernel, else the generic one. The choice is resolved once per primitive and
+  backend, so NumPy calls its ufunc as directly as before.
+* ``rules`` -- the other rules, by kind:
+
+  - ``"vjp"``: one vector-Jacobian product rule per input: ``rule(g, out, *inputs, **params)``
+    returns the gradient for that input given ``g``, the gradient of the output. Rules take and
+    return :class:`~chainrule.Tensor` objects and are written with chainrule operations, so the
+    same rule yields numbers (symbol-to-number) or, under ``create_graph=True``, a new graph
+    (symbol-to-symbol) that can be differentiated again. ``None`` marks an input with no
+    gradient (an index, a condition). A rule may return ``None`` for "zero".
+  - ``"abstract_eval"``: ``rule(*avals, **params) -> ShapeDtype``, the output's shape and dtype
+    from the inputs' (:mod:`chainrule.ops.abstract`), without computing: ``summary``, the
+    calculator's shape checks and export use it.
 
 A rule may return a gradient with the *broadcast* shape of the output: the engine sums it back
 to the input's shape in one place (``autograd._fit_to``), so no rule undoes broadcasting itself.
@@ -20,8 +35,9 @@ to the input's shape in one place (``autograd._fit_to``), so no rule undoes broa
 Version counters (PyTorch's): the node also records the version of every tensor its rules read
 (``saves``: the inputs, by position, and ``"out"``; all of them unless the primitive declares
 fewer). In-place operations bump a tensor's version, and the backward pass refuses a node whose
-saved tensors changed since the forward. A result that is a NumPy *view* of an input shares that
-input's counter (``Tensor._base``), so writing into a parameter is seen through ``W.T`` too.
+saved tensors changed since the forward. A result that is a *view* of an input (NumPy, CuPy)
+shares that input's counter (``Tensor._base``), so writing into a parameter is seen through
+``W.T`` too.
 
 Anomaly mode (``detect_anomaly``) adds, per call, a NaN/inf check of the result and the user's
 source line on the node; off, it costs the one attribute read that grad mode costs anyway.
@@ -29,10 +45,13 @@ source line on the node; off, it costs the one attribute read that grad mode cos
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+import functools
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from chainrule import backends
+from chainrule.backends import Backend
 from chainrule.engine.autograd import Node, check_forward_anomaly, user_frame
 from chainrule.engine.grad_mode import _state
 from chainrule.engine.tensor import Tensor, to_array
@@ -46,15 +65,19 @@ VJPRule = Optional[Callable[..., Optional[Tensor]]]
 
 
 class Primitive:
-    """A differentiable operation: NumPy forward plus one VJP rule per input."""
+    """A differentiable operation: kernels per backend, VJP rules and an abstract-eval rule."""
 
-    __slots__ = ("name", "impl", "vjps", "smooth", "variadic", "saves_inputs", "saves_out")
+    __slots__ = ("name", "kernels", "rules", "smooth", "variadic", "saves_inputs", "saves_out",
+                 "_resolved")
 
     def __init__(
         self,
         name: str,
-        impl: Callable[..., np.ndarray],
+        numpy: Optional[Callable[..., Any]] = None,
         *,
+        generic: Union[str, Callable[..., Any], None] = None,
+        cupy: Optional[Callable[..., Any]] = None,
+        abstract_eval: Optional[Callable[..., Any]] = None,
         smooth: bool = True,
         variadic: bool = False,
         saves: Optional[Sequence[Union[int, str]]] = None,
@@ -62,8 +85,15 @@ class Primitive:
         if name in REGISTRY:
             raise ValueError(f"primitive {name!r} is already registered")
         self.name = name
-        self.impl = impl
-        self.vjps: tuple[VJPRule, ...] = ()
+        #: backend kernel name ("array_api", "numpy", "cupy") -> kernel
+        self.kernels: dict[str, Any] = {}
+        for key, kernel in (("array_api", generic), ("numpy", numpy), ("cupy", cupy)):
+            if kernel is not None:
+                self.kernels[key] = kernel
+        #: kind ("vjp", "abstract_eval", later "jvp", "onnx" ...) -> rule
+        self.rules: dict[str, Any] = {"vjp": (), "abstract_eval": abstract_eval}
+        #: backend name -> the callable bind runs (filled on first use per backend)
+        self._resolved: dict[str, Callable[..., Any]] = {}
         #: False where the function has kinks/jumps: gradcheck skips second order there.
         self.smooth = smooth
         #: True for any number of inputs (concatenate): its one rule also gets ``argnum=i``.
@@ -75,19 +105,65 @@ class Primitive:
         self.saves_out = saved is None or "out" in saved
         REGISTRY[name] = self
 
+    # ------------------------------------------------------------------ the tables
+    @property
+    def vjps(self) -> tuple:
+        """The VJP rules, one per positional input (``rules["vjp"]``)."""
+        return self.rules["vjp"]
+
     def defvjp(self, *rules: VJPRule) -> "Primitive":
         """Attach the VJP rules, one per positional input (None: not differentiable)."""
-        self.vjps = rules
+        self.rules["vjp"] = rules
         return self
 
+    def def_abstract_eval(self, rule: Callable[..., Any]) -> "Primitive":
+        """Attach the shape/dtype rule: ``rule(*avals, **params) -> ShapeDtype``."""
+        self.rules["abstract_eval"] = rule
+        return self
+
+    def def_kernel(self, backend: str, kernel: Any) -> "Primitive":
+        """Add or replace the kernel for ``backend`` ("array_api", "numpy", "cupy")."""
+        self.kernels[backend] = kernel
+        self._resolved.clear()
+        return self
+
+    def kernel_for(self, backend: Backend) -> Callable[..., Any]:
+        """The callable ``bind`` runs on ``backend``'s arrays: its fast kernel, else the generic
+        one bound to its namespace."""
+        found = self._resolved.get(backend.name)
+        if found is not None:
+            return found
+        fast = self.kernels.get(backend.kernel_name) if backend.kernel_name != "array_api" else None
+        if fast is not None:  # a library's own kernel: kernel(*arrays, **params)
+            kernel = getattr(backend.xp, fast) if isinstance(fast, str) else fast
+        else:
+            generic = self.kernels.get("array_api")
+            if generic is None:
+                raise NotImplementedError(
+                    f"{self.name} has no kernel for the {backend.name} backend (it has: "
+                    f"{', '.join(self.kernels) or 'none'})")
+            kernel = (getattr(backend.xp, generic) if isinstance(generic, str)
+                      else functools.partial(generic, backend.xp))
+        self._resolved[backend.name] = kernel
+        return kernel
+
+    # ------------------------------------------------------------------ applying it
     def bind(self, *inputs: Tensor, **params) -> Tensor:
         """Apply the primitive to Tensors; record the graph when it is needed."""
-        out = self.impl(*[x.data for x in inputs], **params)
-        if type(out) is not np.ndarray:  # NumPy reductions return scalars
-            out = np.asarray(out)
+        arrays = [x.data for x in inputs]
+        kind = type(arrays[0])
+        backend = backends.BY_TYPE.get(kind) or backends.backend_of(arrays[0])
+        for array in arrays:
+            if type(array) is not kind and backends.backend_of(array) is not backend:
+                raise backends.mismatch(arrays[0], array, self.name)
+        if backend is not backends.NUMPY and len(arrays) > 1:
+            _check_devices(self.name, backend, arrays)
+        out = self.kernel_for(backend)(*arrays, **params)
+        if type(out) is not kind and type(out) not in backends.BY_TYPE:
+            out = backend.xp.asarray(out)  # NumPy reductions return scalars
         result = Tensor._from_array(out)
-        if out.base is not None:  # a view of an input shares its version counter
-            _link_view(result, inputs)
+        if (out.base if type(out) is np.ndarray else getattr(out, "base", None)) is not None:
+            _link_view(result, inputs)  # a view of an input shares its version counter
         recording, anomaly = _state.modes
         if anomaly:
             check_forward_anomaly(self, inputs, result)
@@ -105,10 +181,18 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
+def _check_devices(name: str, backend: Backend, arrays: list) -> None:
+    """Refuse arrays of one backend on two devices (cuda:0 and cuda:1), naming both."""
+    first = backend.device_of(arrays[0])
+    for array in arrays[1:]:
+        if backend.device_of(array) != first:
+            raise backends.mismatch(arrays[0], array, name)
+
+
 def _link_view(result: Tensor, inputs: Sequence[Tensor]) -> None:
     """Give ``result`` the version counter of the input whose memory its array views."""
     base = result.data.base
-    for x in inputs:
+    for x in inputs:  # NumPy and CuPy arrays have .base (array_api_strict's have no views)
         if base is x.data or base is x.data.base:
             result._base = x if x._base is None else x._base
             return
@@ -124,6 +208,15 @@ def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
         return value
     python_number = isinstance(value, (int, float, bool)) and not isinstance(value, np.generic)
     if like is not None and python_number:
-        dtype = np.result_type(like.data.dtype, value)
-        return Tensor._from_array(np.asarray(value, dtype=dtype))
+        dtype = np.result_type(like.dtype, value)
+        if type(like.data) is np.ndarray:
+            return Tensor._from_array(np.asarray(value, dtype=dtype))
+        backend = backends.backend_of(like.data)
+        return Tensor._from_array(backend.asarray(value, dtype, backend.device_of(like.data)))
+    if like is not None and type(like.data) is not np.ndarray:  # an ndarray or list: to like's
+        backend = backends.backend_of(like.data)
+        array = to_array(value)
+        if type(array) is np.ndarray:
+            return Tensor._from_array(backend.from_host(array, backend.device_of(like.data)))
+        return Tensor._from_array(array)
     return Tensor._from_array(to_array(value))
