@@ -195,19 +195,19 @@ def _train(args: argparse.Namespace) -> int:
                               "give no --out or --force with it")
         # the given settings must agree with the run's (train_run names any conflict), but --epochs
         config = dataclasses.replace(RunConfig.load(args.resume), **settings)
-        train_run(config, args.resume, resume=True, progress=not args.quiet)
+        train_run(config, args.resume, resume=True, progress=not args.quiet, device=args.device)
         return 0
     config = RunConfig(**settings)
     default = f"runs/{config.dataset.split(':')[0]}-{config.model}-seed{config.seed}"
     folder = args.out if args.out is not None else default
-    train_run(config, folder, progress=not args.quiet, force=args.force)
+    train_run(config, folder, progress=not args.quiet, force=args.force, device=args.device)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from chainrule.training.runs import evaluate_run
 
-    evaluate_run(args.folder)
+    evaluate_run(args.folder, device=args.device)
     return 0
 
 
@@ -390,10 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in DIR from its last completed epoch "
                             "(other settings given must equal the run's)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--device", default="cpu",
+                       help="where to train: cpu (default), cuda or cuda:N (CuPy and a GPU)")
     train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate",
                                    help="reload a run and print its test accuracy per class")
     evaluate.add_argument("folder", help="a run folder written by chainrule train")
+    evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     evaluate.set_defaults(run=_evaluate)
     graph = commands.add_parser(
         "graph", prefix_chars="+", add_help=False,  # '+': an expression like -x is not an option

@@ -6,6 +6,10 @@ dataset of ``(image, label)`` pairs gives ``(images, labels)`` tuples of Tensors
 :class:`~chainrule.Generator` (the default one unless ``generator=`` is given): loaders whose
 generators are seeded alike yield the same batches, epoch after epoch.
 
+``device=`` ("cpu", "cuda", ...) moves every batch there as it is yielded (tensors inside tuples,
+lists and dicts too), as PyTorch code does with ``.to(device)`` in the loop: the dataset stays in
+host memory and one batch at a time crosses to the GPU.
+
 Fast path: with the default collation, a ``TensorDataset`` (or a ``Subset`` of one, or a Tensor /
 ndarray used as a dataset) is batched by indexing each stored array once with the batch's index
 array, instead of fetching and stacking samples one at a time.
@@ -19,6 +23,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.data.dataset import Subset, TensorDataset, numpy_rng
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import creation
@@ -26,14 +31,29 @@ from chainrule.ops import creation
 __all__ = ["DataLoader", "default_collate"]
 
 
-def _stack(arrays: list, what: str) -> np.ndarray:
-    shapes = {a.shape for a in arrays}
+def _stack(arrays: list, what: str) -> Any:
+    shapes = {tuple(a.shape) for a in arrays}
     if len(shapes) > 1:
         raise ValueError(
             f"default_collate: cannot stack {what} of different shapes {sorted(shapes)}: "
             "give every sample the same shape or pass a collate_fn"
         )
-    return np.stack(arrays)
+    if type(arrays[0]) is np.ndarray:
+        return np.stack(arrays)
+    return backends.backend_of(arrays[0]).xp.stack(arrays)  # tensors of another backend
+
+
+def to_device(batch: Any, device: backends.Device) -> Any:
+    """``batch`` with every Tensor in it (also inside tuples, lists, dicts) moved to ``device``."""
+    if isinstance(batch, Tensor):
+        return Tensor._from_array(backends.move(batch.data, device))
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*[to_device(value, device) for value in batch])
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
 
 
 def default_collate(batch: list) -> Any:
@@ -90,9 +110,11 @@ def _fast_source(dataset: Any) -> Optional[tuple]:
     if (
         isinstance(dataset, TensorDataset)
         and type(dataset).__getitem__ is TensorDataset.__getitem__
+        and all(type(t.data) is np.ndarray for t in dataset.tensors)  # NumPy fancy indexing
     ):
         return tuple(t.data for t in dataset.tensors), base_index, False
-    if isinstance(dataset, Tensor) and type(dataset) is Tensor and dataset.ndim > 0:
+    if (isinstance(dataset, Tensor) and type(dataset) is Tensor and dataset.ndim > 0
+            and type(dataset.data) is np.ndarray):
         return (dataset.data,), base_index, True
     if type(dataset) is np.ndarray and dataset.ndim > 0 and dataset.dtype.kind not in "OUSV":
         return (dataset,), base_index, True
@@ -105,7 +127,8 @@ class DataLoader:
     Parameters (PyTorch's): ``batch_size`` samples per batch (>= 1); ``shuffle`` draws a new
     permutation at the start of each epoch from ``generator`` (a ``chainrule.Generator``; the
     default generator when None); ``drop_last`` drops a last, incomplete batch; ``collate_fn``
-    turns a list of samples into a batch (:func:`default_collate` when None).
+    turns a list of samples into a batch (:func:`default_collate` when None); ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...) moves each batch's tensors there (None: as they are).
 
     ``len(loader)`` is the number of batches per epoch.
     """
@@ -116,11 +139,12 @@ class DataLoader:
     drop_last: bool
     generator: Optional[creation.Generator]
     collate_fn: Optional[Callable[[list], Any]]
+    device: Optional[backends.Device]
 
     def __init__(
         self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
         generator: Optional[creation.Generator] = None,
-        collate_fn: Optional[Callable[[list], Any]] = None,
+        collate_fn: Optional[Callable[[list], Any]] = None, device: Any = None,
     ) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(f"DataLoader: dataset must define __getitem__ and __len__ (a map-style "
@@ -147,6 +171,12 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.generator = generator
         self.collate_fn = collate_fn
+        try:
+            self.device = None if device is None else backends.Device(device)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"DataLoader: device: {error}") from None
+        if self.device is not None:
+            backends.get(self.device.backend)  # ImportError naming the package, before epoch 1
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -162,8 +192,13 @@ class DataLoader:
         stop = n - n % self.batch_size if self.drop_last else n
         source = _fast_source(self.dataset) if self.collate_fn in (None, default_collate) else None
         if source is None:
-            return self._iter_samples(order, stop)
-        return self._iter_arrays(source, order, stop)
+            batches = self._iter_samples(order, stop)
+        else:
+            batches = self._iter_arrays(source, order, stop)
+        if self.device is None:
+            return batches
+        device = self.device
+        return (to_device(batch, device) for batch in batches)
 
     def _iter_samples(self, order: Optional[np.ndarray], stop: int) -> Iterator[Any]:
         collate = self.collate_fn or default_collate

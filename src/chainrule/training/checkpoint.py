@@ -8,6 +8,11 @@ The bytes of a file depend only on its tensors and metadata: the header is writt
 sorted keys (the safetensors library writes its metadata in hash order, different each run), so
 identical runs write byte-identical checkpoints.
 
+Devices: tensors are saved from host memory (a GPU tensor is copied to the host first), so a file
+never depends on where it was written. Loading gives host arrays; ``map_location=`` ("cpu",
+"cuda", ...) puts them on a device instead (PyTorch's name). ``load_model`` copies each value onto
+its parameter's own device, wherever the model lives.
+
 Optimizer state (nested dicts of tensors and numbers) is flattened to tensors named
 ``state.<param index>.<key>`` plus the parameter groups and scalar entries as JSON metadata.
 """
@@ -24,6 +29,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load
 
+from chainrule import backends
 from chainrule.data.files import atomic_write
 from chainrule.engine.errors import ChainruleError
 from chainrule.engine.tensor import Tensor
@@ -63,7 +69,17 @@ def read_limited(path: PathLike, max_bytes: int, error: type | None = None) -> b
 
 
 def _array(value: Any) -> np.ndarray:
-    return np.ascontiguousarray(value.data if isinstance(value, Tensor) else np.asarray(value))
+    """A host ndarray of a Tensor on any device, or of an array-like."""
+    return np.ascontiguousarray(value.numpy() if isinstance(value, Tensor) else np.asarray(value))
+
+
+def _placed(arrays: dict, map_location: Any) -> dict:
+    """``arrays`` as Tensors on ``map_location`` (None: the host ndarrays as they are)."""
+    if map_location is None:
+        return arrays
+    device = backends.Device(map_location)
+    return {name: Tensor._from_array(backends.move(array, device))
+            for name, array in arrays.items()}
 
 
 _SAFETENSORS_DTYPES = {np.dtype(name): code for name, code in (
@@ -103,14 +119,18 @@ def save_tensors(tensors: dict, path: PathLike, metadata: dict | None = None) ->
     atomic_write(path, serialize_tensors(arrays, {k: str(v) for k, v in (metadata or {}).items()}))
 
 
-def load_tensors(path: PathLike) -> tuple[dict, dict]:
-    """(name -> ndarray, metadata) from a safetensors file; CheckpointError if it cannot be read."""
+def load_tensors(path: PathLike, map_location: Any = None) -> tuple[dict, dict]:
+    """(name -> ndarray, metadata) from a safetensors file; CheckpointError if it cannot be read.
+
+    With ``map_location`` ("cpu", "cuda" ...) the values are Tensors on that device.
+    """
     path = Path(path)
     try:
         data = read_limited(path, MAX_CHECKPOINT_BYTES)
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
-    return parse_tensors(data, path)
+    arrays, metadata = parse_tensors(data, path)
+    return _placed(arrays, map_location), metadata
 
 
 def parse_tensors(data: bytes, path: PathLike) -> tuple[dict, dict]:
@@ -133,9 +153,13 @@ def save_model(model, path: PathLike, metadata: dict | None = None) -> None:
     save_tensors(model.state_dict(), path, metadata)
 
 
-def load_model(model, path: PathLike, strict: bool = True) -> dict:
-    """Load a checkpoint written by :func:`save_model` into ``model``; returns its metadata."""
-    arrays, metadata = load_tensors(path)
+def load_model(model, path: PathLike, strict: bool = True, map_location: Any = None) -> dict:
+    """Load a checkpoint written by :func:`save_model` into ``model``; returns its metadata.
+
+    Values land on each parameter's own device (``map_location`` only says where they are read
+    to first, as in ``torch.load``).
+    """
+    arrays, metadata = load_tensors(path, map_location)
     try:
         model.load_state_dict(arrays, strict=strict)
     except (KeyError, ValueError) as error:
@@ -161,9 +185,14 @@ def save_optimizer(optimizer, path: PathLike, metadata: dict | None = None) -> N
     save_tensors(tensors, path, extra)
 
 
-def load_optimizer(optimizer, path: PathLike) -> dict:
-    """Restore an optimizer saved by :func:`save_optimizer`; returns the remaining metadata."""
+def load_optimizer(optimizer, path: PathLike, map_location: Any = None) -> dict:
+    """Restore an optimizer saved by :func:`save_optimizer`; returns the remaining metadata.
+
+    State tensors go to ``map_location`` (None: the device of each one's parameter).
+    """
     arrays, metadata = load_tensors(path)
+    arrays = _on_parameters(optimizer, arrays) if map_location is None else _placed(
+        arrays, map_location)
     try:
         groups = json.loads(metadata.pop("param_groups"))
         scalars = json.loads(metadata.pop("scalars"))
@@ -188,10 +217,22 @@ def _optimizer_state(arrays: dict, scalars: Any, groups: Any) -> dict:
     state: dict = {}
     for name, array in arrays.items():
         _, index, key = name.split(".", 2)
-        state.setdefault(int(index), {})[key] = Tensor(array)
+        state.setdefault(int(index), {})[key] = array  # a Tensor, on its device already
     for name, value in scalars.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"the scalar {name} is {value!r}, not a number")
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     return state
+
+
+def _on_parameters(optimizer: Any, arrays: dict) -> dict:
+    """Each ``state.<index>.<key>`` array as a Tensor on the device of parameter ``index``."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    placed = {}
+    for name, array in arrays.items():
+        index = name.split(".", 2)[1]
+        if index.isdigit() and int(index) < len(params):
+            array = backends.move(array, params[int(index)].device)
+        placed[name] = Tensor._from_array(array)
+    return placed

@@ -454,13 +454,17 @@ def _confusion(predictions, targets, n_classes: int) -> list:
 
 
 def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = True,
-              log: Callable = print, epochs: Optional[int] = None, force: bool = False) -> dict:
+              log: Callable = print, epochs: Optional[int] = None, force: bool = False,
+              device: str = "cpu") -> dict:
     """Train (or resume) the run in ``folder``; returns the final test accuracy and the history.
 
     A new run refuses a folder that holds one unless ``force``; ``resume`` continues from the last
     committed epoch (from scratch if none) to ``epochs`` (default: the run's), and refuses a
-    ``config`` that differs from the run's in anything but the epochs.
+    ``config`` that differs from the run's in anything but the epochs. ``device`` ("cpu", "cuda"
+    ...) is where the model trains; it is not part of the run's config: checkpoints are device-free,
+    so a run started on a GPU resumes on the CPU and the other way round.
     """
+    device = _device(device)
     folder = _folder(folder)
     if resume:
         config = _resumed_config(folder, config, epochs)
@@ -469,7 +473,7 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
         _check_new_folder(folder, force)
         record = None
     (train_set, val_set, test_set), input_shape, n_classes = load_splits(config)
-    model = build_model(config.model, input_shape, n_classes, config.seed)
+    model = build_model(config.model, input_shape, n_classes, config.seed).to(device)
     optimizer = _build_optimizer(config, model)
     start = 0 if record is None else record["epoch"]
     if start > config.epochs:
@@ -487,8 +491,9 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
         _clear_run(folder)
         _write_config(folder, config)
     loaders = [DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                          generator=cr.Generator(config.seed)),
-               DataLoader(val_set, batch_size=256), DataLoader(test_set, batch_size=256)]
+                          generator=cr.Generator(config.seed), device=device),
+               DataLoader(val_set, batch_size=256, device=device),
+               DataLoader(test_set, batch_size=256, device=device)]
     loss_fn = nn.CrossEntropyLoss()
     with np.errstate(all="ignore"):  # overflow shows as a non-finite loss, refused below
         if start < config.epochs:
@@ -500,6 +505,19 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
                    folder / "confusion.png", f"test set, accuracy {result['accuracy']:.2%}")
     log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); run folder {folder}")
     return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "history": rows}
+
+
+def _device(spec: str) -> str:
+    """``spec`` checked: a known device whose backend imports and works here, else RunError."""
+    try:
+        device = cr.device(spec)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"device: {error}") from None
+    if device.backend not in cr.backends.available():
+        usable = ", ".join(cr.backends.available())
+        raise RunError(f"device={spec}: the {device.backend} backend is not usable here (usable: "
+                       f"{usable}); CUDA needs CuPy and a GPU: pip install 'chainrule[cuda12]'")
+    return str(device)
 
 
 def _fit(config: RunConfig, folder: Path, model, optimizer, loss_fn, loaders: list, start: int,
@@ -516,8 +534,9 @@ def _fit(config: RunConfig, folder: Path, model, optimizer, loss_fn, loaders: li
                        f"(a smaller --lr may help)") from None
 
 
-def evaluate_run(folder, log: Callable = print) -> dict:
+def evaluate_run(folder, log: Callable = print, device: str = "cpu") -> dict:
     """Reload a run's model and print its test accuracy and per-class precision, recall and F1."""
+    device = _device(device)
     folder = _folder(folder)
     config = RunConfig.load(folder)
     record = _read_commit(folder)
@@ -525,10 +544,11 @@ def evaluate_run(folder, log: Callable = print) -> dict:
         raise RunError(f"{folder}: no epoch is committed yet (no commit.json): nothing to evaluate")
     path = _locate(folder, record)["model.safetensors"]  # read only: a cut-short move stays
     (_, _, test_set), input_shape, n_classes = load_splits(config)
-    model = build_model(config.model, input_shape, n_classes, config.seed)
+    model = build_model(config.model, input_shape, n_classes, config.seed).to(device)
     load_model(model, path)
     with np.errstate(all="ignore"):
-        result = evaluate(model, DataLoader(test_set, batch_size=256), nn.CrossEntropyLoss())
+        result = evaluate(model, DataLoader(test_set, batch_size=256, device=device),
+                          nn.CrossEntropyLoss())
     matrix = _confusion(result["predictions"], result["targets"], n_classes)
     log(f"{folder}: {config.model} on {config.dataset}, after epoch {record['epoch']}")
     log(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
