@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.errors import AnomalyError, GraphFreedError, InplaceModifiedError
 from chainrule.engine.grad_mode import ANOMALY, _state, set_detect_anomaly, set_grad_enabled
 
@@ -116,7 +117,18 @@ def user_frame() -> str:
 
 
 def _all_finite(arrays) -> bool:
-    return all(a.dtype.kind not in "fc" or bool(np.isfinite(a).all()) for a in arrays)
+    return all(_finite(a) for a in arrays)
+
+
+def _finite(a) -> bool:
+    """Whether a floating array holds no NaN or inf (other dtypes always do), on its backend."""
+    if type(a) is np.ndarray:
+        return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+    backend = backends.backend_of(a)
+    if backend.np_dtype(a.dtype).kind not in "fc":
+        return True
+    xp = backend.xp
+    return bool(xp.all(xp.isfinite(a)))
 
 
 def _described(tensors) -> str:
@@ -196,7 +208,7 @@ def _fit_to(g: "Tensor", x: "Tensor") -> "Tensor":
         g = ops.reductions.sum_to_p.bind(g, shape=target.shape)
     # `is` first: the usual, cheap case
     if g.data.dtype is not target.dtype and g.data.dtype != target.dtype:
-        g = g.astype(target.dtype)
+        g = g.astype(x.dtype)  # x.dtype: the NumPy dtype, which astype takes on every backend
     return g
 
 
@@ -304,8 +316,12 @@ def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: s
     """``tensor.grad += g``; a fresh array each time so no two ``.grad`` share memory."""
     if not create_graph:
         data = g.data
-        if id(data) in handed_out or data.base is not None:
-            data = data.copy()
+        if type(data) is np.ndarray:  # the hot path
+            if id(data) in handed_out or data.base is not None:
+                data = data.copy()
+        elif id(data) in handed_out or getattr(data, "base", True) is not None:
+            # a backend that does not say whether an array is a view: always a copy
+            data = backends.backend_of(data).xp.asarray(data, copy=True)
         handed_out.add(id(data))
         g = Tensor._from_array(data)
     if tensor.grad is None:
@@ -313,7 +329,11 @@ def _accumulate(tensor: "Tensor", g: "Tensor", create_graph: bool, handed_out: s
     elif create_graph:
         tensor.grad = tensor.grad + g
     else:
-        tensor.grad = Tensor._from_array(tensor.grad.data + g.data)
+        held = tensor.grad.data
+        if type(held) is not type(g.data) or (
+                type(held) is not np.ndarray and tensor.grad.device != g.device):
+            raise backends.mismatch(held, g.data, "accumulating into a leaf's .grad")
+        tensor.grad = Tensor._from_array(held + g.data)
 
 
 def _default_root_grad(out: "Tensor") -> "Tensor":
@@ -322,11 +342,17 @@ def _default_root_grad(out: "Tensor") -> "Tensor":
             f"grad can be implicitly created only for scalar outputs, but the output has shape "
             f"{out.shape}: pass gradient= (a tensor of that shape) to backward()"
         )
-    return Tensor._from_array(np.ones_like(out.data))
+    data = out.data
+    if type(data) is np.ndarray:
+        return Tensor._from_array(np.ones_like(data))
+    return Tensor._from_array(backends.backend_of(data).xp.ones_like(data))
 
 
 def _check_root_grad(out: "Tensor", g) -> "Tensor":
     g = ops.as_tensor(g, like=out)
+    if type(g.data) is not type(out.data) or (
+            type(out.data) is not np.ndarray and g.device != out.device):
+        raise backends.mismatch(out.data, g.data, "backward (the output and its gradient)")
     if g.shape != out.shape:
         raise ValueError(f"gradient has shape {g.shape} but the output has shape {out.shape}")
     return g

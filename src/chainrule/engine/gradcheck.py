@@ -6,6 +6,9 @@ compared with (L(x + eps e_j) - L(x - eps e_j)) / (2 eps). A random v makes a ca
 error in J very unlikely to go unseen. On a failure the failing input's whole Jacobian is
 computed both ways, so the message shows real derivative values (not values times v): the
 worst entry, with its input element and output element.
+
+On any backend: ``f`` runs on the inputs' backend and device; the finite differences perturb a
+host copy of each input (NumPy inputs in place) and compare on the host, in float64.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from chainrule import ops
+from chainrule import backends, ops
 from chainrule.engine.autograd import grad as autograd_grad
 from chainrule.engine.errors import GradcheckError
 from chainrule.engine.grad_mode import enable_grad, no_grad
@@ -24,19 +27,57 @@ __all__ = ["gradcheck", "gradgradcheck", "max_gradient_error"]
 
 
 def _as_inputs(inputs: Any) -> list:
-    """Floating inputs become float64 leaves; anything else (integer targets ...) passes through."""
+    """Floating inputs become float64 leaves on their own device; anything else (integer
+    targets ...) passes through."""
     inputs = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     prepared = []
     for x in inputs:
         if isinstance(x, (Tensor, np.ndarray, float)) and np.asarray(x).dtype.kind == "f":
-            prepared.append(Tensor(np.array(np.asarray(x), dtype=np.float64), requires_grad=True))
+            copy = np.array(np.asarray(x), dtype=np.float64)
+            prepared.append(Tensor(_like(copy, x), requires_grad=True))
         else:
             prepared.append(x)
     return prepared
 
 
+def _like(host: np.ndarray, x: Any) -> Any:
+    """``host`` on the device of ``x`` (a Tensor elsewhere than NumPy); else ``host`` itself."""
+    if isinstance(x, Tensor) and type(x.data) is not np.ndarray:
+        return backends.move(host, x.device)
+    return host
+
+
 def _projection(out: Tensor, seed: int) -> Tensor:
-    return Tensor(np.random.default_rng(seed).standard_normal(out.shape))
+    return Tensor(_like(np.random.default_rng(seed).standard_normal(out.shape), out))
+
+
+def _host64(t: Tensor) -> np.ndarray:
+    """A tensor's values on the host in float64."""
+    return np.asarray(t.numpy(), dtype=np.float64)
+
+
+class _Elements:
+    """One element of a leaf ``x`` at a time, read and written (the finite differences' shifts).
+
+    A NumPy leaf is written in place through a flat view; on another backend a host copy is
+    written and ``x.data`` replaced by that copy moved back to ``x``'s device.
+    """
+
+    def __init__(self, x: Tensor) -> None:
+        self.x = x
+        self.in_place = type(x.data) is np.ndarray
+        self.flat = x.data.reshape(-1) if self.in_place else np.array(x.numpy()).reshape(-1)
+
+    def __len__(self) -> int:
+        return self.flat.size
+
+    def __getitem__(self, j: int) -> Any:
+        return self.flat[j]
+
+    def __setitem__(self, j: int, value: Any) -> None:
+        self.flat[j] = value
+        if not self.in_place:
+            self.x.data = backends.move(self.flat.reshape(self.x.shape).copy(), self.x.device)
 
 
 def _compare(f: Callable, inputs: list, eps: float, seed: int):
@@ -52,16 +93,17 @@ def _compare(f: Callable, inputs: list, eps: float, seed: int):
         grads = autograd_grad(ops.sum(out * v), variables, allow_unused=True)
     else:
         grads = [None] * len(variables)
-    analytic = [np.zeros(x.shape) if g is None else g.data for g, x in zip(grads, variables)]
+    analytic = [np.zeros(x.shape) if g is None else g.numpy() for g, x in zip(grads, variables)]
+    v_host = v.numpy()
 
     def projected(*args) -> float:
         with no_grad():
-            return float(np.sum(np.asarray(f(*args).data, dtype=np.float64) * v.data))
+            return float(np.sum(_host64(f(*args)) * v_host))
 
     for k, x in enumerate(variables):
         index = next(i for i, y in enumerate(inputs) if y is x)
-        flat = x.data.reshape(-1)
-        for j in range(flat.size):
+        flat = _Elements(x)
+        for j in range(len(flat)):
             saved = flat[j]
             flat[j] = saved + eps
             plus = projected(*inputs)
@@ -106,19 +148,19 @@ def _jacobians(f: Callable, inputs: list, index: int, eps: float) -> tuple:
     for i in range(out.size if out.requires_grad else 0):  # one backward pass per output element
         seed = np.zeros(out.size, dtype=out.dtype)
         seed[i] = 1
-        (g,) = autograd_grad(out, [x], grad_outputs=Tensor(seed.reshape(out.shape)),
+        (g,) = autograd_grad(out, [x], grad_outputs=Tensor(_like(seed.reshape(out.shape), out)),
                              retain_graph=True, allow_unused=True)
         if g is not None:
-            analytic[i] = g.data.reshape(-1)
+            analytic[i] = g.numpy().reshape(-1)
     numeric = np.zeros_like(analytic)
-    flat = x.data.reshape(-1)
+    flat = _Elements(x)
     for j in range(x.size):  # central differences, one input element at a time
         saved = flat[j]
         values = []
         for shifted in (saved + eps, saved - eps):
             flat[j] = shifted
             with no_grad():
-                values.append(np.asarray(f(*inputs).data, dtype=np.float64).reshape(-1))
+                values.append(_host64(f(*inputs)).reshape(-1))
         flat[j] = saved
         numeric[:, j] = (values[0] - values[1]) / (2 * eps)
     return analytic, numeric, out.shape

@@ -19,6 +19,9 @@ is one level:
 
 Arguments may be pytrees: a Tensor, array or number, or a tuple, list or dict of them (nested);
 gradients come back in the same structure, as JAX's. ``hessian`` is ``jacobian(jacobian(f))``.
+
+Every array a transform makes itself (seeds, zero blocks) is made on the backend and device of the
+tensor it goes with, so the transforms work on any backend.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Callable, Sequence, Union, cast
 
 import numpy as np
 
-from chainrule import ops
+from chainrule import backends, ops
 from chainrule.engine.autograd import grad as autograd_grad
 from chainrule.engine.grad_mode import enable_grad
 from chainrule.engine.tensor import Tensor
@@ -340,16 +343,29 @@ def _blocks(level: _Level, outs: list[Tensor], j: int, nested: bool) -> list[Ten
     out = outs[j]
     rows: list[list[Tensor]] = [[] for _ in level.variables]
     for k in range(out.size):
-        onehot = ops.zeros_like(out)
-        onehot.data.reshape(-1)[k] = 1
+        onehot = _one_hot(out, k)
         cotangents = [onehot if i == j else ops.zeros_like(o) for i, o in enumerate(outs)]
         for row, g in zip(rows, level.pull_back(outs, cotangents, create_graph=nested)):
             row.append(g)
     blocks = []
     for row, x in zip(rows, level.variables):
-        stacked = ops.stack(row) if row else ops.zeros((0,) + x.shape, dtype=x.dtype)
+        stacked = ops.stack(row) if row else _host_like(np.zeros((0,) + x.shape, x.dtype), x)
         blocks.append(ops.reshape(stacked, out.shape + x.shape))
     return blocks
+
+
+def _one_hot(out: Tensor, k: int) -> Tensor:
+    """The seed e_k of ``out``'s shape and dtype: 1 at flat index ``k``, 0 elsewhere."""
+    seed = np.zeros(out.shape, dtype=out.dtype)
+    seed.reshape(-1)[k] = 1
+    return _host_like(seed, out)
+
+
+def _host_like(host: np.ndarray, like: Tensor) -> Tensor:
+    """A host array as a constant Tensor on ``like``'s backend and device."""
+    if type(like.data) is not np.ndarray:
+        host = backends.move(host, like.device)
+    return Tensor._from_array(host)
 
 
 def hessian(f: Callable, argnums: ArgNums = 0) -> Callable:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import chainrule as cr
 from chainrule.engine.tensor import Tensor
-from chainrule.nn.module import Module, Parameter
+from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, place
 
 __all__ = [
     "ReLU", "LeakyReLU", "PReLU", "Abs", "Maxout", "Sigmoid", "Tanh", "Softplus", "Softmax",
@@ -37,10 +37,13 @@ class PReLU(Module):
     """x for x > 0, alpha_c x otherwise, with one trainable alpha per channel (axis 1) or one
     shared."""
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+    def __init__(self, num_parameters: int = 1, init: float = 0.25,
+                 device: DeviceLike = None) -> None:
         super().__init__()
         self.num_parameters = num_parameters
-        self.weight = Parameter(cr.full((num_parameters,), float(init)).data)
+        with built_on_host():
+            self.weight = Parameter(cr.full((num_parameters,), float(init)).data)
+        place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.num_parameters == 1:

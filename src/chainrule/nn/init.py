@@ -2,6 +2,9 @@
 
 Each function draws from a chainrule ``Generator`` (the default one unless ``generator=``) and
 writes into the tensor's data outside the graph; it returns the tensor.
+
+The values are drawn and computed on the host (float64), then written onto the tensor's own device:
+the same seed gives the same parameters on every device.
 """
 
 from __future__ import annotations
@@ -9,7 +12,10 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
+
 import chainrule as cr
+from chainrule import backends
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator
@@ -49,17 +55,27 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
 
 
 def _fill(tensor: Tensor, values: Tensor) -> Tensor:
+    """``tensor``'s values <- ``values`` (computed on the host), in place on NumPy."""
+    host = values.numpy()
     with no_grad():
-        tensor.data[...] = values.data.astype(tensor.dtype, copy=False)
+        if type(tensor.data) is np.ndarray:
+            tensor.data[...] = host.astype(tensor.dtype, copy=False)
+        else:  # a fresh array on the tensor's device (astype copies: nothing aliases the host)
+            tensor.data = backends.move(host.astype(tensor.dtype), tensor.device)
     tensor._bump_version()  # an in-place change: a graph that saved the old values must not run
     return tensor
+
+
+def _on_host() -> backends.default_device:
+    """Draws and arithmetic on the host, whatever this thread's default device."""
+    return backends.default_device("cpu")
 
 
 def uniform_(
     tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional[Generator] = None
 ) -> Tensor:
     """Fill with U(a, b)."""
-    with no_grad():
+    with no_grad(), _on_host():
         samples = cr.rand(*tensor.shape, generator=generator, dtype="float64")
         return _fill(tensor, samples * (b - a) + a)
 
@@ -68,14 +84,15 @@ def normal_(
     tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Optional[Generator] = None
 ) -> Tensor:
     """Fill with N(mean, std^2)."""
-    with no_grad():
+    with no_grad(), _on_host():
         samples = cr.randn(*tensor.shape, generator=generator, dtype="float64")
         return _fill(tensor, samples * std + mean)
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
     """Fill with ``value``."""
-    return _fill(tensor, cr.full(tensor.shape, float(value), dtype="float64"))
+    with _on_host():
+        return _fill(tensor, cr.full(tensor.shape, float(value), dtype="float64"))
 
 
 def zeros_(tensor: Tensor) -> Tensor:

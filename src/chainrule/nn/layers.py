@@ -1,4 +1,9 @@
-"""Layers with PyTorch's names, arguments, weight layouts and default initialisation."""
+"""Layers with PyTorch's names, arguments, weight layouts and default initialisation.
+
+Layers with parameters take PyTorch's ``device=`` (None: this thread's default device). Their
+parameters are drawn on the host from the generator and then moved, so a seed gives the same
+initial values on every device.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Optional, Sequence, Union
 import chainrule as cr
 from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
-from chainrule.nn.module import Module, Parameter
+from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, place
 
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
@@ -44,12 +49,15 @@ class Identity(Module):
 class Linear(Module):
     """y = x W^T + b with W of shape (out_features, in_features), as ``torch.nn.Linear``."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device: DeviceLike = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty(out_features, in_features)
-        self.register_parameter("bias", _empty(out_features) if bias else None)
-        _default_init(self.weight, self.bias, in_features)
+        with built_on_host():
+            self.weight = _empty(out_features, in_features)
+            self.register_parameter("bias", _empty(out_features) if bias else None)
+            _default_init(self.weight, self.bias, in_features)
+        place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
         out = cr.matmul(x, self.weight.T)
@@ -70,17 +78,20 @@ class LowRankLinear(Module):
     its own fan-in.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True) -> None:
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
+                 device: DeviceLike = None) -> None:
         super().__init__()
         if not 1 <= rank <= min(in_features, out_features):
             raise ValueError(f"LowRankLinear: rank={rank} must be between 1 and min(in, out) = "
                              f"{min(in_features, out_features)}")
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.V = _empty(rank, in_features)
-        self.U = _empty(out_features, rank)
-        self.register_parameter("bias", _empty(out_features) if bias else None)
-        _default_init(self.V, None, in_features)
-        _default_init(self.U, self.bias, in_features)
+        with built_on_host():
+            self.V = _empty(rank, in_features)
+            self.U = _empty(out_features, rank)
+            self.register_parameter("bias", _empty(out_features) if bias else None)
+            _default_init(self.V, None, in_features)
+            _default_init(self.U, self.bias, in_features)
+        place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
         out = cr.matmul(cr.matmul(x, self.V.T), self.U.T)
@@ -94,7 +105,7 @@ class _ConvNd(Module):
     def __init__(
         self, n: int, in_channels: int, out_channels: int, kernel_size: Size, stride: Size, padding,
         dilation: Size, groups: int, bias: bool, transposed: bool = False,
-        output_padding: Size = 0,
+        output_padding: Size = 0, device: DeviceLike = None,
     ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
@@ -110,10 +121,12 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups)
         else:
             shape = (out_channels, in_channels // groups)
-        self.weight = _empty(*shape, *self.kernel_size)
-        self.register_parameter("bias", _empty(out_channels) if bias else None)
-        fan_in = shape[1] * math.prod(self.kernel_size)
-        _default_init(self.weight, self.bias, fan_in)
+        with built_on_host():
+            self.weight = _empty(*shape, *self.kernel_size)
+            self.register_parameter("bias", _empty(out_channels) if bias else None)
+            fan_in = shape[1] * math.prod(self.kernel_size)
+            _default_init(self.weight, self.bias, fan_in)
+        place(self, device)
 
     def extra_repr(self) -> str:
         return (
@@ -128,10 +141,11 @@ class Conv1d(_ConvNd):
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
-        dilation: Size = 1, groups: int = 1, bias: bool = True,
+        dilation: Size = 1, groups: int = 1, bias: bool = True, device: DeviceLike = None,
     ) -> None:
         super().__init__(
-            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            device=device,
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -146,10 +160,11 @@ class Conv2d(_ConvNd):
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
-        dilation: Size = 1, groups: int = 1, bias: bool = True,
+        dilation: Size = 1, groups: int = 1, bias: bool = True, device: DeviceLike = None,
     ) -> None:
         super().__init__(
-            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+            2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            device=device,
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -164,11 +179,11 @@ class ConvTranspose2d(_ConvNd):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1,
         padding: Size = 0, output_padding: Size = 0, groups: int = 1, bias: bool = True,
-        dilation: Size = 1,
+        dilation: Size = 1, device: DeviceLike = None,
     ) -> None:
         super().__init__(
             2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            transposed=True, output_padding=output_padding,
+            transposed=True, output_padding=output_padding, device=device,
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -282,19 +297,23 @@ class _BatchNorm(Module):
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
-        track_running_stats: bool = True,
+        track_running_stats: bool = True, device: DeviceLike = None,
     ) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.register_parameter("weight", Parameter(cr.ones(num_features).data) if affine else None)
-        self.register_parameter("bias", Parameter(cr.zeros(num_features).data) if affine else None)
-        if track_running_stats:
-            self.register_buffer("running_mean", cr.zeros(num_features))
-            self.register_buffer("running_var", cr.ones(num_features))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
+        with built_on_host():
+            self.register_parameter("weight",
+                                    Parameter(cr.ones(num_features).data) if affine else None)
+            self.register_parameter("bias",
+                                    Parameter(cr.zeros(num_features).data) if affine else None)
+            if track_running_stats:
+                self.register_buffer("running_mean", cr.zeros(num_features))
+                self.register_buffer("running_var", cr.ones(num_features))
+            else:
+                self.register_buffer("running_mean", None)
+                self.register_buffer("running_var", None)
+        place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self._dims or x.shape[1] != self.num_features:
@@ -329,15 +348,18 @@ class LayerNorm(Module):
     and bias."""
 
     def __init__(
-        self, normalized_shape: Size, eps: float = 1e-5, elementwise_affine: bool = True
+        self, normalized_shape: Size, eps: float = 1e-5, elementwise_affine: bool = True,
+        device: DeviceLike = None,
     ) -> None:
         super().__init__()
         self.normalized_shape = _pair(normalized_shape, 1)  # an int n is (n,)
         self.eps = eps
-        self.register_parameter("weight", Parameter(cr.ones(*self.normalized_shape).data)
-                                if elementwise_affine else None)
-        self.register_parameter("bias", Parameter(cr.zeros(*self.normalized_shape).data)
-                                if elementwise_affine else None)
+        with built_on_host():
+            self.register_parameter("weight", Parameter(cr.ones(*self.normalized_shape).data)
+                                    if elementwise_affine else None)
+            self.register_parameter("bias", Parameter(cr.zeros(*self.normalized_shape).data)
+                                    if elementwise_affine else None)
+        place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
         return cr.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -2,34 +2,83 @@
 
 Assigning a :class:`Parameter` or a :class:`Module` to an attribute registers it, as in PyTorch:
 ``parameters()``, ``state_dict()``, ``train()``/``eval()`` and the nested ``repr`` walk that tree.
+``to(device)`` moves every parameter and buffer in place (the same Parameter objects, new arrays).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.hooks import RemovableHandle
 from chainrule.engine.tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "RemovableHandle"]
 
+#: A layer's ``device=`` argument: ``"cpu"``, ``"cuda:1"``, a Device, or None (the default device)
+DeviceLike = Union[str, backends.Device, None]
+
 
 class Parameter(Tensor):
     """A Tensor that is a module's learnable variable: ``requires_grad=True`` unless told
-    otherwise."""
+    otherwise.
+
+    It holds a copy of ``data``: an array or Tensor stays on its backend and device, Python data
+    goes to the thread's default device.
+    """
 
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        super().__init__(np.array(data, copy=True), requires_grad=requires_grad)
+        if type(data) is not np.ndarray and _is_device_array(data):
+            copy = backends.backend_of(data).xp.asarray(data, copy=True)
+        else:
+            copy = np.array(data, copy=True)
+            if not isinstance(data, np.ndarray):
+                copy = _to_default_device(copy)
+        super().__init__(copy, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _is_device_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a backend other than NumPy (CuPy, array_api_strict ...)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return False
+    return type(value) in backends.BY_TYPE or hasattr(value, "__array_namespace__")
+
+
+def _to_default_device(host: np.ndarray) -> Any:
+    device = backends.get_default_device()
+    return host if device.backend == "numpy" else backends.move(host, device)
+
+
+def _host(value: Any) -> Any:
+    """``value`` (a Tensor, an array of any backend, a number, a list) readable by NumPy."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    if _is_device_array(value):
+        return backends.backend_of(value).to_host(value)
+    return value
+
+
+def _copy_into(target: Tensor, value: Any) -> None:
+    """``target``'s values <- ``value`` (any backend; cast to target's dtype), on target's device.
+
+    A NumPy target is written in place; elsewhere ``target.data`` becomes a new array there.
+    """
+    if type(target.data) is np.ndarray:
+        target.data[...] = _host(value)
+    else:
+        values = np.array(_host(value), dtype=target.dtype)  # a fresh host copy, never aliased
+        target.data = backends.move(np.broadcast_to(values, target.shape).copy(), target.device)
+    target._bump_version()
 
 
 class Module:
@@ -175,19 +224,38 @@ class Module:
         for key, target in own.items():
             if key in state_dict:
                 given = state_dict[key]
-                value = np.asarray(given.data if isinstance(given, Tensor) else given)
-                if value.shape != target.shape:
-                    mismatched.append(f"{key}: checkpoint {value.shape}, model {target.shape}")
+                shape = given.shape if isinstance(given, Tensor) or _is_device_array(given) \
+                    else np.shape(given)
+                if tuple(shape) != target.shape:
+                    mismatched.append(f"{key}: checkpoint {tuple(shape)}, model {target.shape}")
         if mismatched:
             raise ValueError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for key, target in own.items():
             if key in state_dict:
-                value = state_dict[key]
-                target.data[...] = value.data if isinstance(value, Tensor) else value
-                target._bump_version()
+                _copy_into(target, state_dict[key])  # onto target's own device
         return missing, unexpected
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device: Union[str, backends.Device]) -> "Module":
+        """Move every parameter, gradient and buffer to ``device``, in place; returns self.
+
+        As PyTorch's ``Module.to``: the Parameter objects stay the same (an optimizer made before
+        keeps working), their ``.data`` becomes the moved array.
+        """
+        target = backends.Device(device)
+        for tensor in (*self.parameters(), *self.buffers()):
+            _move_tensor(tensor, target)
+        return self
+
+    def cpu(self) -> "Module":
+        """``to("cpu")``: parameters and buffers in host memory (NumPy)."""
+        return self.to("cpu")
+
+    def cuda(self, device: Optional[int] = None) -> "Module":
+        """``to("cuda")`` or ``to("cuda:N")``: parameters and buffers on a GPU (CuPy)."""
+        return self.to("cuda" if device is None else f"cuda:{device}")
 
     # ------------------------------------------------------------------ modes and gradients
     def train(self, mode: bool = True) -> "Module":
@@ -206,7 +274,8 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor._from_array(np.zeros_like(p.data))
+                xp = np if type(p.data) is np.ndarray else backends.backend_of(p.data).xp
+                p.grad = Tensor._from_array(xp.zeros_like(p.data))
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
@@ -247,6 +316,26 @@ class Module:
         if not children:
             return head + ")"
         return head + "\n  " + "\n  ".join(children) + "\n)"
+
+
+def built_on_host() -> backends.default_device:
+    """``with built_on_host(): ...`` -- a layer's parameters made and initialised on the host, so
+    that the same seed gives the same values on every device (then :func:`place` moves them)."""
+    return backends.default_device("cpu")
+
+
+def place(module: Module, device: DeviceLike) -> None:
+    """Move a module built on the host to ``device``; None means this thread's default device."""
+    target = backends.get_default_device() if device is None else backends.Device(device)
+    if target.backend != "numpy":
+        module.to(target)
+
+
+def _move_tensor(tensor: Tensor, device: backends.Device) -> None:
+    """``tensor.data`` (and its ``.grad``'s) moved to ``device``, the Tensor objects kept."""
+    tensor.data = backends.move(tensor.data, device)
+    if tensor.grad is not None:
+        tensor.grad.data = backends.move(tensor.grad.data, device)
 
 
 class _Container(Module):

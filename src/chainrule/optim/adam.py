@@ -5,10 +5,9 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from chainrule import ops
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
-from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative
+from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative, zeros_state
 
 __all__ = ["Adam", "AdamW"]
 
@@ -58,10 +57,10 @@ class Adam(Optimizer):
         state = self.state[param]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = ops.zeros_like(param)
-            state["exp_avg_sq"] = ops.zeros_like(param)
+            state["exp_avg"] = zeros_state(param)
+            state["exp_avg_sq"] = zeros_state(param)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = ops.zeros_like(param)
+                state["max_exp_avg_sq"] = zeros_state(param)
         return state
 
     def _update(self, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:

@@ -20,6 +20,10 @@ loaded one.
 order. Unlike PyTorch it is a snapshot: the Tensors are copies, so later steps do not change a
 saved dict. ``load_state_dict`` checks the structure first (number of groups, size of each
 group, indices, state shapes) and changes nothing when it raises.
+
+State lives with its parameter: each buffer is made on the parameter's backend and device
+(:func:`zeros_state`), and ``load_state_dict`` moves loaded buffers there, so a state dict saved
+on one device loads into an optimizer of parameters on another.
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ import warnings
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Optional, Union
 
+import numpy as np
+
+from chainrule import backends, ops
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import enable_grad, no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
 
-__all__ = ["Optimizer", "ParamsT", "check_nonnegative"]
+__all__ = ["Optimizer", "ParamsT", "check_nonnegative", "zeros_state"]
 
 #: What an optimizer accepts: Tensors, or dicts (parameter groups) with a ``'params'`` entry.
 ParamsT = Union[Iterable[Tensor], Iterable[dict]]
@@ -49,6 +56,14 @@ def check_nonnegative(group: dict, *names: str) -> None:
             raise TypeError(f"{name}={value!r}: expected a real number")
         if not value >= 0:  # type: ignore[operator]  # catches NaN; numbers.Real's stub lacks >=
             raise ValueError(f"{name}={value!r}: must be >= 0")
+
+
+def zeros_state(param: Tensor) -> Tensor:
+    """A state buffer of zeros with ``param``'s shape and dtype, on its backend and device."""
+    data = param.data
+    if type(data) is np.ndarray:
+        return ops.zeros_like(param)
+    return Tensor._from_array(backends.backend_of(data).xp.zeros_like(data))
 
 
 class Optimizer:
@@ -238,5 +253,7 @@ def _restore(value: Any, param: Tensor, index: Any, key: str, shaped: bool) -> A
     if shaped and value.shape != param.shape:
         raise ShapeError(f"loaded state {key!r} of parameter {index} has shape {value.shape}, "
                          f"the parameter has shape {param.shape}")
+    if value.device != param.device:  # saved on another device: state lives with its parameter
+        value = Tensor._from_array(backends.move(value.data, param.device))
     floating = param.dtype.kind == "f" and value.dtype.kind == "f"
     return inplace.clone(value, dtype=param.dtype if floating else None)

@@ -7,7 +7,7 @@ from typing import Any
 from chainrule import ops
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
-from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative
+from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative, zeros_state
 
 __all__ = ["RMSprop"]
 
@@ -46,11 +46,11 @@ class RMSprop(Optimizer):
         state = self.state[param]
         if not state:
             state["step"] = 0
-            state["square_avg"] = ops.zeros_like(param)
+            state["square_avg"] = zeros_state(param)
             if group["momentum"] > 0:
-                state["momentum_buffer"] = ops.zeros_like(param)
+                state["momentum_buffer"] = zeros_state(param)
             if group["centered"]:
-                state["grad_avg"] = ops.zeros_like(param)
+                state["grad_avg"] = zeros_state(param)
         return state
 
     def _update(self, param: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
