@@ -95,6 +95,11 @@ _LIST_ARGUMENT = {"stack", "concatenate"}          # first argument: a list of e
 _BROADCASTING = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip", "less",
                  "less_equal", "greater", "greater_equal", "equal", "not_equal", "mse_loss",
                  "prelu", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
+_REDUCED_BROADCAST = {"mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
+# results whose size is checked (abstract evaluation) before they are made
+_GUARDED = (_BROADCASTING - _REDUCED_BROADCAST) | _LIST_ARGUMENT | {
+    "matmul", "dot", "outer", "broadcast_to", "reshape", "pad"}
+_SIZED = {"broadcast_to", "reshape", "pad"}  # only the first argument is a tensor operand
 _BINARY_OPERATORS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
                      ast.Pow: "pow", ast.MatMult: "matmul"}
 _SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
@@ -478,49 +483,37 @@ def _shape_of(value) -> tuple:
     return ()
 
 
-def _matmul_shape(a: tuple, b: tuple) -> Optional[tuple]:
-    if not a or not b:
+def _result_shape(name: str, args: list, kwargs: dict) -> Optional[tuple]:
+    """The shape of ``name(*args, **kwargs)``'s result by abstract evaluation (computing nothing);
+    None when the arguments are invalid (the operation raises its own error when it runs)."""
+    import chainrule as cr
+    from chainrule.ops.abstract import AbstractValueError, eval_shape
+
+    function = getattr(cr, FUNCTIONS.get(name, name))
+    data, sizes = (args[:1], args[1:]) if name in _SIZED else (args, [])
+    try:  # sizes (pad widths, a shape given as a list) stay concrete: they are read
+        result = eval_shape(lambda *tensors: function(*tensors, *sizes, **kwargs), *data)
+    except AbstractValueError:
+        raise
+    except (ValueError, TypeError, IndexError):
         return None
-    a2 = (1,) + a if len(a) == 1 else a
-    b2 = b + (1,) if len(b) == 1 else b
-    try:
-        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
-    except ValueError:
-        return None
-    shape = batch + (a2[-2], b2[-1])
-    if len(a) == 1:
-        shape = shape[:-2] + shape[-1:]
-    if len(b) == 1:
-        shape = shape[:-1]
-    return shape
+    return tuple(result.shape) if hasattr(result, "shape") else None
 
 
 def _guard_size(name: str, args: list, kwargs: dict) -> int:
     """Refuse an operation whose result would exceed MAX_ELEMENTS, before it runs; returns the
     result's size when it is known (else 0)."""
-    from chainrule.engine.tensor import Tensor
-
     size = 0
-    if name in _BROADCASTING:
+    if name in _REDUCED_BROADCAST:  # the broadcast inputs are made, then reduced
+        from chainrule.ops.abstract import broadcast_shapes
+
         try:
-            size = math.prod(np.broadcast_shapes(*[_shape_of(a) for a in args]))
+            size = math.prod(broadcast_shapes(*[_shape_of(a) for a in args]))
         except ValueError:
             return 0  # the operation raises its own error
-    elif name in ("matmul", "dot") and len(args) == 2:
-        shape = _matmul_shape(_shape_of(args[0]), _shape_of(args[1]))
+    elif name in _GUARDED and args:
+        shape = _result_shape(name, args, kwargs)
         size = 0 if shape is None else math.prod(shape)
-    elif name == "outer" and len(args) == 2:
-        size = math.prod(_shape_of(args[0])) * math.prod(_shape_of(args[1]))
-    elif name in ("broadcast_to", "reshape") and len(args) == 2:
-        shape = args[1] if isinstance(args[1], tuple) else (args[1],)
-        if all(isinstance(d, int) for d in shape):
-            size = math.prod(max(d, 1) for d in shape)
-    elif name == "pad" and args:
-        pad_width = args[1] if len(args) > 1 else kwargs.get("pad_width", 0)
-        widths = np.broadcast_to(np.asarray(pad_width), (max(len(_shape_of(args[0])), 1), 2))
-        size = math.prod(int(n) + int(w.sum()) for n, w in zip(_shape_of(args[0]) or (1,), widths))
-    elif name in _LIST_ARGUMENT and args and isinstance(args[0], list):
-        size = sum(math.prod(_shape_of(t)) for t in args[0] if isinstance(t, Tensor))
     if size > MAX_ELEMENTS:
         raise CalculatorError(f"{name}: the result would have {size:,} elements "
                               f"(at most {MAX_ELEMENTS:,})")

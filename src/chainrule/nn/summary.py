@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+
 import chainrule as cr
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.nn.module import Module
+from chainrule.ops.abstract import AbstractValueError, ShapeDtype, eval_shape
 
 __all__ = ["summary", "Summary", "LayerRow"]
 
@@ -73,12 +76,9 @@ def _leaves(model: Module) -> list[tuple[str, Module]]:
     return leaves or [("", model)]
 
 
-def summary(
-    model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32"
-) -> Summary:
-    """Run one forward pass on zeros of shape (batch_size, *input_shape) and tabulate every
-    leaf layer."""
-    input_shape = tuple(int(n) for n in input_shape)
+def _leaf_outputs(model: Module, inputs: ShapeDtype) -> dict[int, Tensor]:
+    """id(leaf module) -> its output in one forward pass in eval mode: abstract tensors from
+    ``eval_shape``, else (the forward reads values) concrete ones computed on zeros."""
     outputs: dict[int, Tensor] = {}
 
     def recorder(key: int) -> Callable[..., None]:
@@ -90,12 +90,30 @@ def summary(
     was_training = model.training
     try:
         model.eval()
-        with no_grad():
-            model(cr.zeros((batch_size,) + input_shape, dtype=dtype))
+        try:
+            eval_shape(model, inputs)
+        except (NotImplementedError, AbstractValueError):
+            outputs.clear()
+            with no_grad():
+                model(cr.zeros(inputs.shape, dtype=inputs.dtype))
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+    return outputs
+
+
+def summary(
+    model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32"
+) -> Summary:
+    """Tabulate every leaf layer of ``model`` for inputs of shape (batch_size, *input_shape).
+
+    The output shapes come from one abstract forward pass (:func:`~chainrule.ops.abstract.
+    eval_shape`): shapes and dtypes only, so no batch is too large. A model whose forward reads
+    values (or uses a primitive without an abstract rule) is run on zeros instead, as before.
+    """
+    input_shape = tuple(int(n) for n in input_shape)
+    outputs = _leaf_outputs(model, ShapeDtype((batch_size,) + input_shape, np.dtype(dtype)))
     rows, activation = [], 0
     for name, module in _leaves(model):
         out = outputs.get(id(module))

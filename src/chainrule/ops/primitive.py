@@ -55,6 +55,7 @@ from chainrule.backends import Backend
 from chainrule.engine.autograd import Node, check_forward_anomaly, user_frame
 from chainrule.engine.grad_mode import _state
 from chainrule.engine.tensor import Tensor, to_array
+from chainrule.ops.abstract import ABSTRACT
 
 __all__ = ["Primitive", "REGISTRY", "as_tensor"]
 
@@ -155,9 +156,15 @@ class Primitive:
         backend = backends.BY_TYPE.get(kind) or backends.backend_of(arrays[0])
         for array in arrays:
             if type(array) is not kind and backends.backend_of(array) is not backend:
-                raise backends.mismatch(arrays[0], array, self.name)
-        if backend is not backends.NUMPY and len(arrays) > 1:
-            _check_devices(self.name, backend, arrays)
+                if ABSTRACT not in (backend, backends.backend_of(array)):
+                    raise backends.mismatch(arrays[0], array, self.name)
+                backend = ABSTRACT  # eval_shape: concrete arrays join as their shapes
+                break
+        if backend is not backends.NUMPY:
+            if backend is ABSTRACT:  # eval_shape: the abstract rule, no kernel, no graph
+                return ABSTRACT.bind(self, inputs, params)
+            if len(arrays) > 1:
+                _check_devices(self.name, backend, arrays)
         out = self.kernel_for(backend)(*arrays, **params)
         if type(out) is not kind and type(out) not in backends.BY_TYPE:
             out = backend.xp.asarray(out)  # NumPy reductions return scalars
