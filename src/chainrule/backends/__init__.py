@@ -183,7 +183,8 @@ def _array_api_strict() -> Backend:
 
     array_type = type(xp.asarray(0.0))  # array_api_strict._array_object.Array (not exported)
     return Backend("array_api_strict", xp, array_type, device_of=device_of,
-                   to_host=lambda a: np.asarray(a), from_host=from_host, fast=False)
+                   to_host=lambda a: np.asarray(a.to_device(xp.Device("CPU_DEVICE"))),
+                   from_host=from_host, fast=False)
 
 
 _MAKERS: dict[str, Callable[[], Backend]] = {
