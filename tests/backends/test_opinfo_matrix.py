@@ -114,7 +114,7 @@ def test_gradient_equals_numpy(backend, info, sample):
         _assert_close(got, want, info)
 
 
-@pytest.mark.parametrize("info, sample", _cases(order=2, per_row=1))
+@pytest.mark.parametrize("info, sample", _cases(order=2))
 def test_second_derivative_equals_numpy(backend, info, sample):
     projection = _projections(info, sample, seed=7)
     rng = np.random.default_rng(8)
