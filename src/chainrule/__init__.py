@@ -46,6 +46,7 @@ from chainrule.engine.transforms import (
     vjp,
 )
 from chainrule.nn.summary import summary
+from chainrule.ops.abstract import ShapeDtype, eval_shape
 from chainrule.ops.activations import *  # noqa: F401,F403
 from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.creation import *  # noqa: F401,F403
@@ -65,7 +66,7 @@ __all__ = [
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
     "gradcheck", "nn", "optim", "data", "summary", "backends", "device", "Device",
-    "BackendMismatchError",
+    "BackendMismatchError", "eval_shape", "ShapeDtype",
 ]  # and, imported on first use: analysis, constructions, draw_graph, explain, training, course
 __all__ += ops.__all__
 for _internal in ("REGISTRY", "Primitive", "as_tensor"):  # ops' machinery, not the flat API

@@ -358,6 +358,8 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
+        if type(self.data) is not np.ndarray and backends.backend_of(self.data).name == "abstract":
+            return f"tensor(abstract, shape={self.shape}, dtype={self.dtype})"  # eval_shape
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", precision=4)
         extra = [f"dtype={self.dtype}"]
         if type(self.data) is not np.ndarray:
