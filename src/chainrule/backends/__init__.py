@@ -168,7 +168,13 @@ def _cupy() -> Backend:
         with cupy.cuda.Device(where.index or 0):
             return cupy.asarray(a)
 
-    return Backend("cupy", cupy, cupy.ndarray, device_of=device_of, to_host=cupy.asnumpy,
+    # the generic kernels need the standard's spellings (zeros(..., device=), permute_dims ...):
+    # array_api_compat's wrapper of the cupy namespace has them (the [cuda12]/[cuda13] extras)
+    try:
+        from array_api_compat import cupy as xp  # noqa: PLC0415
+    except ImportError:
+        xp = cupy
+    return Backend("cupy", xp, cupy.ndarray, device_of=device_of, to_host=cupy.asnumpy,
                    from_host=from_host, fast=True)
 
 
