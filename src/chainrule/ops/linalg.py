@@ -6,10 +6,14 @@ remove the length-1 axis NumPy adds, and batch broadcasting is summed back by th
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype, broadcast_shapes
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = ["matmul", "dot", "outer", "einsum"]
@@ -79,11 +83,94 @@ def _einsum_vjp(g, out, *operands, argnum, subscripts):
     return grad
 
 
+def _einsum_numpy(*operands: np.ndarray, subscripts: str) -> np.ndarray:
+    return np.einsum(subscripts, *operands, optimize=len(operands) > 2)
+
+
+def _einsum_cupy(*operands: Any, subscripts: str) -> Any:
+    import cupy  # noqa: PLC0415 -- only ever called on CuPy arrays
+
+    return cupy.einsum(subscripts, *operands)
+
+
+def _einsum_generic(xp: Any, *operands: Any, subscripts: str) -> Any:
+    """einsum in the standard: operands contracted left to right, each pair by one matmul."""
+    inputs, output = _parse_einsum(subscripts, len(operands))
+    term, result = inputs[0], operands[0]
+    for k in range(1, len(operands)):
+        needed = set(output).union(*inputs[k + 1:])
+        term, result = _contract(xp, term, result, inputs[k], operands[k], needed)
+    term, result = _sum_letters(xp, term, result, set(output))
+    return xp.permute_dims(result, tuple(term.index(c) for c in output))
+
+
+def _sum_letters(xp: Any, term: str, x: Any, keep: set, keepdims: bool = False) -> tuple:
+    """Sum ``x`` over the axes whose letters are not in ``keep``; the remaining letters."""
+    axes = tuple(i for i, c in enumerate(term) if c not in keep)
+    if not axes:
+        return term, x
+    kept = term if keepdims else "".join(c for c in term if c in keep)
+    return kept, xp.sum(x, axis=axes, keepdims=keepdims)
+
+
+def _contract(xp: Any, ta: str, a: Any, tb: str, b: Any, needed: set) -> tuple:
+    """Contract a (letters ``ta``) with b (``tb``), keeping the letters in ``needed``.
+
+    Shared needed letters are matmul's batch axes (broadcast), shared others its inner axis,
+    the rest its rows and columns. A letter of length 1 in one operand and n in the other is
+    summed in the second first (sum_j a_0 b_j = a_0 sum_j b_j).
+    """
+    ta, a = _sum_letters(xp, ta, a, needed | set(tb))
+    tb, b = _sum_letters(xp, tb, b, needed | set(ta))
+    batch = [c for c in ta if c in tb and c in needed]
+    inner = [c for c in ta if c in tb and c not in needed]
+    rows = [c for c in ta if c not in tb]
+    cols = [c for c in tb if c not in ta]
+    for c in inner:
+        if a.shape[ta.index(c)] != b.shape[tb.index(c)]:
+            if a.shape[ta.index(c)] == 1:
+                tb, b = _sum_letters(xp, tb, b, set(tb) - {c}, keepdims=True)
+            else:
+                ta, a = _sum_letters(xp, ta, a, set(ta) - {c}, keepdims=True)
+    size_a = dict(zip(ta, a.shape))
+    size_b = dict(zip(tb, b.shape))
+    a = xp.permute_dims(a, tuple(ta.index(c) for c in batch + rows + inner))
+    b = xp.permute_dims(b, tuple(tb.index(c) for c in batch + inner + cols))
+    a = xp.reshape(a, tuple(size_a[c] for c in batch)
+                   + (math.prod(size_a[c] for c in rows), math.prod(size_a[c] for c in inner)))
+    b = xp.reshape(b, tuple(size_b[c] for c in batch)
+                   + (math.prod(size_b[c] for c in inner), math.prod(size_b[c] for c in cols)))
+    product = xp.matmul(a, b)
+    shape = (tuple(product.shape[:len(batch)]) + tuple(size_a[c] for c in rows)
+             + tuple(size_b[c] for c in cols))
+    return "".join(batch + rows + cols), xp.reshape(product, shape)
+
+
+def _matmul_abstract(a: ShapeDtype, b: ShapeDtype) -> ShapeDtype:
+    """NumPy's matmul: (..., m, k) @ (..., k, n) -> (broadcast ..., m, n); 1-D sides dropped."""
+    a_shape = (1,) + a.shape if a.ndim == 1 else a.shape
+    b_shape = b.shape + (1,) if b.ndim == 1 else b.shape
+    shape = broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    shape += (a_shape[-2],) if a.ndim > 1 else ()
+    shape += (b_shape[-1],) if b.ndim > 1 else ()
+    return ShapeDtype(shape, np.result_type(a.dtype, b.dtype), a.device)
+
+
+def _einsum_abstract(*operands: ShapeDtype, subscripts: str) -> ShapeDtype:
+    inputs, output = _parse_einsum(subscripts, len(operands))
+    sizes: dict[str, int] = {}
+    for term, x in zip(inputs, operands):
+        for c, n in zip(term, x.shape):
+            sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]
+    dtype = np.result_type(*[x.dtype for x in operands])
+    return ShapeDtype(tuple(sizes[c] for c in output), dtype, operands[0].device)
+
+
 # fmt: off
-matmul_p = Primitive("matmul", np.matmul).defvjp(_matmul_vjp_a, _matmul_vjp_b)
-einsum_p = Primitive("einsum",
-                     lambda *ops, subscripts: np.einsum(subscripts, *ops, optimize=len(ops) > 2),
-                     variadic=True).defvjp(_einsum_vjp)
+matmul_p = Primitive("matmul", generic="matmul",  # NumPy's is the ufunc np.matmul itself
+                     abstract_eval=_matmul_abstract).defvjp(_matmul_vjp_a, _matmul_vjp_b)
+einsum_p = Primitive("einsum", _einsum_numpy, generic=_einsum_generic, cupy=_einsum_cupy,
+                     abstract_eval=_einsum_abstract, variadic=True).defvjp(_einsum_vjp)
 # fmt: on
 
 

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
@@ -35,9 +36,9 @@ def dropout(
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _rng(generator).random(x.shape) >= p
-    mask = Tensor._from_array((keep / (1.0 - p)).astype(x.dtype))
-    return x * mask
+    keep = _rng(generator).random(x.shape) >= p  # drawn on the host: one stream per generator
+    mask = (keep / (1.0 - p)).astype(x.dtype)
+    return x * as_tensor(mask, like=x)
 
 
 def _stat_axes(x: Tensor, name: str) -> tuple:
@@ -91,10 +92,11 @@ def _update_running(
     momentum: float,
 ) -> None:
     """In place, outside the graph: the buffers are state, not variables."""
+    xp = backends.backend_of(running_mean.data).xp
     with no_grad():
-        unbiased = var.data.reshape(-1) * (count / (count - 1))
+        unbiased = xp.reshape(var.data, (-1,)) * (count / (count - 1))
         running_mean.data *= 1 - momentum
-        running_mean.data += momentum * mean.data.reshape(-1)
+        running_mean.data += momentum * xp.reshape(mean.data, (-1,))
         running_var.data *= 1 - momentum
         running_var.data += momentum * unbiased
 

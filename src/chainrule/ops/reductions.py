@@ -7,12 +7,14 @@ NumPy naming: ``axis`` (None, an int or a tuple of ints, negatives allowed) and 
 from __future__ import annotations
 
 import builtins
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.errors import AxisError, ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype, reduce
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
@@ -77,34 +79,86 @@ def _expand_to(g: Tensor, shape: tuple, axes: tuple) -> Tensor:
     return broadcast_to(g, shape)
 
 
-def _sum_to_impl(x: np.ndarray, *, shape: tuple) -> np.ndarray:
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+def _sum_to_axes(from_shape: tuple, shape: tuple) -> tuple:
+    """The axes of ``from_shape`` that broadcasting ``shape`` up to it added or stretched."""
+    lead = len(from_shape) - len(shape)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and from_shape[lead + i] != 1
     )
+
+
+def _sum_to_impl(x: np.ndarray, *, shape: tuple) -> np.ndarray:
+    axes = _sum_to_axes(x.shape, shape)
     return (x.sum(axis=axes, keepdims=True) if axes else x).reshape(shape)
+
+
+def _sum_to_generic(xp: Any, x: Any, *, shape: tuple) -> Any:
+    axes = _sum_to_axes(x.shape, shape)
+    return xp.reshape(_sum_generic(xp, x, axis=axes, keepdims=True) if axes else x, shape)
+
+
+def _sum_generic(xp: Any, x: Any, *, axis: tuple, keepdims: bool) -> Any:
+    """sum(x) over ``axis``; bools count as int64 (NumPy's sum; the standard has no bool sum)."""
+    if x.dtype == xp.bool:
+        x = xp.astype(x, xp.int64)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _extreme_generic(name: str, bool_name: str) -> Callable[..., Any]:
+    """xp.max / xp.min; on bools any / all (the standard's max and min take numbers only)."""
+    def kernel(xp: Any, x: Any, *, axis: tuple, keepdims: bool) -> Any:
+        fn = getattr(xp, bool_name if x.dtype == xp.bool else name)
+        return fn(x, axis=axis, keepdims=keepdims)
+    return kernel
+
+
+def _sum_dtype(dtype: np.dtype) -> np.dtype:
+    """NumPy's dtype of a sum: small integers and bools widen to the default integer."""
+    return np.zeros(1, dtype).sum().dtype
+
+
+def _sum_abstract(x: ShapeDtype, *, axis: tuple, keepdims: bool) -> ShapeDtype:
+    return reduce(x, axis=axis, keepdims=keepdims, dtype=_sum_dtype(x.dtype))
+
+
+def _sum_to_abstract(x: ShapeDtype, *, shape: tuple) -> ShapeDtype:
+    dtype = _sum_dtype(x.dtype) if _sum_to_axes(x.shape, shape) else x.dtype
+    return ShapeDtype(tuple(shape), dtype, x.device)
+
+
+def _broadcast_to_abstract(x: ShapeDtype, *, shape: tuple) -> ShapeDtype:
+    return ShapeDtype(tuple(shape), x.dtype, x.device)
 
 
 def _extreme_vjp(g, out, x, *, axis, keepdims):
     """max/min: the gradient is split evenly among the elements that attain the extreme."""
     kept = _kept_shape(x.shape, axis)
-    hits = x.data == out.data.reshape(kept)
-    share = hits / hits.sum(axis=axis, keepdims=True)
-    return g.reshape(kept) * Tensor._from_array(share.astype(x.dtype, copy=False))
+    if type(x.data) is np.ndarray:
+        hits = x.data == out.data.reshape(kept)
+        share = (hits / hits.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
+    else:
+        xp = backends.backend_of(x.data).xp
+        ones = xp.astype(x.data == xp.reshape(out.data, kept), x.data.dtype)
+        share = ones / xp.sum(ones, axis=axis, keepdims=True)
+    return g.reshape(kept) * Tensor._from_array(share)
 
 
 # fmt: off
 sum_p          = Primitive("sum", lambda x, *, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
-                           saves=()).defvjp(
+                           generic=_sum_generic, abstract_eval=_sum_abstract, saves=()).defvjp(
     lambda g, out, x, *, axis, keepdims: _expand_to(g, x.shape, axis))
 max_p          = Primitive("max", lambda x, *, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
+                           generic=_extreme_generic("max", "any"), abstract_eval=reduce,
                            smooth=False).defvjp(_extreme_vjp)
 min_p          = Primitive("min", lambda x, *, axis, keepdims: x.min(axis=axis, keepdims=keepdims),
+                           generic=_extreme_generic("min", "all"), abstract_eval=reduce,
                            smooth=False).defvjp(_extreme_vjp)
-sum_to_p       = Primitive("sum_to", _sum_to_impl, saves=()).defvjp(
+sum_to_p       = Primitive("sum_to", _sum_to_impl, generic=_sum_to_generic,
+                           abstract_eval=_sum_to_abstract, saves=()).defvjp(
     lambda g, out, x, *, shape: broadcast_to(g, x.shape))
-broadcast_to_p = Primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape),
-                           saves=()).defvjp(lambda g, out, x, *, shape: sum_to(g, x.shape))
+broadcast_to_p = Primitive("broadcast_to", generic="broadcast_to",  # NumPy's: a read-only view
+                           abstract_eval=_broadcast_to_abstract, saves=()).defvjp(
+    lambda g, out, x, *, shape: sum_to(g, x.shape))
 # fmt: on
 
 
@@ -181,7 +235,12 @@ def _arg_extreme(fn, name: str, x, axis, keepdims: bool) -> Tensor:
     if axis is not None:
         axis = normalize_one_axis(axis, x.ndim)  # None for a 0-d tensor: its one element
     _check_not_empty(name, x, tuple(range(x.ndim)) if axis is None else (axis,))
-    return Tensor._from_array(np.asarray(fn(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
+    if type(x.data) is np.ndarray:
+        return Tensor._from_array(
+            np.asarray(fn(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
+    backend = backends.backend_of(x.data)
+    index = getattr(backend.xp, name)(x.data, axis=axis, keepdims=keepdims)
+    return Tensor._from_array(backend.xp.astype(index, backend.dtype(np.int64), copy=False))
 
 
 def _check_not_empty(name: str, x: Tensor, axes: tuple) -> None:
@@ -212,7 +271,7 @@ def logsumexp(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def _finite_or_zero(t: Tensor) -> Tensor:
     """The max of an all -inf slice is -inf: shift by 0 there instead of producing nan."""
-    return Tensor._from_array(np.where(np.isfinite(t.data), t.data, 0).astype(t.dtype, copy=False))
+    return where(isfinite(t), t, 0.0)  # t is detached: no graph (ops: also under eval_shape)
 
 
 def sum_to(x, shape: tuple) -> Tensor:
@@ -239,4 +298,4 @@ def broadcast_to(x, shape) -> Tensor:
     return broadcast_to_p.bind(x, shape=shape)
 
 
-from chainrule.ops.elementwise import exp, floating, log  # noqa: E402
+from chainrule.ops.elementwise import exp, floating, isfinite, log, where  # noqa: E402

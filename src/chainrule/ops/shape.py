@@ -7,12 +7,15 @@ way round.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+import math
+from typing import Any, Sequence, Union
 
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.reductions import normalize_axis, normalize_one_axis
 
@@ -37,25 +40,263 @@ def _index_add_impl(g, *, index, shape, advanced):
     return out
 
 
+def _index_add_cupy(g: Any, *, index: tuple, shape: tuple, advanced: bool) -> Any:
+    """CuPy's ``np.add.at``: ``cupyx.scatter_add`` (the same rule as :func:`_index_add_impl`)."""
+    import cupy  # noqa: PLC0415 -- only ever called on CuPy arrays
+    import cupyx  # noqa: PLC0415
+
+    with g.device:
+        out = cupy.zeros(shape, dtype=g.dtype)
+        if advanced:
+            cupyx.scatter_add(out, index, g)  # repeated indices must accumulate
+        else:
+            out[index] = g
+    return out
+
+
 def _pad_impl(x, *, pad_width, value):
     return np.pad(x, pad_width, constant_values=value)
+
+
+def _pad_generic(xp: Any, x: Any, *, pad_width: tuple, value: float) -> Any:
+    """full(padded shape, value), then x written into its middle (slice assignment)."""
+    shape = tuple(lo + n + hi for (lo, hi), n in zip(pad_width, x.shape))
+    out = xp.full(shape, _fill_value(xp, x.dtype, value), dtype=x.dtype, device=x.device)
+    out[tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, x.shape)) + (...,)] = x
+    return out
+
+
+def _fill_value(xp: Any, dtype: Any, value: float) -> Union[bool, int, float]:
+    """``value`` as a Python scalar of ``dtype``'s kind (NumPy casts, the standard does not)."""
+    if xp.isdtype(dtype, "bool"):
+        return bool(value)
+    return int(value) if xp.isdtype(dtype, "integral") else value
 
 
 def _pad_vjp(g, out, x, *, pad_width, value):
     return getitem(g, tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, x.shape)))
 
 
+# ------------------------------------------------------------------ indexing on any backend
+#: Elements of the one-hot matrix the generic scatter builds at a time (32 MiB of float64).
+_ONE_HOT_ELEMENTS = 1 << 22
+
+
+def _is_array(part: Any) -> bool:
+    return isinstance(part, np.ndarray) or hasattr(part, "__array_namespace__")
+
+
+def _kind(array: Any) -> str:
+    """The NumPy kind ("b", "i", "u", "f" ...) of any backend's array."""
+    if isinstance(array, np.ndarray):
+        return array.dtype.kind
+    return backends.backend_of(array).np_dtype(array.dtype).kind
+
+
+def _is_int(part: Any) -> bool:
+    return isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
+
+
+def _index_form(index: tuple) -> str:
+    """How the standard indexes with ``index``: "basic" (ints, slices, None, ...), "mask" (a
+    boolean array as the sole index), "gather" (ints and integer arrays on the leading axes, then
+    basic entries only), or "other" (NumPy's rules only)."""
+    if len(index) == 1 and _is_array(index[0]) and _kind(index[0]) == "b":
+        return "mask"
+    rest = index[_leading(index):]
+    if any(not _is_basic(p) for p in rest) or sum(p is Ellipsis for p in rest) > 1:
+        return "other"
+    if len(rest) == len(index):
+        return "basic"
+    return "gather" if all(_kind(p) != "b" for p in index if _is_array(p)) else "other"
+
+
+def _is_basic(part: Any) -> bool:
+    return _is_int(part) or part is None or part is Ellipsis or isinstance(part, slice)
+
+
+def _leading(index: tuple) -> int:
+    """How many entries of ``index`` are leading integer arrays and ints (0: none is an array)."""
+    lead = 0
+    while lead < len(index) and (_is_int(index[lead]) or _is_array(index[lead])):
+        lead += 1
+    return lead if any(_is_array(p) for p in index[:lead]) else 0
+
+
+def _is_whole(key: tuple) -> bool:
+    """Whether the basic ``key`` keeps every element in place (only ':' and '...')."""
+    return all(p is Ellipsis or (isinstance(p, slice) and p == slice(None)) for p in key)
+
+
+def _full_key(index: tuple) -> tuple:
+    """``index`` naming every axis: the standard has no NumPy's implicit trailing ``...``."""
+    return index if any(p is Ellipsis for p in index) else index + (Ellipsis,)
+
+
+def _gather_plan(xp: Any, index: tuple, shape: tuple) -> tuple:
+    """Integer-array indexing as one ``take`` on the leading axes flattened into rows.
+
+    Returns ``(rows, flat, rest)``: x reshaped to ``(rows,) + rest`` and taken at ``flat`` (the
+    row-major position of each indexed element, with the indices' broadcast shape) is
+    ``x[index[:lead]]`` with ``flat.shape + rest`` as its shape.
+    """
+    lead = _leading(index)
+    if lead > len(shape):
+        raise IndexError(f"too many indices: {lead} for {len(shape)} axes")
+    flat: Any = 0
+    stride = 1
+    for axis in reversed(range(lead)):
+        part, n = index[axis], shape[axis]
+        if _is_array(part):
+            position = xp.astype(part, xp.int64)
+            if bool(xp.any((position < -n) | (position >= n))):
+                raise IndexError(f"an index in axis {axis} is out of bounds for size {n}")
+            position = xp.where(position < 0, position + n, position)
+        else:
+            if not -n <= part < n:
+                raise IndexError(f"index {part} is out of bounds for axis {axis} with size {n}")
+            position = int(part) % n
+        try:
+            flat = flat + position * stride
+        except ValueError:
+            raise IndexError("the index arrays do not broadcast together") from None
+        stride *= n
+    return math.prod(shape[:lead]), flat, tuple(shape[lead:])
+
+
+def _after_gather(index: tuple, batch: tuple) -> tuple:
+    """The basic entries after the leading arrays, as a key of the gathered array (whose
+    ``batch`` axes come first: NumPy puts them there when the arrays lead)."""
+    return (slice(None),) * len(batch) + _full_key(index[_leading(index):])
+
+
+def _getitem_generic(xp: Any, x: Any, *, index: tuple, advanced: bool) -> Any:
+    """x[index] in the standard: basic keys and masks directly, leading integer arrays by one
+    ``take`` (then the basic rest of the index)."""
+    if not advanced:
+        return x[_full_key(index)]
+    if _index_form(index) == "mask":
+        return x[index]
+    rows, flat, rest = _gather_plan(xp, index, x.shape)
+    picked = xp.take(xp.reshape(x, (rows,) + rest), xp.reshape(flat, (-1,)), axis=0)
+    picked = xp.reshape(picked, tuple(flat.shape) + rest)
+    key = _after_gather(index, tuple(flat.shape))
+    return picked if _is_whole(key) else picked[key]
+
+
+def _index_add_generic(xp: Any, g: Any, *, index: tuple, shape: tuple, advanced: bool) -> Any:
+    """zeros(shape) with g added at ``index`` in the standard: a slice assignment (basic keys),
+    a gather from g (a mask), a one-hot matmul (integer arrays: repeated indices add up)."""
+    form = _index_form(index)
+    if form == "basic":
+        return _basic_scatter(xp, g, index, shape)
+    if form == "mask":
+        return _mask_scatter(xp, g, index[0], shape)
+    rows, flat, rest = _gather_plan(xp, index, shape)
+    batch = tuple(flat.shape)
+    key = _after_gather(index, batch)
+    if not _is_whole(key):  # undo the basic rest first: g into the gathered array's shape
+        g = _basic_scatter(xp, g, key, batch + rest)
+    values = xp.reshape(g, (math.prod(batch), math.prod(rest)))
+    return xp.reshape(_scatter_rows(xp, values, xp.reshape(flat, (-1,)), rows), shape)
+
+
+def _basic_scatter(xp: Any, g: Any, index: tuple, shape: tuple) -> Any:
+    """zeros(shape) with ``out[index] = g`` (basic indexing never repeats an element)."""
+    out = xp.zeros(shape, dtype=g.dtype, device=g.device)
+    key = _full_key(tuple(p for p in index if p is not None))  # None: g's length-1 axes
+    out[key] = xp.reshape(g, out[key].shape)
+    return out
+
+
+def _mask_scatter(xp: Any, g: Any, mask: Any, shape: tuple) -> Any:
+    """out[mask] = g: the k-th True element takes row k of g (k = running count of Trues - 1)."""
+    picked_rows = xp.reshape(g, (g.shape[0], math.prod(shape[mask.ndim:])))
+    if g.shape[0] == 0:
+        return xp.zeros(shape, dtype=g.dtype, device=g.device)
+    where = xp.reshape(mask, (-1,))
+    row = xp.clip(xp.cumulative_sum(xp.astype(where, xp.int64)) - 1, min=0)
+    taken = xp.take(picked_rows, row, axis=0)
+    return xp.reshape(xp.where(where[:, None], taken, xp.zeros_like(taken)), shape)
+
+
+def _scatter_rows(xp: Any, values: Any, rows_of: Any, rows: int) -> Any:
+    """out[r] = sum of values[k] over k with rows_of[k] == r, as one-hot @ values in blocks.
+
+    Non-finite values go one row at a time: 0 * inf in the matmul would be nan elsewhere.
+    """
+    out = xp.zeros((rows, values.shape[1]), dtype=values.dtype, device=values.device)
+    floating = xp.isdtype(values.dtype, "real floating")
+    if floating and not bool(xp.all(xp.isfinite(values))):
+        for k in range(values.shape[0]):
+            row = int(rows_of[k])
+            out[row, ...] = out[row, ...] + values[k, ...]
+        return out
+    targets = xp.arange(rows, dtype=xp.int64, device=values.device)[:, None]
+    block = max(1, _ONE_HOT_ELEMENTS // max(rows, 1))
+    for start in range(0, values.shape[0], block):
+        stop = min(start + block, values.shape[0])  # the standard has no stops past the end
+        one_hot = xp.astype(targets == rows_of[None, start:stop], values.dtype)
+        out = out + xp.matmul(one_hot, values[start:stop, ...])
+    return out
+
+
+def _getitem_abstract(x: ShapeDtype, *, index: tuple, advanced: bool) -> ShapeDtype:
+    host = tuple(backends.backend_of(p).to_host(p) if _is_array(p) else p for p in index)
+    shape = np.broadcast_to(np.zeros((), x.dtype), x.shape)[host].shape
+    return ShapeDtype(shape, x.dtype, x.device)
+
+
+def _index_add_abstract(g: ShapeDtype, *, index: tuple, shape: tuple,
+                        advanced: bool) -> ShapeDtype:
+    return ShapeDtype(tuple(shape), g.dtype, g.device)
+
+
+def _reshape_abstract(x: ShapeDtype, *, shape: tuple) -> ShapeDtype:
+    return ShapeDtype(tuple(shape), x.dtype, x.device)
+
+
+def _transpose_abstract(x: ShapeDtype, *, axes: tuple) -> ShapeDtype:
+    return ShapeDtype(tuple(x.shape[a] for a in axes), x.dtype, x.device)
+
+
+def _concatenate_abstract(*xs: ShapeDtype, axis: int) -> ShapeDtype:
+    shape = list(xs[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in xs)
+    return ShapeDtype(tuple(shape), np.result_type(*[x.dtype for x in xs]), xs[0].device)
+
+
+def _pad_abstract(x: ShapeDtype, *, pad_width: tuple, value: float) -> ShapeDtype:
+    shape = tuple(lo + n + hi for (lo, hi), n in zip(pad_width, x.shape))
+    return ShapeDtype(shape, x.dtype, x.device)
+
+
+def _getitem_numpy(x, *, index, advanced):
+    return x[index]
+
+
+def _getitem_vjp(g: Tensor, out: Tensor, x: Tensor, *, index: tuple, advanced: bool) -> Tensor:
+    """Scatter-add g into zeros of x's shape (the index is normalized already: bind directly)."""
+    return index_add_p.bind(g, index=index, shape=x.shape, advanced=advanced)
+
+
 # fmt: off
-reshape_p     = Primitive("reshape", lambda x, *, shape: x.reshape(shape), saves=()).defvjp(
+reshape_p     = Primitive("reshape", lambda x, *, shape: x.reshape(shape), generic="reshape",
+                          abstract_eval=_reshape_abstract, saves=()).defvjp(
     lambda g, out, x, *, shape: reshape(g, x.shape))
-transpose_p   = Primitive("transpose", lambda x, *, axes: x.transpose(axes), saves=()).defvjp(
-    lambda g, out, x, *, axes: transpose(g, tuple(np.argsort(axes))))
+transpose_p   = Primitive("transpose", lambda x, *, axes: x.transpose(axes), generic="permute_dims",
+                          abstract_eval=_transpose_abstract, saves=()).defvjp(
+    lambda g, out, x, *, axes: transpose(g, tuple(int(a) for a in np.argsort(axes))))
 concatenate_p = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
-                          variadic=True, saves=()).defvjp(_concat_vjp)
-pad_p         = Primitive("pad", _pad_impl, saves=()).defvjp(_pad_vjp)
-getitem_p     = Primitive("getitem", lambda x, *, index, advanced: x[index], saves=()).defvjp(
-    lambda g, out, x, *, index, advanced: index_add(g, index, x.shape, advanced))
-index_add_p   = Primitive("index_add", _index_add_impl, saves=()).defvjp(
+                          generic=lambda xp, *xs, axis: xp.concat(xs, axis=axis),
+                          abstract_eval=_concatenate_abstract, variadic=True, saves=()).defvjp(
+    _concat_vjp)
+pad_p         = Primitive("pad", _pad_impl, generic=_pad_generic, abstract_eval=_pad_abstract,
+                          saves=()).defvjp(_pad_vjp)
+getitem_p     = Primitive("getitem", _getitem_numpy, generic=_getitem_generic, cupy=_getitem_numpy,
+                          abstract_eval=_getitem_abstract, saves=()).defvjp(_getitem_vjp)
+index_add_p   = Primitive("index_add", _index_add_impl, generic=_index_add_generic,
+                          cupy=_index_add_cupy, abstract_eval=_index_add_abstract, saves=()).defvjp(
     lambda g, out, y, *, index, shape, advanced: getitem_p.bind(g, index=index, advanced=advanced))
 # fmt: on
 
@@ -226,8 +467,9 @@ def pad(x, pad_width, constant_values: float = 0.0) -> Tensor:
     return pad_p.bind(x, pad_width=tuple(map(tuple, widths.tolist())), value=constant_values)
 
 
-def _normalize_index(index) -> tuple[tuple, bool]:
-    """Index as a tuple with Tensors and lists turned into ndarrays; and whether it is advanced.
+def _normalize_index(index, x: Tensor) -> tuple[tuple, bool]:
+    """Index as a tuple with Tensors and lists turned into arrays of ``x``'s backend and device;
+    and whether it is advanced.
 
     Boolean masks stay masks, so NumPy checks their shape against the axes they index (a mask
     of the wrong length is an IndexError, as in NumPy and PyTorch) and a 0-d mask adds an axis;
@@ -235,40 +477,75 @@ def _normalize_index(index) -> tuple[tuple, bool]:
     """
     if not isinstance(index, tuple):
         index = (index,)
+    backend = backends.backend_of(x.data)
+    on_device = backend.kernel_name in ("array_api", "cupy")  # else: host (NumPy) arrays
     parts, advanced = [], False
     for part in index:
         if isinstance(part, Tensor):
             part = part.data
         if isinstance(part, list) and not part:
             part = np.array([], np.intp)  # NumPy reads [] as an empty integer index
-        if isinstance(part, (list, np.ndarray)):
+        if isinstance(part, list):
             part = np.asarray(part)
-            if part.dtype.kind not in "iub":
+        if _is_array(part):
+            if _kind(part) not in "iub":
                 raise TypeError(f"index arrays must hold integers or bools, got {part.dtype}")
+            if on_device:
+                part = backends.move(part, backend.device_of(x.data))
+            elif type(part) is not np.ndarray:  # another backend's index for a NumPy tensor
+                part = backends.backend_of(part).to_host(part)
             advanced = True
+        elif on_device and _is_int(part):
+            part = int(part)  # NumPy integers are no index of other namespaces
         parts.append(part)
     return tuple(parts), advanced
 
 
+def _check_standard_index(index: tuple, x: Tensor, backend: str) -> None:
+    """On a standard-only backend, refuse (naming it) an index the array API does not define."""
+    if _index_form(index) != "other":
+        return
+    raise IndexError(
+        f"index {index!r} is not supported on the {backend} backend (tensor of shape {x.shape}): "
+        "the array API standard indexes with ints, slices, None and '...', or one boolean mask "
+        "as the sole index; integer arrays (with ints) go on the leading axes, before any slice "
+        "or None; for NumPy's full indexing use x.cpu()")
+
+
 def getitem(x, index) -> Tensor:
-    """``x[index]`` with NumPy's basic and advanced indexing.
+    """``x[index]`` with NumPy's basic and advanced indexing (the standard's on other backends).
 
     The gradient is a scatter-add into zeros: an element picked twice gets both contributions.
     """
     x = as_tensor(x)
-    index, advanced = _normalize_index(index)
+    index, advanced = _normalize_index(index, x)
+    backend = backends.backend_of(x.data)
+    generic = backend.kernel_name == "array_api"
+    if generic:
+        _check_standard_index(index, x, backend.name)
     try:
         return getitem_p.bind(x, index=index, advanced=advanced)
     except IndexError as error:
+        where = f" on the {backend.name} backend" if generic else ""
         raise IndexError(
-            f"index {index!r} is invalid for a tensor of shape {x.shape}: {error}"
+            f"index {index!r} is invalid for a tensor of shape {x.shape}{where}: {error}"
         ) from None
+    except (TypeError, ValueError) as error:
+        if not generic:
+            raise
+        raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape} on the "
+                         f"{backend.name} backend: {error}") from None
 
 
 def index_add(values, index, shape, advanced: bool = True) -> Tensor:
     """zeros(shape) with ``values`` added at ``index`` (repeated indices accumulate): getitem's
-    adjoint."""
-    return index_add_p.bind(as_tensor(values), index=index, shape=tuple(shape), advanced=advanced)
+    adjoint. ``index`` as getitem's (its arrays go to ``values``' device)."""
+    values = as_tensor(values)
+    index, _ = _normalize_index(index, values)
+    backend = backends.backend_of(values.data)
+    if backend.kernel_name == "array_api":
+        _check_standard_index(index, values, backend.name)
+    return index_add_p.bind(values, index=index, shape=tuple(shape), advanced=advanced)
 
 
 from chainrule.ops.elementwise import promote  # noqa: E402  (families import each other last)
