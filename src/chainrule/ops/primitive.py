@@ -200,7 +200,7 @@ def _link_view(result: Tensor, inputs: Sequence[Tensor]) -> None:
     """Give ``result`` the version counter of the input whose memory its array views."""
     base = result.data.base
     for x in inputs:  # NumPy and CuPy arrays have .base (array_api_strict's have no views)
-        if base is x.data or base is x.data.base:
+        if base is x.data or base is getattr(x.data, "base", None):
             result._base = x if x._base is None else x._base
             return
 
