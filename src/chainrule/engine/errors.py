@@ -33,5 +33,6 @@ class AnomalyError(ChainruleError, RuntimeError):
     """Under ``detect_anomaly``: an operation or VJP made NaN/inf out of finite values."""
 
 
-class BackendMismatchError(ChainruleError, ValueError):
-    """Tensors of two array backends or two devices met in one operation (cpu and cuda ...)."""
+class BackendMismatchError(ChainruleError, RuntimeError):
+    """Tensors of two array backends or two devices met in one operation (cpu and cuda ...): a
+    RuntimeError, as PyTorch raises for a cpu and a cuda tensor (no ValueError handler hides it)."""

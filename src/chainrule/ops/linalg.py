@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.engine.errors import ShapeError
+from chainrule.engine.errors import BackendMismatchError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast_shapes
 from chainrule.ops.primitive import Primitive, as_tensor
@@ -191,6 +191,8 @@ def matmul(a, b) -> Tensor:
         )
     try:
         return matmul_p.bind(a, b)
+    except BackendMismatchError:
+        raise
     except ValueError:
         raise ShapeError(
             f"matmul: batch axes of {a.shape} and {b.shape} do not broadcast"
@@ -239,6 +241,8 @@ def einsum(subscripts: str, *operands) -> Tensor:
                 )
     try:
         return einsum_p.bind(*operands, subscripts=subscripts)
+    except BackendMismatchError:
+        raise
     except ValueError as error:
         shapes = [x.shape for x in operands]
         raise ShapeError(f"einsum {subscripts!r} on shapes {shapes}: {error}") from None
