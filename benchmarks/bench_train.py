@@ -78,7 +78,11 @@ from chainrule import nn as crnn
 from chainrule import optim as croptim
 from chainrule.data import DataLoader as CrDataLoader
 from chainrule.data import TensorDataset as CrTensorDataset
-from chainrule.training.runs import RunConfig, build_model, load_splits
+
+try:
+    from chainrule.training.runs import RunConfig, build_model, load_splits
+except ImportError:  # trees before the restructure (ce90cbf), for before/after comparisons
+    from chainrule.runs import RunConfig, build_model, load_splits
 
 LR = 1e-3
 SEED = 0

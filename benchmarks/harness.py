@@ -65,7 +65,7 @@ def blas_info() -> tuple[int, list[str]]:
         if threads is None:
             blas = [i for i in infos if i.get("user_api") == "blas"]
             threads = blas[0]["num_threads"] if blas else os.cpu_count()
-        return int(threads), lines
+        return int(threads or 1), lines
 
     lines.append("threadpoolctl is NOT installed: asking NumPy's bundled OpenBLAS directly "
                  "(ctypes)")
@@ -170,7 +170,7 @@ def measure(cases: list[Case]) -> tuple[dict, float]:
         for _ in range(case.warmup):
             case.run_cr()
             case.run_torch()
-    times = {case.label: {"cr": [], "torch": []} for case in cases}
+    times: dict = {case.label: {"cr": [], "torch": []} for case in cases}
     for r in range(max(case.rounds for case in cases)):
         for case in cases:
             if r >= case.rounds:
