@@ -7,12 +7,14 @@ need no rule: leaky_relu, prelu, step, log_sigmoid, maxout.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
 
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import float_of, same
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
@@ -33,11 +35,29 @@ def _heaviside_impl(x, *, value_at_zero, surrogate_slope):
     return np.where(x > 0, 1, np.where(x == 0, value_at_zero, 0)).astype(x.dtype, copy=False)
 
 
-def _sigmoid_impl(x):
+def _heaviside(xp, x, *, value_at_zero, surrogate_slope):
+    """1 for x > 0, ``value_at_zero`` at 0, else 0, in x's dtype (an integer x truncates the value
+    at 0, as NumPy's astype)."""
+    if not xp.isdtype(x.dtype, ("real floating", "complex floating")):
+        value_at_zero = int(value_at_zero)
+    return xp.where(x > 0, xp.ones_like(x), xp.where(x == 0, value_at_zero, xp.zeros_like(x)))
+
+
+def _sign(xp, x, *, surrogate_slope):
+    """-1, 0 or 1 (nan for nan)."""
+    return xp.sign(x)
+
+
+def _sigmoid(xp, x):
     """1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below, from e = e^-|x| <= 1: no overflow,
     and full relative precision in both tails (as scipy.special.expit), in x's dtype."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0, e) / (1 + e)
+
+
+def _softplus(xp, x):
+    """log(e^0 + e^x), finite for any finite x."""
+    return xp.logaddexp(0.0, x)
 
 
 def _softmax_impl(x, *, axis):
@@ -47,6 +67,14 @@ def _softmax_impl(x, *, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _softmax(xp, x, *, axis):
+    """e^(x - max x) / sum e^(x - max x) along ``axis``."""
+    if not math.prod(x.shape):
+        return xp.asarray(x, copy=True)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
 def _log_softmax_impl(x, *, axis):
     if not x.size:
         return x.copy()
@@ -54,20 +82,40 @@ def _log_softmax_impl(x, *, axis):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def _log_softmax(xp, x, *, axis):
+    """(x - max x) - log sum e^(x - max x) along ``axis``."""
+    if not math.prod(x.shape):
+        return xp.asarray(x, copy=True)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def _relu(xp, x):
+    """max(x, 0), nan kept."""
+    return xp.maximum(x, 0)
+
+
+# Generic kernels (the standard, every backend), and NumPy's own where they are faster:
+# heaviside's (no ones/zeros arrays, astype without a copy) and softmax's (array methods). For
+# relu, sign, sigmoid and softplus the generic kernel is the same NumPy code.
 # fmt: off
-relu_p        = Primitive("relu", lambda x: np.maximum(x, 0), smooth=False).defvjp(
+relu_p        = Primitive("relu", generic=_relu, abstract_eval=same, smooth=False).defvjp(
     lambda g, out, x: g * greater(x, 0))  # g times the 0/1 mask H(x), H(0) = 0
-heaviside_p   = Primitive("heaviside", _heaviside_impl, smooth=False).defvjp(
+heaviside_p   = Primitive("heaviside", _heaviside_impl, generic=_heaviside, abstract_eval=same,
+                          smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))
-sign_p        = Primitive("sign", lambda x, *, surrogate_slope: np.sign(x), smooth=False).defvjp(
+sign_p        = Primitive("sign", generic=_sign, abstract_eval=same, smooth=False).defvjp(
     lambda g, out, x, *, surrogate_slope: _surrogate(g, x, surrogate_slope, 2.0))
-sigmoid_p     = Primitive("sigmoid", _sigmoid_impl, saves=("out",)).defvjp(
+sigmoid_p     = Primitive("sigmoid", generic=_sigmoid, abstract_eval=float_of,
+                          saves=("out",)).defvjp(
     lambda g, out, x: g * out * (1 - out))
-softplus_p    = Primitive("softplus", lambda x: np.logaddexp(0, x)).defvjp(
+softplus_p    = Primitive("softplus", generic=_softplus, abstract_eval=float_of).defvjp(
     lambda g, out, x: g * sigmoid(x))
-softmax_p     = Primitive("softmax", _softmax_impl).defvjp(
+softmax_p     = Primitive("softmax", _softmax_impl, generic=_softmax,
+                          abstract_eval=float_of).defvjp(
     lambda g, out, x, *, axis: out * (g - sum(g * out, axis=axis, keepdims=True)))
-log_softmax_p = Primitive("log_softmax", _log_softmax_impl).defvjp(
+log_softmax_p = Primitive("log_softmax", _log_softmax_impl, generic=_log_softmax,
+                          abstract_eval=float_of).defvjp(
     lambda g, out, x, *, axis: g - exp(out) * sum(g, axis=axis, keepdims=True))
 # fmt: on
 

@@ -12,10 +12,14 @@ meeting an integer tensor is float32 (:func:`promote`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype, broadcast, compare, float_of, same
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
@@ -26,6 +30,23 @@ __all__ = [
 
 #: PyTorch's default dtype: what integer and bool tensors become in a floating function.
 DEFAULT_FLOAT = np.dtype(np.float32)
+#: NumPy's floating dtype classes: ``_operands``' one-dtype test without reading ``.kind`` from a
+#: namespace's dtype object (array_api_strict's has none).
+_NUMPY_FLOATS = frozenset(type(np.dtype(t)) for t in (np.float16, np.float32, np.float64,
+                                                       np.longdouble))
+#: NumPy's array type, one global read on the hot paths that test for it
+_NDARRAY = np.ndarray
+
+
+def _cast(t: Tensor, dtype: Any) -> Tensor:
+    """``t``'s values in ``dtype``, outside the graph (integers to float, a condition to bool).
+
+    NumPy's ``astype`` directly; other backends through ``astype``'s kernel on a detached copy of
+    ``t``, so the abstract backend (``eval_shape``) casts too.
+    """
+    if type(t.data) is _NDARRAY:
+        return Tensor._from_array(t.data.astype(dtype))
+    return astype_p.bind(Tensor._from_array(t.data), dtype=np.dtype(dtype))
 
 
 def floating(x) -> Tensor:
@@ -35,9 +56,10 @@ def floating(x) -> Tensor:
     promotes integer inputs to its default dtype (NumPy would give float64).
     """
     x = as_tensor(x)
-    if x.data.dtype.kind in "fc":
+    data = x.data
+    if (data.dtype if type(data) is _NDARRAY else x.dtype).kind in "fc":
         return x
-    return Tensor._from_array(x.data.astype(DEFAULT_FLOAT))
+    return _cast(x, DEFAULT_FLOAT)
 
 
 def promote(*tensors: Tensor, to_float: bool = False) -> tuple:
@@ -47,12 +69,20 @@ def promote(*tensors: Tensor, to_float: bool = False) -> tuple:
     operands' common dtype (NumPy would widen int64 + float32 to float64); with
     ``to_float=True`` (true division) all-integer operands become float32.
     """
-    floats = [t.data.dtype for t in tensors if t.data.dtype.kind in "fc"]
+    dtypes = [t.data.dtype if type(t.data) is _NDARRAY else t.dtype for t in tensors]
+    floats = [d for d in dtypes if d.kind in "fc"]
     if len(floats) == len(tensors) or not (floats or to_float):
-        return tensors  # one kind: NumPy's promotion within a kind is PyTorch's
-    target = np.result_type(*floats) if floats else DEFAULT_FLOAT
-    return tuple(t if t.data.dtype == target else Tensor._from_array(t.data.astype(target))
-                 for t in tensors)
+        if type(tensors[0].data) is _NDARRAY or len(set(dtypes)) == 1:
+            return tensors  # one kind: NumPy's promotion within a kind is PyTorch's
+        target = np.result_type(*dtypes)  # the standard refuses bool + int: cast as NumPy would
+    else:
+        target = np.result_type(*floats) if floats else DEFAULT_FLOAT
+    return tuple(t if d == target else _cast(t, target) for t, d in zip(tensors, dtypes))
+
+
+def _namespace(*tensors: Tensor) -> Any:
+    """The array namespace of ``tensors`` (for masks inside rules, never on the graph)."""
+    return backends.backend_of(tensors[0].data).xp
 
 
 def _ties_weight(x: Tensor, y: Tensor) -> Tensor:
@@ -69,8 +99,9 @@ def _power_derivative(x: Tensor, y: Tensor) -> Tensor:
     with a tensor exponent PyTorch gives nan from the second order on). Both ``where``s keep
     the masked elements out of the graph, so their derivatives in x and y are 0, not nan.
     """
-    zero = np.logical_and(x.data == 0, y.data == 0)
-    if not zero.any():
+    xp = _namespace(x)
+    zero = xp.logical_and(x.data == 0, y.data == 0)
+    if not bool(xp.any(zero)):
         return y * x ** (y - 1)
     zero = Tensor._from_array(zero)
     return where(zero, 0.0, y * where(zero, 1.0, x) ** (y - 1))
@@ -82,65 +113,113 @@ def _log_base(x: Tensor, y: Tensor) -> Tensor:
     There 0^y is 1 or 0, constant in y: the derivative is 0. For y < 0 it stays 0^y log 0 =
     inf * -inf = -inf, and x^y log x elsewhere.
     """
-    constant = np.logical_and(x.data == 0, y.data >= 0)
-    return where(Tensor._from_array(constant), 1.0, x) if constant.any() else x
+    xp = _namespace(x)
+    constant = xp.logical_and(x.data == 0, y.data >= 0)
+    return where(Tensor._from_array(constant), 1.0, x) if bool(xp.any(constant)) else x
 
 
-def _clip_impl(x, *, lo, hi):
-    return np.clip(x, lo, hi)
+def _clip(xp, x, *, lo, hi):
+    """min(max(x, lo), hi); a bound of None is no bound."""
+    return xp.clip(x, lo, hi)
 
 
 def _clip_vjp(g, out, x, *, lo, hi):
-    inside = np.ones(x.shape, dtype=bool)  # the convention: gradient 1 on [lo, hi], ends included
-    if lo is not None:
-        inside &= x.data >= lo
+    """g on [lo, hi], ends included (the convention), 0 outside."""
+    masks = [x.data >= lo] if lo is not None else []
     if hi is not None:
-        inside &= x.data <= hi
+        masks.append(x.data <= hi)
+    inside = masks[0] if len(masks) == 1 else _namespace(x).logical_and(*masks)
     return g * Tensor._from_array(inside)
 
 
+def _divide(*inputs: ShapeDtype, **params: Any) -> ShapeDtype:
+    """True division's abstract value: the broadcast, integers divided give float64 (NumPy)."""
+    result = broadcast(*inputs)
+    if result.dtype.kind in "fc":
+        return result
+    return ShapeDtype(result.shape, np.dtype(np.float64), result.device)
+
+
+def _where(c: ShapeDtype, x: ShapeDtype, y: ShapeDtype) -> ShapeDtype:
+    """``where``'s abstract value: the three shapes broadcast, x's and y's dtypes promoted."""
+    return ShapeDtype(compare(c, x, y).shape, broadcast(x, y).dtype, x.device)
+
+
+def _as_dtype(x: ShapeDtype, *, dtype: Any) -> ShapeDtype:
+    return ShapeDtype(x.shape, np.dtype(dtype), x.device)
+
+
+def _astype(xp, x, *, dtype):
+    return xp.astype(x, backends.backend_of(x).dtype(dtype))
+
+
+# The generic kernels are the standard's functions by name: for NumPy the name is its ufunc
+# (np.add ...), called as directly as before. NumPy keeps a kernel of its own only for astype
+# (the method, no namespace lookup of the dtype).
 # fmt: off
-add_p     = Primitive("add", np.add, saves=()).defvjp(
+add_p     = Primitive("add", generic="add", abstract_eval=broadcast, saves=()).defvjp(
     lambda g, out, x, y: g, lambda g, out, x, y: g)
-sub_p     = Primitive("sub", np.subtract, saves=()).defvjp(
+sub_p     = Primitive("sub", generic="subtract", abstract_eval=broadcast, saves=()).defvjp(
     lambda g, out, x, y: g, lambda g, out, x, y: -g)
-mul_p     = Primitive("mul", np.multiply).defvjp(
+mul_p     = Primitive("mul", generic="multiply", abstract_eval=broadcast).defvjp(
     lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
-div_p     = Primitive("div", np.true_divide).defvjp(
+div_p     = Primitive("div", generic="divide", abstract_eval=_divide).defvjp(
     lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
-neg_p     = Primitive("neg", np.negative, saves=()).defvjp(lambda g, out, x: -g)
-pow_p     = Primitive("pow", np.power).defvjp(
+neg_p     = Primitive("neg", generic="negative", abstract_eval=same, saves=()).defvjp(
+    lambda g, out, x: -g)
+pow_p     = Primitive("pow", generic="pow", abstract_eval=broadcast).defvjp(
     lambda g, out, x, y: g * _power_derivative(x, y),
     lambda g, out, x, y: g * out * log(_log_base(x, y)))
-exp_p     = Primitive("exp", np.exp, saves=("out",)).defvjp(lambda g, out, x: g * out)
-log_p     = Primitive("log", np.log).defvjp(lambda g, out, x: g / x)
-log1p_p   = Primitive("log1p", np.log1p).defvjp(lambda g, out, x: g / (x + 1))
-expm1_p   = Primitive("expm1", np.expm1, saves=("out",)).defvjp(lambda g, out, x: g * (out + 1))
-sqrt_p    = Primitive("sqrt", np.sqrt, saves=("out",)).defvjp(lambda g, out, x: g / (out * 2))
-sin_p     = Primitive("sin", np.sin).defvjp(lambda g, out, x: g * cos(x))
-cos_p     = Primitive("cos", np.cos).defvjp(lambda g, out, x: -g * sin(x))
-tanh_p    = Primitive("tanh", np.tanh, saves=("out",)).defvjp(lambda g, out, x: g * (1 - out * out))
-abs_p     = Primitive("abs", np.abs, smooth=False).defvjp(lambda g, out, x: g * sign(x))
-clip_p    = Primitive("clip", _clip_impl, smooth=False).defvjp(_clip_vjp)
-maximum_p = Primitive("maximum", np.maximum, smooth=False).defvjp(
+exp_p     = Primitive("exp", generic="exp", abstract_eval=float_of, saves=("out",)).defvjp(
+    lambda g, out, x: g * out)
+log_p     = Primitive("log", generic="log", abstract_eval=float_of).defvjp(
+    lambda g, out, x: g / x)
+log1p_p   = Primitive("log1p", generic="log1p", abstract_eval=float_of).defvjp(
+    lambda g, out, x: g / (x + 1))
+expm1_p   = Primitive("expm1", generic="expm1", abstract_eval=float_of, saves=("out",)).defvjp(
+    lambda g, out, x: g * (out + 1))
+sqrt_p    = Primitive("sqrt", generic="sqrt", abstract_eval=float_of, saves=("out",)).defvjp(
+    lambda g, out, x: g / (out * 2))
+sin_p     = Primitive("sin", generic="sin", abstract_eval=float_of).defvjp(
+    lambda g, out, x: g * cos(x))
+cos_p     = Primitive("cos", generic="cos", abstract_eval=float_of).defvjp(
+    lambda g, out, x: -g * sin(x))
+tanh_p    = Primitive("tanh", generic="tanh", abstract_eval=float_of, saves=("out",)).defvjp(
+    lambda g, out, x: g * (1 - out * out))
+abs_p     = Primitive("abs", generic="abs", abstract_eval=same, smooth=False).defvjp(
+    lambda g, out, x: g * sign(x))
+clip_p    = Primitive("clip", generic=_clip, abstract_eval=same, smooth=False).defvjp(_clip_vjp)
+maximum_p = Primitive("maximum", generic="maximum", abstract_eval=broadcast, smooth=False).defvjp(
     lambda g, out, x, y: g * _ties_weight(x, y), lambda g, out, x, y: g * _ties_weight(y, x))
-minimum_p = Primitive("minimum", np.minimum, smooth=False).defvjp(
+minimum_p = Primitive("minimum", generic="minimum", abstract_eval=broadcast, smooth=False).defvjp(
     lambda g, out, x, y: g * _ties_weight(y, x), lambda g, out, x, y: g * _ties_weight(x, y))
-where_p   = Primitive("where", np.where, smooth=False).defvjp(
+where_p   = Primitive("where", generic="where", abstract_eval=_where, smooth=False).defvjp(
     None, lambda g, out, c, x, y: where(c, g, 0.0), lambda g, out, c, x, y: where(c, 0.0, g))
-astype_p  = Primitive("astype", lambda x, *, dtype: x.astype(dtype)).defvjp(
+astype_p  = Primitive("astype", lambda x, *, dtype: x.astype(dtype), generic=_astype,
+                      abstract_eval=_as_dtype).defvjp(
     lambda g, out, x, *, dtype: g.astype(x.dtype))
 # fmt: on
 
 
+def _scalar(value, dtype: Any, like: Tensor) -> Tensor:
+    """A 0-d tensor holding ``value`` in ``dtype`` on ``like``'s backend and device."""
+    data = like.data
+    if type(data) is _NDARRAY:
+        return Tensor._from_array(np.asarray(value, dtype))
+    backend = backends.backend_of(data)
+    return Tensor._from_array(backend.asarray(value, dtype, backend.device_of(data)))
+
+
 def _scalar_operand(value, other: Tensor) -> Tensor:
     """A Python number takes the tensor's dtype (NEP 50); next to integers a float is float32."""
-    dtype = other.data.dtype
-    if type(value) is float:  # the hot path (x * 0.5): a float tensor's dtype, else float32
+    data = other.data
+    if type(value) is float and type(data) is _NDARRAY:  # the hot path (x * 0.5)
+        dtype = data.dtype
         return Tensor._from_array(np.asarray(value, dtype if dtype.kind in "fc" else DEFAULT_FLOAT))
     python_float = isinstance(value, float) and not isinstance(value, np.generic)
-    if python_float and dtype.kind not in "fc":
-        return Tensor._from_array(np.asarray(value, dtype=DEFAULT_FLOAT))
+    if python_float:
+        dtype = other.dtype
+        return _scalar(value, dtype if dtype.kind in "fc" else DEFAULT_FLOAT, other)
     return as_tensor(value, like=other)
 
 
@@ -151,7 +230,7 @@ def _operands(x, y, to_float: bool = False) -> tuple[Tensor, Tensor]:
     if not isinstance(y, Tensor):
         y = _scalar_operand(y, x)
     x_dtype = x.data.dtype
-    if x_dtype is y.data.dtype and x_dtype.kind == "f":  # the hot path: one floating dtype
+    if x_dtype is y.data.dtype and type(x_dtype) in _NUMPY_FLOATS:  # the hot path: one float
         return x, y
     return promote(x, y, to_float=to_float)
 
@@ -281,13 +360,22 @@ def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` else ``y`` (broadcasting); no gradient flows to the condition."""
     condition = as_tensor(condition)
     if condition.dtype != np.bool_:
-        condition = Tensor._from_array(condition.data.astype(bool))
+        condition = _cast(condition, np.bool_)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = _beside(as_tensor(x), condition)  # two Python numbers: on the condition's device
     x, y = _operands(x, y)
     try:
         return where_p.bind(condition, x, y)
     except ValueError:
         _check_broadcast("where", condition.shape, x.shape, y.shape)
         raise
+
+
+def _beside(t: Tensor, other: Tensor) -> Tensor:
+    """``t`` (made from Python data) on ``other``'s backend and device."""
+    if type(t.data) is type(other.data):
+        return t
+    return Tensor._from_array(backends.move(t.data, other.device))
 
 
 def astype(x, dtype) -> Tensor:
@@ -298,20 +386,47 @@ def astype(x, dtype) -> Tensor:
     x = as_tensor(x)
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
-        return Tensor._from_array(x.data.astype(dtype))
+        return _cast(x, dtype)
     return astype_p.bind(x, dtype=dtype)
 
 
 def _compare(ufunc, x, y) -> Tensor:
     """NumPy's comparison; a Python number takes the other operand's dtype, nothing else is cast
-    (float32 would round large integers)."""
+    (float32 would round large integers). Other backends call the standard function of the
+    ufunc's name, on both operands brought to NumPy's common dtype (the standard refuses to
+    compare int with float)."""
     x = as_tensor(x, like=y if isinstance(y, Tensor) else None)
     y = as_tensor(y, like=x)
+    xd, yd = x.data, y.data
+    if type(xd) is not _NDARRAY or type(yd) is not _NDARRAY:
+        return _compare_generic(ufunc.__name__, x, y)
     try:
-        return Tensor._from_array(np.asarray(ufunc(x.data, y.data)))
+        return Tensor._from_array(np.asarray(ufunc(xd, yd)))
     except ValueError:
         _check_broadcast(ufunc.__name__, x.shape, y.shape)
         raise
+
+
+def _compare_generic(name: str, x: Tensor, y: Tensor) -> Tensor:
+    """``xp.<name>(x, y)`` for an array-API backend; the abstract value under ``eval_shape``."""
+    if type(x.data) is ShapeDtype or type(y.data) is ShapeDtype:
+        return Tensor._from_array(compare(_aval(x), _aval(y)))
+    backend = backends.backend_of(x.data)
+    if backends.backend_of(y.data) is not backend:
+        raise backends.mismatch(x.data, y.data, name)
+    if x.dtype != y.dtype:
+        target = np.result_type(x.dtype, y.dtype)
+        x, y = (t if t.dtype == target else _cast(t, target) for t in (x, y))
+    try:
+        return Tensor._from_array(getattr(backend.xp, name)(x.data, y.data))
+    except ValueError:
+        _check_broadcast(name, x.shape, y.shape)
+        raise
+
+
+def _aval(t: Tensor) -> ShapeDtype:
+    """The abstract value of a tensor, abstract (``eval_shape``) or concrete."""
+    return t.data if type(t.data) is ShapeDtype else ShapeDtype(t.shape, t.dtype, t.device)
 
 
 def less(x, y) -> Tensor:
@@ -346,7 +461,12 @@ def not_equal(x, y) -> Tensor:
 
 def isfinite(x) -> Tensor:
     """Elementwise finiteness as a bool tensor (not differentiable)."""
-    return Tensor._from_array(np.asarray(np.isfinite(as_tensor(x).data)))
+    data = as_tensor(x).data
+    if type(data) is _NDARRAY:
+        return Tensor._from_array(np.asarray(np.isfinite(data)))
+    if type(data) is ShapeDtype:
+        return Tensor._from_array(ShapeDtype(data.shape, np.dtype(np.bool_), data.device))
+    return Tensor._from_array(backends.backend_of(data).xp.isfinite(data))
 
 
 from chainrule.ops.activations import sign  # noqa: E402  (abs's rule uses it)

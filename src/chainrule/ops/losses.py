@@ -11,10 +11,15 @@ The rest are composites of primitives and need no rules of their own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from chainrule import backends
+from chainrule.backends import Backend
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype, broadcast
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
@@ -51,9 +56,10 @@ def _weighted_mean(total: Tensor, weight_sum) -> Tensor:
 
 def _check_probabilities(name: str, argument: str, t: Tensor) -> None:
     """Every element in [0, 1] (nan is not), PyTorch's check and message, naming the argument."""
-    inside = (t.data >= 0) & (t.data <= 1)
-    if not inside.all():
-        bad = t.data[~inside].flat[0]
+    xp = backends.backend_of(t.data).xp
+    if not bool(xp.all(xp.logical_and(t.data >= 0, t.data <= 1))):
+        host = t.numpy()  # the error's example element, read on the host
+        bad = host[~((host >= 0) & (host <= 1))].flat[0]
         logits = "; for raw scores use binary_cross_entropy_with_logits"
         hint = logits if argument == "input" else ""
         raise ValueError(f"{name}: all elements of {argument} should be between 0 and 1 "
@@ -88,6 +94,20 @@ def _bce_impl(p, y):
     return -(y * log_p + (1 - y) * log_q)
 
 
+def _bce(xp, p, y):
+    """-(y log p + (1 - y) log(1 - p)), each log floored at -100; log is never evaluated at 0
+    (where the floor is the value anyway), so no backend warns of a division by zero."""
+    log_p = _floored(xp, xp.log, p > 0, p, 1.0)
+    log_q = _floored(xp, xp.log1p, p < 1, -p, 0.0)
+    return -(y * log_p + (1 - y) * log_q)
+
+
+def _floored(xp, log, defined, u, neutral: float):
+    """max(log(u), -100) where ``defined``, else -100; ``neutral`` stands in for u there."""
+    value = xp.maximum(log(xp.where(defined, u, neutral)), _LOG_FLOOR)
+    return xp.where(defined, value, _LOG_FLOOR)
+
+
 def _bce_vjp_p(g, out, p, y):
     """(p - y) / (p (1 - p)), the denominator kept >= 1e-12 as PyTorch does, so p = 0 or 1 stays
     finite."""
@@ -99,7 +119,9 @@ def _bce_vjp_y(g, out, p, y):
 
 
 _BCE_EPS = 1e-12
-bce_p = Primitive("binary_cross_entropy", _bce_impl).defvjp(_bce_vjp_p, _bce_vjp_y)
+# NumPy keeps its kernel: errstate silences log(0) without the generic kernel's extra wheres.
+bce_p = Primitive("binary_cross_entropy", _bce_impl, generic=_bce,
+                  abstract_eval=broadcast).defvjp(_bce_vjp_p, _bce_vjp_y)
 
 
 def _softmax_ce_impl(z, *, target, sample_weight):
@@ -113,14 +135,31 @@ def _softmax_ce_impl(z, *, target, sample_weight):
     return (log_norm - picked) * sample_weight
 
 
+def _softmax_ce(xp, z, *, target, sample_weight):
+    """Per-sample -w_n log softmax(z_n)[y_n] = w_n (log sum_c e^(z_nc - m) - (z_ny - m)),
+    m = max_c z_nc, class axis 1."""
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    log_norm = xp.log(xp.sum(xp.exp(shifted), axis=1))
+    picked = xp.take_along_axis(shifted, xp.expand_dims(target, axis=1), axis=1)
+    return (log_norm - xp.squeeze(picked, axis=1)) * sample_weight
+
+
+def _per_sample(z: ShapeDtype, **params: Any) -> ShapeDtype:
+    """(N, C, d1, ...) logits give (N, d1, ...) losses in the logits' dtype."""
+    return ShapeDtype(z.shape[:1] + z.shape[2:], z.dtype, z.device)
+
+
 def _softmax_ce_vjp(g, out, z, *, target, sample_weight):
     """The fused gradient w_n g_n (softmax(z_n) - onehot(y_n)): finite for any finite logits."""
-    onehot = Tensor._from_array(_one_hot_along_1(target, z.shape[1], z.dtype))
-    weight = Tensor._from_array(np.expand_dims(sample_weight, 1))
+    backend = backends.backend_of(z.data)
+    onehot = Tensor._from_array(_one_hot_along_1(backend, target, z.shape[1], z.dtype))
+    weight = Tensor._from_array(backend.xp.expand_dims(sample_weight, axis=1))
     return g.reshape(weight.shape) * weight * (softmax(z, axis=1) - onehot)
 
 
-softmax_cross_entropy_p = Primitive("softmax_cross_entropy", _softmax_ce_impl).defvjp(
+# NumPy keeps its kernel: fancy indexing picks the (N, C) logits several times faster.
+softmax_cross_entropy_p = Primitive("softmax_cross_entropy", _softmax_ce_impl,
+                                    generic=_softmax_ce, abstract_eval=_per_sample).defvjp(
     _softmax_ce_vjp)
 
 
@@ -160,28 +199,47 @@ def binary_cross_entropy_with_logits(
     return _reduce(loss, reduction)
 
 
-def _class_weights(
-    target: np.ndarray, n_classes: int, weight, ignore_index: int, dtype
-) -> np.ndarray:
-    """Per-sample weight: weight[target] (1 without weights), 0 where target == ignore_index."""
+def _class_weights(backend: Backend, input: Tensor, target: Any, weight, ignore_index: int
+                   ) -> Any:
+    """Per-sample weight: weight[target] (1 without weights), 0 where target == ignore_index.
+
+    A class outside 0..C-1 (other than ignore_index) raises ValueError on every backend.
+    """
+    xp, n_classes, dtype = backend.xp, input.shape[1], backend.dtype(input.dtype)
     valid = target != ignore_index
-    out_of_range = valid & ((target < 0) | (target >= n_classes))
-    if out_of_range.any():
-        bad = target[out_of_range][0]
+    out_of_range = xp.logical_and(valid, xp.logical_or(target < 0, target >= n_classes))
+    if bool(xp.any(out_of_range)):
+        host = backend.to_host(target)  # the error's example class, read on the host
+        bad = host[(host != ignore_index) & ((host < 0) | (host >= n_classes))][0]
         raise ValueError(
             f"cross_entropy/nll_loss: target holds class {bad}, outside 0..{n_classes - 1} "
             f"(ignore_index={ignore_index})"
         )
     if weight is None:
-        return valid.astype(dtype)
-    per_class = as_tensor(weight).data.astype(dtype)
-    return np.where(valid, per_class[np.where(valid, target, 0)], 0).astype(dtype)
+        return xp.astype(valid, dtype)
+    per_class = _array_like(weight, input)
+    safe = xp.reshape(xp.where(valid, target, 0), (-1,))  # take wants 1-d indices
+    picked = xp.reshape(xp.take(per_class, safe), target.shape)
+    return xp.where(valid, picked, 0.0)
 
 
-def _one_hot_along_1(target: np.ndarray, n_classes: int, dtype) -> np.ndarray:
+def _array_like(value, input: Tensor) -> Any:
+    """``value`` (class weights) as an array in the input's dtype on its backend and device."""
+    t = as_tensor(value, like=input)
+    if t.device != input.device:
+        raise backends.mismatch(input.data, t.data, "cross_entropy/nll_loss weight")
+    return t.data if t.dtype == input.dtype else astype(t, input.dtype).data
+
+
+def _one_hot_along_1(backend: Backend, target: Any, n_classes: int, dtype) -> Any:
     """onehot with the class axis at position 1: (N, d1, ...) -> (N, C, d1, ...)."""
-    onehot = np.eye(n_classes, dtype=dtype)[target]  # (N, d1, ..., C)
-    return onehot if target.ndim == 1 else np.moveaxis(onehot, -1, 1)
+    if type(target) is np.ndarray:  # NumPy: rows of the identity, faster than comparisons
+        onehot = np.eye(n_classes, dtype=dtype)[target]  # (N, d1, ..., C)
+        return onehot if target.ndim == 1 else np.moveaxis(onehot, -1, 1)
+    xp = backend.xp
+    classes = xp.arange(n_classes, dtype=target.dtype, device=target.device)
+    classes = xp.reshape(classes, (1, n_classes) + (1,) * (target.ndim - 1))
+    return xp.astype(xp.expand_dims(target, axis=1) == classes, backend.dtype(dtype))
 
 
 def nll_loss(
@@ -198,18 +256,20 @@ def nll_loss(
         raise ValueError(
             f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
         )
-    sample_weight = _class_weights(target_array, input.shape[1], weight, ignore_index, input.dtype)
-    safe_target = np.where(target_array == ignore_index, 0, target_array)
-    pick = _one_hot_along_1(safe_target, input.shape[1], input.dtype)
-    pick *= np.expand_dims(sample_weight, 1)
+    backend = backends.backend_of(input.data)
+    sample_weight = _class_weights(backend, input, target_array, weight, ignore_index)
+    safe_target = backend.xp.where(target_array == ignore_index, 0, target_array)
+    pick = _one_hot_along_1(backend, safe_target, input.shape[1], input.dtype)
+    pick = pick * backend.xp.expand_dims(sample_weight, axis=1)
     loss = -sum(input * Tensor._from_array(pick), axis=1)
     if reduction == "mean":
-        return _weighted_mean(sum(loss), sample_weight.sum())
+        return _weighted_mean(sum(loss), float(backend.xp.sum(sample_weight)))
     return _reduce(loss, reduction)
 
 
-def _int_target(name: str, input: Tensor, target) -> np.ndarray:
-    target = as_tensor(target).data
+def _int_target(name: str, input: Tensor, target) -> Any:
+    """The class indices' array, on the input's backend (Python and NumPy data are moved there)."""
+    target = _target_tensor(name, input, target)
     if input.ndim < 2:
         raise ShapeError(
             f"{name}: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}"
@@ -221,7 +281,19 @@ def _int_target(name: str, input: Tensor, target) -> np.ndarray:
         raise ShapeError(
             f"{name}: input {input.shape} needs target of shape {expected}, got {target.shape}"
         )
-    return target
+    return target.data
+
+
+def _target_tensor(name: str, input: Tensor, target) -> Tensor:
+    """``target`` as a Tensor on the input's device; a Tensor on another device is an error."""
+    was_tensor = isinstance(target, Tensor)
+    target = as_tensor(target)
+    kind = type(target.data)
+    if kind is type(input.data) and (kind is np.ndarray or target.device == input.device):
+        return target
+    if was_tensor:
+        raise backends.mismatch(input.data, target.data, name)
+    return Tensor._from_array(backends.move(target.data, input.device))
 
 
 def cross_entropy(
@@ -263,26 +335,28 @@ def cross_entropy(
             terms = terms * reshape(as_tensor(weight, like=input), class_shape)
         return _reduce(-sum(terms, axis=1), reduction)
     target_array = _int_target("cross_entropy", input, target_t)
-    sample_weight = _class_weights(target_array, n_classes, weight, ignore_index, input.dtype)
-    safe_target = np.where(target_array == ignore_index, 0, target_array)
+    backend = backends.backend_of(input.data)
+    xp = backend.xp
+    sample_weight = _class_weights(backend, input, target_array, weight, ignore_index)
+    weight_sum = float(xp.sum(sample_weight)) if reduction == "mean" else 0.0
+    safe_target = xp.where(target_array == ignore_index, 0, target_array)
     losses = softmax_cross_entropy_p.bind(input, target=safe_target, sample_weight=sample_weight)
     if reduction == "mean":
-        nll = _weighted_mean(sum(losses), sample_weight.sum())
+        nll = _weighted_mean(sum(losses), weight_sum)
     else:
         nll = _reduce(losses, reduction)
     if not label_smoothing:
         return nll
     log_p = log_softmax(input, axis=1)
     # smoothing term: -sum_c w_c log p_c / C for every non-ignored sample
-    if weight is None:
-        class_w = np.ones(n_classes, input.dtype)
-    else:
-        class_w = as_tensor(weight).data.astype(input.dtype)
-    valid = (target_array != ignore_index).astype(input.dtype)
-    coef = np.expand_dims(valid, 1) * class_w.reshape((1, n_classes) + (1,) * (input.ndim - 2))
+    valid = xp.astype(target_array != ignore_index, backend.dtype(input.dtype))
+    coef = xp.expand_dims(valid, axis=1)  # (N, 1, d1, ...): times the class weights, if any
+    if weight is not None:
+        class_shape = (1, n_classes) + (1,) * (input.ndim - 2)
+        coef = coef * xp.reshape(_array_like(weight, input), class_shape)
     smooth = -sum(log_p * Tensor._from_array(coef), axis=1) / n_classes
     if reduction == "mean":
-        smooth = _weighted_mean(sum(smooth), sample_weight.sum())
+        smooth = _weighted_mean(sum(smooth), weight_sum)
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
