@@ -15,7 +15,10 @@ import numpy as np
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import float_of, same
+from chainrule.ops.elementwise import exp, floating, greater, where
 from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.ops.reductions import max, normalize_one_axis, sum
+from chainrule.ops.shape import reshape
 
 __all__ = [
     "relu", "leaky_relu", "prelu", "heaviside", "step", "sign", "sigmoid", "softplus",
@@ -222,8 +225,3 @@ def maxout(x, pieces: int, axis: int = -1) -> Tensor:
         return x
     grouped = reshape(x, x.shape[:ax] + (n // pieces, pieces) + x.shape[ax + 1:])
     return max(grouped, axis=ax + 1)
-
-
-from chainrule.ops.elementwise import exp, floating, greater, where  # noqa: E402
-from chainrule.ops.reductions import max, normalize_one_axis, sum  # noqa: E402
-from chainrule.ops.shape import reshape  # noqa: E402

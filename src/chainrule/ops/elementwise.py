@@ -20,7 +20,7 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast, compare, float_of, same
-from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.ops.primitive import REGISTRY, Primitive, as_tensor
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "expm1", "sqrt",
@@ -187,7 +187,7 @@ cos_p     = Primitive("cos", generic="cos", abstract_eval=float_of).defvjp(
 tanh_p    = Primitive("tanh", generic="tanh", abstract_eval=float_of, saves=("out",)).defvjp(
     lambda g, out, x: g * (1 - out * out))
 abs_p     = Primitive("abs", generic="abs", abstract_eval=same, smooth=False).defvjp(
-    lambda g, out, x: g * sign(x))
+    lambda g, out, x: g * _sign(x))  # sign(0) = 0: the convention at the kink
 clip_p    = Primitive("clip", generic=_clip, abstract_eval=same, smooth=False).defvjp(_clip_vjp)
 maximum_p = Primitive("maximum", generic="maximum", abstract_eval=broadcast, smooth=False).defvjp(
     lambda g, out, x, y: g * _ties_weight(x, y), lambda g, out, x, y: g * _ties_weight(y, x))
@@ -356,6 +356,12 @@ def clip(x, min=None, max=None) -> Tensor:
     return clip_p.bind(x, lo=min, hi=max)
 
 
+def _sign(x: Tensor) -> Tensor:
+    """``activations.sign(x)``, found by name in the registry when a rule runs: elementwise is the
+    bottom family and imports no other (its derivative, 0, keeps the graph as PyTorch's does)."""
+    return REGISTRY["sign"].bind(x, surrogate_slope=None)
+
+
 def where(condition, x, y) -> Tensor:
     """``x`` where ``condition`` else ``y`` (broadcasting); no gradient flows to the condition."""
     condition = as_tensor(condition)
@@ -469,4 +475,3 @@ def isfinite(x) -> Tensor:
     return Tensor._from_array(backends.backend_of(data).xp.isfinite(data))
 
 
-from chainrule.ops.activations import sign  # noqa: E402  (abs's rule uses it)

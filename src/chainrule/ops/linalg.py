@@ -14,7 +14,10 @@ import numpy as np
 from chainrule.engine.errors import BackendMismatchError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast_shapes
+from chainrule.ops.elementwise import promote
 from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.ops.reductions import broadcast_to
+from chainrule.ops.shape import expand_dims, reshape, squeeze, transpose_p
 
 __all__ = ["matmul", "dot", "outer", "einsum"]
 
@@ -246,8 +249,3 @@ def einsum(subscripts: str, *operands) -> Tensor:
     except ValueError as error:
         shapes = [x.shape for x in operands]
         raise ShapeError(f"einsum {subscripts!r} on shapes {shapes}: {error}") from None
-
-
-from chainrule.ops.elementwise import promote  # noqa: E402
-from chainrule.ops.reductions import broadcast_to  # noqa: E402
-from chainrule.ops.shape import expand_dims, reshape, squeeze, transpose_p  # noqa: E402

@@ -20,7 +20,11 @@ from chainrule.backends import Backend
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast
+from chainrule.ops.activations import log_softmax, softmax, softplus
+from chainrule.ops.elementwise import astype, floating, log, log1p, maximum
 from chainrule.ops.primitive import Primitive, as_tensor
+from chainrule.ops.reductions import mean, sum
+from chainrule.ops.shape import reshape
 
 __all__ = [
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
@@ -360,9 +364,3 @@ def cross_entropy(
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
-
-
-from chainrule.ops.activations import log_softmax, softmax, softplus  # noqa: E402
-from chainrule.ops.elementwise import astype, floating, log, log1p, maximum  # noqa: E402
-from chainrule.ops.reductions import mean, sum  # noqa: E402
-from chainrule.ops.shape import reshape  # noqa: E402

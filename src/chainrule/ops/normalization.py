@@ -16,7 +16,9 @@ from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator, _rng
+from chainrule.ops.elementwise import sqrt
 from chainrule.ops.primitive import as_tensor
+from chainrule.ops.shape import reshape
 
 __all__ = ["dropout", "batch_norm", "layer_norm"]
 
@@ -125,7 +127,3 @@ def layer_norm(
     if bias is not None:
         out = out + bias
     return out
-
-
-from chainrule.ops.elementwise import sqrt  # noqa: E402
-from chainrule.ops.shape import reshape  # noqa: E402

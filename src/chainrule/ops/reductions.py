@@ -15,6 +15,7 @@ from chainrule import backends
 from chainrule.engine.errors import AxisError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, reduce
+from chainrule.ops.elementwise import exp, floating, isfinite, log, where
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
@@ -296,6 +297,3 @@ def broadcast_to(x, shape) -> Tensor:
     if target != shape:
         raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
     return broadcast_to_p.bind(x, shape=shape)
-
-
-from chainrule.ops.elementwise import exp, floating, isfinite, log, where  # noqa: E402

@@ -16,6 +16,7 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype
+from chainrule.ops.elementwise import promote
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.reductions import normalize_axis, normalize_one_axis
 
@@ -546,6 +547,3 @@ def index_add(values, index, shape, advanced: bool = True) -> Tensor:
     if backend.kernel_name == "array_api":
         _check_standard_index(index, values, backend.name)
     return index_add_p.bind(values, index=index, shape=tuple(shape), advanced=advanced)
-
-
-from chainrule.ops.elementwise import promote  # noqa: E402  (families import each other last)

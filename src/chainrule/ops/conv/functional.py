@@ -19,6 +19,8 @@ from chainrule.ops.conv import sizes as shapes
 from chainrule.ops.conv.pooling import avg_pool_p, max_pool_p
 from chainrule.ops.conv.primitives import conv_p, conv_transpose_p
 from chainrule.ops.primitive import as_tensor
+from chainrule.ops.reductions import mean
+from chainrule.ops.shape import getitem, reshape, stack
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
@@ -341,7 +343,3 @@ def adaptive_avg_pool2d(x, output_size) -> Tensor:
     """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global
     average pooling."""
     return _adaptive_avg_poolnd(x, output_size, 2)
-
-
-from chainrule.ops.reductions import mean  # noqa: E402
-from chainrule.ops.shape import getitem, reshape, stack  # noqa: E402
