@@ -26,6 +26,11 @@ VJPs are again ``correlate_valid`` (so second derivatives work)::
 
     d/dx = full convolution of g with k = correlate_valid(pad(g, M - 1), flip(k))
     d/dk = correlate_valid(x, g)
+
+Kernels: NumPy views the windows of x in place (``sliding_window_view``, no copy) and contracts
+them with k in one ``tensordot``. Every other backend runs the standard-only kernel: one shifted
+slice of x per kernel offset m, stacked into windows of shape out + (prod(M),), then one
+``matmul`` with k flattened -- prod(M) copies of the output's size, correctness before speed.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
+from chainrule.ops.abstract import ShapeDtype
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.shape import getitem, pad
 
@@ -46,6 +53,29 @@ _MODES = ("full", "valid", "same")
 def _correlate_valid_impl(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     windows = sliding_window_view(x, k.shape) if k.ndim else x  # shape out + k.shape
     return np.tensordot(windows, k, axes=k.ndim)
+
+
+def _correlate_valid_generic(xp, x, k):
+    """out[n] = sum_m x[n + m] k[m] with the standard only: windows[..., j] = x[n + m_j]."""
+    backend = backends.backend_of(x)
+    dtype = backend.dtype(np.result_type(backend.np_dtype(x.dtype), backend.np_dtype(k.dtype)))
+    x, k = xp.astype(x, dtype, copy=False), xp.astype(k, dtype, copy=False)
+    if k.ndim == 0:
+        return xp.multiply(x, k)
+    out_shape = [n - m + 1 for n, m in zip(x.shape, k.shape)]
+    offsets = np.ndindex(*k.shape)  # C order, as reshape flattens k
+    windows = xp.stack([x[tuple(slice(m, m + o) for m, o in zip(offset, out_shape))]
+                        for offset in offsets], axis=-1)
+    return xp.matmul(windows, xp.reshape(k, (-1,)))
+
+
+def _correlate_valid_abstract(x: ShapeDtype, k: ShapeDtype) -> ShapeDtype:
+    """Shape N - M + 1 per axis (x at least as large as k), dtype of x and k promoted."""
+    if x.ndim != k.ndim or any(n < m for n, m in zip(x.shape, k.shape)):
+        raise ShapeError(f"correlate_valid: x of shape {x.shape} must be at least as large as "
+                         f"k of shape {k.shape} in every axis")
+    shape = tuple(n - m + 1 for n, m in zip(x.shape, k.shape))
+    return ShapeDtype(shape, np.result_type(x.dtype, k.dtype), x.device)
 
 
 def _flip(x: Tensor) -> Tensor:
@@ -68,7 +98,9 @@ def _correlate_valid_vjp_k(g, out, x, k):
 
 
 # fmt: off
-correlate_valid_p = Primitive("correlate_valid", _correlate_valid_impl, smooth=True).defvjp(
+correlate_valid_p = Primitive("correlate_valid", _correlate_valid_impl,
+                              generic=_correlate_valid_generic,
+                              abstract_eval=_correlate_valid_abstract, smooth=True).defvjp(
     _correlate_valid_vjp_x, _correlate_valid_vjp_k)
 # fmt: on
 
