@@ -1,5 +1,5 @@
-"""Devices in PyTorch's spelling, moving tensors, DataLoader(device=), checkpoints across devices and
-``chainrule train --device``: checked on the CPU with array_api_strict standing in for a GPU."""
+"""Devices in PyTorch's spelling, moving tensors, DataLoader(device=), checkpoints across devices
+and ``chainrule train --device``: checked on the CPU with array_api_strict standing in for a GPU."""
 
 from __future__ import annotations
 

@@ -63,8 +63,8 @@ class Device:
             self.backend, self.index = "numpy", None
         elif kind == "cuda":
             if index and not index.isdigit():
-                raise ValueError(f"device {spec!r}: the CUDA index must be a number, as in 'cuda:0' "
-                                 f"(or use 'cpu')")
+                raise ValueError(f"device {spec!r}: the CUDA index must be a number, as in "
+                                 f"'cuda:0' (or use 'cpu')")
             self.backend, self.index = "cupy", int(index or 0)
         elif kind == "array_api_strict":
             self.backend, self.index = "array_api_strict", index or "CPU_DEVICE"
