@@ -47,6 +47,7 @@ same order, as the sequence of the functions above, but checked once instead of 
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Union
 
 import numpy as np
@@ -82,7 +83,11 @@ def _target(name: str, t: Any) -> Any:
 
 def _namespace(data: Any) -> Any:
     """The array namespace of ``data``: ``numpy`` itself on the hot path."""
-    return np if type(data) is np.ndarray else backends.backend_of(data).xp
+    if type(data) is np.ndarray:
+        return np
+    backend = backends.backend_of(data)
+    # CuPy's own namespace has out= (its array-API wrapper, backend.xp, does not promise it)
+    return sys.modules["cupy"] if backend.name == "cupy" else backend.xp
 
 
 def _has_out(xp: Any) -> bool:
