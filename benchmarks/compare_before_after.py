@@ -41,7 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("bench_engine.py", "bench_conv.py", "bench_train.py")
 WORKLOADS = {"chain": ("1000-op chain, per op", 1000), "mlp": ("MLP 784-256-256-10 step, b 32", 1),
-             "cnn": ("CNN 1x8x8 conv16-pool-linear step, b 32", 1)}
+             "cnn": ("CNN 1x8x8 conv16-pool-linear step, b 32", 1),
+             "pool": ("max_pool2d fwd+bwd, x (16,32,28,28)", 1)}
 INSTR_REPEAT = 3
 # one row of harness.print_table: | label | 1.23 ms (iqr) | 4.56 ms (iqr) | ...
 ROW = re.compile(r"^\| (.+?) \| ([\d.]+) (ms|us) \([^)]*\) \| ([\d.]+) (ms|us) \(")

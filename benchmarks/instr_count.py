@@ -15,7 +15,9 @@ issue 10, and never import torch:
   ``*0.9999``, ``-0.001``), ``sum().backward()``: 1,000 ops forward + backward;
 - ``mlp``: bench_engine's SGD step, MLP 784-256-256-10, ReLU, cross-entropy, float32, batch 32;
 - ``cnn``: bench_backends' CNN step, 1x8x8 input, conv 16 3x3 pad 1, ReLU, max-pool 2,
-  linear 256-10, cross-entropy, SGD, float32, batch 32.
+  linear 256-10, cross-entropy, SGD, float32, batch 32;
+- ``pool``: max_pool2d 2x2 forward + backward on x (16, 32, 28, 28), float32 (bench_conv's pool at
+  a quarter of its batch, to keep valgrind's run short).
 
 One OpenBLAS thread keeps the BLAS part deterministic (valgrind serialises threads anyway).
 """
@@ -105,7 +107,20 @@ def cnn_workload(batch: int = 32) -> Callable[[], None]:
     return run
 
 
-WORKLOADS = {"chain": chain_workload, "mlp": mlp_workload, "cnn": cnn_workload}
+def pool_workload() -> Callable[[], None]:
+    """max_pool2d(x, 2) forward + backward, x (16, 32, 28, 28) float32."""
+    rng = np.random.default_rng(0)
+    x = cr.tensor(rng.standard_normal((16, 32, 28, 28)).astype(np.float32), requires_grad=True)
+
+    def run() -> None:
+        cr.max_pool2d(x, 2).sum().backward()
+        x.grad = None
+
+    return run
+
+
+WORKLOADS = {"chain": chain_workload, "mlp": mlp_workload, "cnn": cnn_workload,
+             "pool": pool_workload}
 
 
 def main() -> None:
