@@ -165,7 +165,10 @@ class Primitive:
                 return ABSTRACT.bind(self, inputs, params)
             if len(arrays) > 1:
                 _check_devices(self.name, backend, arrays)
-        out = self.kernel_for(backend)(*arrays, **params)
+        kernel = self._resolved.get(backend.name)  # inline: a method call per op costs more
+        if kernel is None:
+            kernel = self.kernel_for(backend)
+        out = kernel(*arrays, **params)
         if type(out) is not kind and type(out) not in backends.BY_TYPE:
             out = backend.xp.asarray(out)  # NumPy reductions return scalars
         result = Tensor._from_array(out)
