@@ -93,7 +93,9 @@ class Primitive:
                 self.kernels[key] = kernel
         #: kind ("vjp", "abstract_eval", later "jvp", "onnx" ...) -> rule
         self.rules: dict[str, Any] = {"vjp": (), "abstract_eval": abstract_eval}
-        #: backend name -> the callable bind runs (filled on first use per backend)
+        #: backend name -> the callable bind runs (filled on first use per backend). Shared by all
+        #: threads on purpose: each entry is written once with a value every thread would compute
+        #: alike (a memo of the immutable kernel table, not state), and a dict store is atomic.
         self._resolved: dict[str, Callable[..., Any]] = {}
         #: False where the function has kinks/jumps: gradcheck skips second order there.
         self.smooth = smooth
