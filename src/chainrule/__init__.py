@@ -7,9 +7,9 @@
 
 The layers, from the bottom: ``backends`` (array namespaces and devices), ``engine`` (Tensor,
 autograd, modes, transforms), ``ops`` (the primitives and their kernels), then ``nn``, ``optim``
-and ``data``; ``training`` (fit, run folders, checkpoints, plots) and ``course`` (constructions,
-statistics, explain, the calculator) import lazily, on first use, with what they need
-(safetensors, matplotlib, tqdm, scipy). ``import chainrule`` itself needs only NumPy.
+and ``data``; ``training`` (fit, run folders, checkpoints, plots), ``distributed`` (MPI data
+parallelism) and ``course`` (constructions, statistics, explain, the calculator) import lazily,
+on first use, with what they need (safetensors, matplotlib, tqdm, scipy, mpi4py). ``import chainrule`` itself needs only NumPy.
 """
 
 from chainrule import _compat, backends, data, nn, ops, optim
@@ -67,7 +67,8 @@ __all__ = [
     "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "elementwise_grad",
     "gradcheck", "nn", "optim", "data", "summary", "backends", "device", "Device",
     "BackendMismatchError", "eval_shape", "ShapeDtype",
-]  # and, imported on first use: analysis, constructions, draw_graph, explain, training, course
+]  # and, imported on first use: analysis, constructions, draw_graph, explain, training,
+#    distributed, course
 __all__ += ops.__all__
 for _internal in ("REGISTRY", "Primitive", "as_tensor"):  # ops' machinery, not the flat API
     __all__.remove(_internal)
@@ -80,6 +81,7 @@ _LAZY = {
     "draw_graph": ("chainrule.course.explain", "draw_graph"),
     "explain": ("chainrule.course.explain", "explain"),
     "training": ("chainrule.training", None),
+    "distributed": ("chainrule.distributed", None),
     "course": ("chainrule.course", None),
     "testing": ("chainrule.testing", None),
 }

@@ -130,6 +130,10 @@ class DataLoader:
     turns a list of samples into a batch (:func:`default_collate` when None); ``device``
     (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...) moves each batch's tensors there (None: as they are).
 
+    ``sampler``: an iterable of dataset indices with a length (e.g.
+    :class:`chainrule.distributed.DistributedSampler`), read afresh at the start of each epoch;
+    it decides the order, so it excludes ``shuffle=True`` (as in PyTorch).
+
     ``len(loader)`` is the number of batches per epoch.
     """
 
@@ -140,11 +144,13 @@ class DataLoader:
     generator: Optional[creation.Generator]
     collate_fn: Optional[Callable[[list], Any]]
     device: Optional[backends.Device]
+    sampler: Any
 
     def __init__(
         self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
         generator: Optional[creation.Generator] = None,
         collate_fn: Optional[Callable[[list], Any]] = None, device: Any = None,
+        sampler: Any = None,
     ) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(f"DataLoader: dataset must define __getitem__ and __len__ (a map-style "
@@ -161,6 +167,13 @@ class DataLoader:
                 "DataLoader: generator must be a chainrule.Generator, "
                 f"got {type(generator).__name__}"
             )
+        if sampler is not None:
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with a "
+                                f"length, got {type(sampler).__name__}")
+            if shuffle:
+                raise ValueError("DataLoader: sampler and shuffle=True exclude each other "
+                                 "(the sampler decides the order)")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(
                 f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}"
@@ -171,6 +184,7 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.generator = generator
         self.collate_fn = collate_fn
+        self.sampler = sampler
         try:
             self.device = None if device is None else backends.Device(device)
         except (TypeError, ValueError) as error:
@@ -179,16 +193,22 @@ class DataLoader:
             backends.get(self.device.backend)  # ImportError naming the package, before epoch 1
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self, n: int) -> Optional[np.ndarray]:
         """This epoch's sample order (None: 0..n-1), drawn when iteration starts."""
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+            if order.size and not (0 <= order.min() and order.max() < n):
+                raise IndexError(f"DataLoader: the sampler gave index {order.max()} or "
+                                 f"{order.min()}, outside the dataset of {n} samples")
+            return order
         return numpy_rng(self.generator, "DataLoader").permutation(n) if self.shuffle else None
 
     def __iter__(self) -> Iterator[Any]:
-        n = len(self.dataset)
-        order = self._order(n)
+        order = self._order(len(self.dataset))
+        n = len(self.dataset) if order is None else len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         source = _fast_source(self.dataset) if self.collate_fn in (None, default_collate) else None
         if source is None:
@@ -225,5 +245,6 @@ class DataLoader:
     def __repr__(self) -> str:
         return (
             f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
-            f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last})"
+            f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}"
+            + ("" if self.sampler is None else f", sampler={type(self.sampler).__name__}") + ")"
         )

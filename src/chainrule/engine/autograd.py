@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,7 +32,29 @@ from chainrule.engine.grad_mode import ANOMALY, _state, set_detect_anomaly, set_
 if TYPE_CHECKING:
     from chainrule.ops.primitive import Primitive
 
-__all__ = ["Node", "backward", "grad"]
+__all__ = ["Node", "backward", "grad", "queue_callback"]
+
+
+class _Callbacks(threading.local):
+    """This thread's callbacks for the end of the backward pass in progress (None outside one)."""
+
+    queue: Optional[list] = None
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once the backward pass in progress on this thread has finished.
+
+    PyTorch's ``Variable._execution_engine.queue_callback``: called from a hook during
+    ``backward``, the callback runs after every gradient of that pass is computed and accumulated
+    (in the order queued). ``DistributedDataParallel`` waits there for its gradient reductions.
+    """
+    if _callbacks.queue is None:
+        raise RuntimeError("queue_callback: no backward pass is running on this thread "
+                           "(call it from a hook during backward)")
+    _callbacks.queue.append(callback)
 
 
 class Node:
@@ -234,6 +257,21 @@ def _run(
     handed_out = {id(g.data) for g in root_grads}  # arrays given out: never share one
 
     anomaly = _state.modes[ANOMALY]
+    outer_queue, _callbacks.queue = _callbacks.queue, []  # a nested pass keeps its own queue
+    try:
+        _fill_table(order, grad_table, found, wanted, retain_graph, create_graph, handed_out,
+                    anomaly)
+        queued = _callbacks.queue
+    finally:
+        _callbacks.queue = outer_queue
+    for callback in queued:
+        callback()
+    return found
+
+
+def _fill_table(order: list, grad_table: dict, found: dict, wanted: Optional[set],
+                retain_graph: bool, create_graph: bool, handed_out: set, anomaly: bool) -> None:
+    """Step 2 of the algorithm over ``order``: pop each entry, run hooks, propagate, accumulate."""
     # In anomaly mode the rules' own operations are not checked as forward operations: each
     # rule's result is checked as a whole (``propagate``), naming the node and where it was made.
     with set_grad_enabled(create_graph), set_detect_anomaly(False):
@@ -249,13 +287,15 @@ def _run(
             if node is None:
                 if wanted is None:
                     _accumulate(tensor, g, create_graph, handed_out)
+                    if tensor._post_accumulate_hooks:
+                        for hook in list(tensor._post_accumulate_hooks.values()):
+                            hook(tensor)
                 continue
             if tensor._retains_grad and wanted is None:
                 _accumulate(tensor, g, create_graph, handed_out)
             propagate(tensor, g, grad_table, anomaly=anomaly)
             if not retain_graph:
                 node.inputs = None  # type: ignore[assignment]  # freed: GraphFreedError later
-    return found
 
 
 def _apply_hooks(tensor: "Tensor", g: "Tensor") -> "Tensor":

@@ -139,7 +139,7 @@ class Tensor:
     """An ndarray that remembers how it was computed, so gradients can flow back through it."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks",
-                 "_version", "_base", "__weakref__")
+                 "_post_accumulate_hooks", "_version", "_base", "__weakref__")
     # ndarray (op) Tensor defers to the Tensor's reflected operator, so the result is a Tensor.
     __array_priority__ = 1000
 
@@ -149,6 +149,7 @@ class Tensor:
         self.grad_fn: Optional[Node] = None
         self._retains_grad = False
         self._hooks: Optional[dict] = None
+        self._post_accumulate_hooks: Optional[dict] = None
         self._version = 0  # bumped by every in-place operation (see `version`)
         self._base: Optional[Tensor] = None  # the tensor whose memory (and counter) this views
         self.requires_grad = False
@@ -165,6 +166,7 @@ class Tensor:
         t.requires_grad = False
         t._retains_grad = False
         t._hooks = None
+        t._post_accumulate_hooks = None
         t._version = 0
         t._base = None
         return t
@@ -263,6 +265,24 @@ class Tensor:
         if self._hooks is None:
             self._hooks = {}
         return RemovableHandle.add(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]
+                                           ) -> RemovableHandle:
+        """Call ``hook(tensor)`` after ``backward`` has added this leaf's gradient to ``.grad``.
+
+        As ``torch.Tensor.register_post_accumulate_grad_hook``: for leaves only, run once per
+        backward pass in which the leaf receives a gradient, when its ``.grad`` is complete (it
+        already includes this pass). ``DistributedDataParallel`` uses it to start reducing a bucket
+        of gradients while the rest of the backward pass runs. The hook's return value is ignored.
+        """
+        if self.grad_fn is not None or not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook() needs a leaf that requires "
+                               "grad (a parameter): only leaves accumulate into .grad")
+        if not callable(hook):
+            raise TypeError(f"hook must be callable (tensor -> None), got {type(hook).__name__}")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = {}
+        return RemovableHandle.add(self._post_accumulate_hooks, hook)
 
     def detach(self) -> "Tensor":
         """The same data (shared, not copied; the same version counter), cut out of the graph."""

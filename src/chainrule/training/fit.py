@@ -4,6 +4,11 @@
 forward, loss, backward, step; after each epoch, evaluate on the validation loader and call the
 callbacks. A callback is a callable ``cb(metrics)`` run at the end of each epoch, or an object
 with ``on_epoch_start(epoch)`` and/or ``on_epoch_end(metrics)`` methods.
+
+Under ``mpirun`` (after :func:`chainrule.distributed.init`, with a ``DistributedDataParallel``
+model and loaders that read each rank's shard) the same loop trains data-parallel: the progress
+bar shows on rank 0 only, and every epoch's metrics are the averages over all ranks' samples, the
+same on every rank.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Callable, Iterable, Optional, Sequence
 from tqdm.auto import tqdm
 
 import chainrule as cr
+from chainrule import distributed
 from chainrule.engine.errors import ChainruleError
 from chainrule.engine.tensor import Tensor
 from chainrule.nn import Module
@@ -55,6 +61,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
     if epochs < 1 or start_epoch < 0:
         raise ValueError(f"fit: epochs={epochs} must be >= 1 and start_epoch={start_epoch} >= 0")
     history = []
+    show = progress and distributed.rank() == 0
     for epoch in range(start_epoch, epochs):
         _call(callbacks, "on_epoch_start", epoch)
         started = time.perf_counter()
@@ -62,7 +69,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         total_loss, correct, seen = 0.0, 0, 0
         # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=None if progress else True, unit="batch", dynamic_ncols=True)
+                   disable=None if show else True, unit="batch", dynamic_ncols=True)
         try:
             for batch, (inputs, target) in enumerate(bar, 1):
                 optimizer.zero_grad()
@@ -81,11 +88,16 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}")
         finally:
             bar.close()
+        total_loss, correct, seen = _summed_over_ranks(total_loss, correct, seen)
         metrics = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
                    "train_accuracy": correct / max(seen, 1)}
         if val_loader is not None:
             result = evaluate(model, val_loader, loss_fn)
             metrics.update(val_loss=result["loss"], val_accuracy=result["accuracy"])
+            if distributed.world_size() > 1:  # each rank's mean, weighted by its samples
+                n = len(result["targets"])
+                loss, hits, n = _summed_over_ranks(result["loss"] * n, result["accuracy"] * n, n)
+                metrics.update(val_loss=loss / n, val_accuracy=hits / n)
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -93,6 +105,14 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         history.append(metrics)
         _call(callbacks, "on_epoch_end", metrics)
     return history
+
+
+def _summed_over_ranks(*counts: float) -> tuple:
+    """``counts`` summed over the ranks of a distributed job (as they are in one process)."""
+    if distributed.world_size() == 1:
+        return counts
+    totals = distributed.all_reduce(cr.tensor(list(counts), dtype="float64"))
+    return tuple(totals.tolist())
 
 
 def predict(model: Module, loader: Iterable) -> tuple[Tensor, Tensor]:
