@@ -183,10 +183,15 @@ _SETTINGS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "wei
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Train (or resume) a run; one line of metrics per epoch, then the test accuracy."""
+    """Train (or resume) a run; one line of metrics per epoch, then the test accuracy.
+
+    Under ``mpirun -n N`` (or srun, mpiexec) the N processes train one run together."""
     import dataclasses
 
+    from chainrule import distributed
     from chainrule.training.runs import RunConfig, train_run
+
+    distributed.init()  # MPI.COMM_WORLD under a launcher; else the one-process world
 
     settings = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
     if args.resume is not None:
@@ -424,8 +429,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         own_prog = getattr(error, "prog", None)
         if own_prog not in (None, "chainrule"):
             prog = own_prog  # a subcommand's own parser: more precise
-        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        message = " ".join(str(error).split())
+        group = _distributed_group()
+        if group is None:
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return 2
+        # one rank failed: say which, then end every rank (the others may be waiting on it)
+        print(f"{prog}: error: rank {group.rank} of {group.size}: {message}", file=sys.stderr)
+        group.abort(2)
+        return 2  # not reached
+
+
+def _distributed_group():  # noqa: ANN202 -- a ProcessGroup, typed loosely to stay import-free
+    """The MPI group of a multi-rank job, else None (without importing the distributed package)."""
+    module = sys.modules.get("chainrule.distributed")
+    if module is None or not module.is_initialized() or module.world_size() == 1:
+        return None
+    return module.get_group()
 
 
 if __name__ == "__main__":

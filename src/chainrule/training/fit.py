@@ -68,8 +68,11 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=None if show else True, unit="batch", dynamic_ncols=True)
+        # one iter() per epoch: tqdm.auto would call iter(train_loader) twice, drawing (and
+        # throwing away) a shuffled order
+        total = len(train_loader) if hasattr(train_loader, "__len__") else None
+        bar = tqdm(iter(train_loader), total=total, desc=f"epoch {epoch + 1}/{epochs}",
+                   leave=False, disable=None if show else True, unit="batch", dynamic_ncols=True)
         try:
             for batch, (inputs, target) in enumerate(bar, 1):
                 optimizer.zero_grad()

@@ -10,6 +10,13 @@ killed at any instant continues from its last committed epoch; with no commit ye
 Every random choice is derived from the seed and the epoch number (the data split, the initial
 weights, each epoch's shuffling and dropout masks), so ``resume`` after epoch k ends with exactly
 the weights, byte for byte, of an uninterrupted run.
+
+Under ``mpirun -n N`` (after :func:`chainrule.distributed.init`) the same run trains on N ranks:
+``batch_size`` stays the global batch (each rank takes ``batch_size / N`` samples of it, through a
+``DistributedSampler`` that deals out the single-process order), the model is wrapped in
+``DistributedDataParallel``, the metrics are averaged over ranks, and only rank 0 writes the run
+folder and prints. ``config.json`` records the world size of the latest start; a run may resume
+with another one (the global batch, and so the arithmetic, stays the same).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import chainrule as cr
-from chainrule import nn, optim
+from chainrule import distributed, nn, optim
 from chainrule.data import DataLoader, Subset, TensorDataset, load_digits, load_idx, random_split
 from chainrule.data.files import atomic_write, sync_folder
 from chainrule.engine.errors import ChainruleError
@@ -235,15 +242,28 @@ def _build_optimizer(config: RunConfig, model: nn.Module):
 
 
 class _EpochSeeds:
-    """Reseed the shuffling and the default generator (dropout) from (seed, epoch) as each
-    epoch starts."""
+    """Reseed the shuffling (the sampler's epoch) and the default generator (dropout) from
+    (seed, epoch) as each epoch starts."""
 
-    def __init__(self, seed: int, shuffle: cr.Generator) -> None:
-        self.seed, self.shuffle = seed, shuffle
+    def __init__(self, seed: int, sampler: distributed.DistributedSampler) -> None:
+        self.seed, self.sampler = seed, sampler
 
     def on_epoch_start(self, epoch: int) -> None:
-        self.shuffle.manual_seed(self.seed * 1_000_003 + epoch)
+        self.sampler.set_epoch(epoch)  # the order of Generator(seed * 1_000_003 + epoch)
         cr.manual_seed(self.seed * 7_919 + epoch + 1)
+
+
+def _train_loader(config: RunConfig, train_set, device: str) -> DataLoader:
+    """Each rank's part of every global batch: ``batch_size / world_size`` samples of the order a
+    single process would shuffle (see :class:`~chainrule.distributed.DistributedSampler`)."""
+    ranks = distributed.world_size()
+    if config.batch_size % ranks:
+        raise RunError(f"batch_size={config.batch_size} is the global batch: it must be divisible "
+                       f"by the {ranks} ranks (each rank takes batch_size / {ranks} samples)")
+    sampler = distributed.DistributedSampler(train_set, shuffle=True,
+                                             seed=config.seed * 1_000_003)
+    return DataLoader(train_set, batch_size=config.batch_size // ranks, sampler=sampler,
+                      device=device)
 
 
 class _CommitEachEpoch:
@@ -405,7 +425,13 @@ def _resumed_config(folder: Path, config: RunConfig, epochs: Optional[int]) -> R
 
 
 def _write_config(folder: Path, config: RunConfig) -> None:
-    atomic_write(folder / "config.json", (json.dumps(asdict(config), indent=2) + "\n").encode())
+    """The settings, and the world size of this start (a record: a resume may use another)."""
+    record = {**asdict(config), "world_size": distributed.world_size()}
+    atomic_write(folder / "config.json", (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _stored_world_size(folder: Path) -> Any:
+    return _read_json(folder / "config.json", f"cannot read {folder}/config.json").get("world_size")
 
 
 def _format_metrics(m: dict) -> str:
@@ -466,6 +492,9 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
     """
     device = _device(device)
     folder = _folder(folder)
+    lead = distributed.rank() == 0  # rank 0 writes the folder and prints; one process: itself
+    log = log if lead else _silent
+    # every rank checks the folder before any rank writes to it (the barrier below)
     if resume:
         config = _resumed_config(folder, config, epochs)
         record = _read_commit(folder)
@@ -475,36 +504,52 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
     (train_set, val_set, test_set), input_shape, n_classes = load_splits(config)
     model = build_model(config.model, input_shape, n_classes, config.seed).to(device)
     optimizer = _build_optimizer(config, model)
+    train_loader = _train_loader(config, train_set, device)
     start = 0 if record is None else record["epoch"]
     if start > config.epochs:
         raise RunError(f"epochs={config.epochs} is below the {start} epochs the run has completed "
                        f"(--epochs is the new total)")
+    distributed.barrier()
+    if lead:
+        _prepare_folder(folder, config, record, resume)
+    distributed.barrier()  # the committed files are in place for every rank to read
+    rows = [] if record is None else _load_committed(folder, record, model, optimizer)
     if resume:
-        _roll_forward(folder, record)
-        rows = [] if record is None else _load_committed(folder, record, model, optimizer)
-        if config != RunConfig.load(folder):
-            _write_config(folder, config)
         log(f"resuming {folder} after epoch {start} of {config.epochs}")
-    else:
-        rows = []
-        folder.mkdir(parents=True, exist_ok=True)
-        _clear_run(folder)
-        _write_config(folder, config)
-    loaders = [DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                          generator=cr.Generator(config.seed), device=device),
-               DataLoader(val_set, batch_size=256, device=device),
+    net = model if distributed.world_size() == 1 else distributed.DistributedDataParallel(model)
+    loaders = [train_loader, DataLoader(val_set, batch_size=256, device=device),
                DataLoader(test_set, batch_size=256, device=device)]
     loss_fn = nn.CrossEntropyLoss()
     with np.errstate(all="ignore"):  # overflow shows as a non-finite loss, refused below
         if start < config.epochs:
-            _fit(config, folder, model, optimizer, loss_fn, loaders, start, rows, progress, log)
+            _fit(config, folder, net, model, optimizer, loss_fn, loaders, start, rows, progress,
+                 log, lead)
         result = evaluate(model, loaders[2], loss_fn)
-    title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
-    plot_curves(rows, folder / "curves.png", title)
-    plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
-                   folder / "confusion.png", f"test set, accuracy {result['accuracy']:.2%}")
+    if lead:
+        title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
+        plot_curves(rows, folder / "curves.png", title)
+        plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
+                       folder / "confusion.png", f"test set, accuracy {result['accuracy']:.2%}")
     log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); run folder {folder}")
     return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "history": rows}
+
+
+def _silent(*_: Any) -> None:
+    """The log of ranks other than 0."""
+
+
+def _prepare_folder(folder: Path, config: RunConfig, record: Optional[dict], resume: bool) -> None:
+    """Rank 0: a new run's empty folder and config, or a resumed run's interrupted commit finished
+    (and its config updated to the new epochs and world size)."""
+    if resume:
+        _roll_forward(folder, record)
+        stored = RunConfig.load(folder)
+        if config != stored or _stored_world_size(folder) != distributed.world_size():
+            _write_config(folder, config)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        _clear_run(folder)
+        _write_config(folder, config)
 
 
 def _device(spec: str) -> str:
@@ -520,14 +565,17 @@ def _device(spec: str) -> str:
     return str(device)
 
 
-def _fit(config: RunConfig, folder: Path, model, optimizer, loss_fn, loaders: list, start: int,
-         rows: list, progress: bool, log: Callable) -> None:
-    """Epochs start+1 .. config.epochs, each committed; a non-finite loss stops the run."""
+def _fit(config: RunConfig, folder: Path, net, model, optimizer, loss_fn, loaders: list,
+         start: int, rows: list, progress: bool, log: Callable, lead: bool) -> None:
+    """Epochs start+1 .. config.epochs, each committed (by rank 0); a non-finite loss stops the
+    run. ``net`` is what trains (``model`` itself, or its DistributedDataParallel wrapper)."""
     train_loader, val_loader, _ = loaders
+    callbacks: list = [_EpochSeeds(config.seed, train_loader.sampler)]
+    if lead:
+        callbacks.append(_CommitEachEpoch(folder, model, optimizer, rows, log))
     try:
-        fit(model, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start,
-            progress=progress, callbacks=[_EpochSeeds(config.seed, train_loader.generator),
-                                          _CommitEachEpoch(folder, model, optimizer, rows, log)])
+        fit(net, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start,
+            progress=progress, callbacks=callbacks)
     except NonFiniteLossError as error:
         done = rows[-1]["epoch"] if rows else 0
         raise RunError(f"{error}; stopped: the run stays at epoch {done} "
