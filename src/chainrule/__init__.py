@@ -9,7 +9,8 @@ The layers, from the bottom: ``backends`` (array namespaces and devices), ``engi
 autograd, modes, transforms), ``ops`` (the primitives and their kernels), then ``nn``, ``optim``
 and ``data``; ``training`` (fit, run folders, checkpoints, plots), ``distributed`` (MPI data
 parallelism) and ``course`` (constructions, statistics, explain, the calculator) import lazily,
-on first use, with what they need (safetensors, matplotlib, tqdm, scipy, mpi4py). ``import chainrule`` itself needs only NumPy.
+on first use, with what they need (safetensors, matplotlib, tqdm, scipy, mpi4py).
+``import chainrule`` itself needs only NumPy.
 """
 
 from chainrule import _compat, backends, data, nn, ops, optim

@@ -34,7 +34,8 @@ import numpy as np
 from chainrule.distributed.group import DistributedError, ProcessGroup, Work
 from chainrule.engine.autograd import queue_callback
 from chainrule.engine.grad_mode import no_grad
-from chainrule.nn.module import Module, Parameter
+from chainrule.engine.tensor import Tensor
+from chainrule.nn.module import Module
 from chainrule.ops import buffers
 
 __all__ = ["DistributedDataParallel"]
@@ -176,7 +177,7 @@ class DistributedDataParallel(Module):
                     buffers.write_back(t, buffers.host_buffer(value))
 
     # ------------------------------------------------------------------ during backward
-    def _grad_ready(self, param: Parameter) -> None:
+    def _grad_ready(self, param: Tensor) -> None:
         if not self.require_backward_grad_sync or self.group.size == 1:
             return  # one process: its gradients are already the average
         if not self._callback_queued:
@@ -212,7 +213,8 @@ class DistributedDataParallel(Module):
                 self._next_launch += 1
             started = time.perf_counter()
             for bucket in self._buckets:
-                bucket.work.wait()  # type: ignore[union-attr]  # every bucket was launched above
+                assert bucket.work is not None  # every bucket was launched above
+                bucket.work.wait()
             self.stats["wait_seconds"] += time.perf_counter() - started
             started = time.perf_counter()
             for bucket in self._buckets:

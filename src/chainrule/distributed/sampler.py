@@ -27,10 +27,11 @@ __all__ = ["DistributedSampler"]
 def _index(value: Any, name: str, low: int, high: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"DistributedSampler: {name} must be an int, got {value!r}")
+    value = int(value)
     if value < low or (high is not None and value > high):
         bound = f"from {low} to {high}" if high is not None else f">= {low}"
         raise ValueError(f"DistributedSampler: {name}={value} must be {bound}")
-    return int(value)
+    return value
 
 
 class DistributedSampler:

@@ -269,7 +269,7 @@ def _run(
     return found
 
 
-def _fill_table(order: list, grad_table: dict, found: dict, wanted: Optional[set],
+def _fill_table(order: list["Tensor"], grad_table: dict, found: dict, wanted: Optional[set],
                 retain_graph: bool, create_graph: bool, handed_out: set, anomaly: bool) -> None:
     """Step 2 of the algorithm over ``order``: pop each entry, run hooks, propagate, accumulate."""
     # In anomaly mode the rules' own operations are not checked as forward operations: each

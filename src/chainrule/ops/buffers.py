@@ -32,7 +32,8 @@ def host_array(data: Any) -> np.ndarray:
 
 
 def host_buffer(t: Tensor) -> np.ndarray:
-    """``t``'s numbers as a C-contiguous host array: ``t.data`` itself when it is one, else a copy."""
+    """``t``'s numbers as a C-contiguous host array: ``t.data`` itself when it is one, else a
+    copy."""
     data = t.data
     if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
         return data

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence, Sized
 
 from tqdm.auto import tqdm
 
@@ -70,7 +70,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
         # one iter() per epoch: tqdm.auto would call iter(train_loader) twice, drawing (and
         # throwing away) a shuffled order
-        total = len(train_loader) if hasattr(train_loader, "__len__") else None
+        total = len(train_loader) if isinstance(train_loader, Sized) else None
         bar = tqdm(iter(train_loader), total=total, desc=f"epoch {epoch + 1}/{epochs}",
                    leave=False, disable=None if show else True, unit="batch", dynamic_ncols=True)
         try:
