@@ -202,3 +202,22 @@ def test_an_error_in_backward_leaves_no_queue_behind():
     assert ran == []
     with pytest.raises(RuntimeError, match="backward"):
         queue_callback(lambda: None)  # the failed pass's queue is gone
+
+
+def test_a_callback_may_queue_another_which_runs_in_the_same_pass():
+    """As torch: callbacks queued by a callback run at the end of the same backward pass."""
+    a = cr.tensor([1.0, 2.0], requires_grad=True)
+    ran = []
+
+    def second() -> None:
+        ran.append("cb2")
+
+    def first() -> None:
+        ran.append("cb1")
+        queue_callback(second)
+
+    a.register_post_accumulate_grad_hook(lambda t: queue_callback(first))
+    cr.sum(a * a).backward()
+    assert ran == ["cb1", "cb2"]
+    with pytest.raises(RuntimeError, match="no backward pass"):
+        queue_callback(second)  # the pass is over: no queue is left behind

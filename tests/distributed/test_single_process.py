@@ -433,3 +433,19 @@ def test_training_through_ddp_is_bit_identical_to_the_bare_model(world, group):
                                        group=TwinGroup() if group else None))
     assert_same_arrays(weights(wrapped), weights(bare))
     assert weights(bare)["0.weight"].tobytes() != weights(mlp())["0.weight"].tobytes()  # moved
+
+
+def test_collectives_refuse_read_only_memory_with_a_clear_error():
+    view = cr.broadcast_to(cr.tensor([1.0, 2.0]), (3, 2))
+    for collective in (dist.all_reduce, dist.broadcast):
+        with pytest.raises(ValueError, match=f"{collective.__name__}: .*read-only"):
+            collective(view)
+    assert dist.all_gather(view).shape == (1, 3, 2)  # reading is fine
+
+
+@pytest.mark.parametrize("make", [lambda: dist.init(timeout=True),
+                                  lambda: dist.DistributedDataParallel(cr.nn.Linear(2, 2),
+                                                                       bucket_cap_mb=True)])
+def test_bools_are_not_numbers_of_seconds_or_megabytes(make):
+    with pytest.raises(ValueError, match="timeout=True|bucket_cap_mb=True"):
+        make()

@@ -65,7 +65,8 @@ def init(backend: Optional[str] = None, timeout: Optional[float] = None) -> Proc
     if backend not in (None, "mpi", "single"):
         raise ValueError(f"init: backend={backend!r}: choose None (from the environment), "
                          f"'mpi' or 'single'")
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
         raise ValueError(f"init: timeout={timeout!r} must be a number of seconds > 0")
     with _init_lock:
         if _group is None:
@@ -127,6 +128,13 @@ def _checked(t: Any, who: str) -> Tensor:
     return t
 
 
+def _writable_buffer(tensor: Tensor, who: str) -> Any:
+    try:
+        return buffers.host_buffer(tensor)
+    except ValueError as error:
+        raise ValueError(f"{who}: {error}") from None
+
+
 def all_reduce(tensor: Tensor, op: str = "sum") -> Tensor:
     """Replace ``tensor`` on every rank by the reduction over ranks; returns it.
 
@@ -139,7 +147,7 @@ def all_reduce(tensor: Tensor, op: str = "sum") -> Tensor:
     if op == "mean" and tensor.dtype.kind not in "fc":
         raise TypeError(f"all_reduce: op='mean' needs a floating tensor, got {tensor.dtype}")
     group = get_group()
-    buffer = buffers.host_buffer(tensor)
+    buffer = _writable_buffer(tensor, "all_reduce")
     group.allreduce(buffer, "sum" if op == "mean" else op)
     if op == "mean":
         np.divide(buffer, group.size, out=buffer)
@@ -152,7 +160,7 @@ def broadcast(tensor: Tensor, src: int = 0) -> Tensor:
     group = get_group()
     if isinstance(src, bool) or not isinstance(src, (int, np.integer)) or not 0 <= src < group.size:
         raise ValueError(f"broadcast: src={src!r} must be a rank from 0 to {group.size - 1}")
-    buffer = buffers.host_buffer(tensor)
+    buffer = _writable_buffer(tensor, "broadcast")
     group.bcast(buffer, int(src))
     return buffers.write_back(tensor, buffer)
 
@@ -165,7 +173,7 @@ def all_gather(tensor: Tensor) -> Tensor:
     """
     tensor = _checked(tensor, "all_gather")
     group = get_group()
-    send = buffers.host_buffer(tensor)
+    send = buffers.host_buffer(tensor, write=False)
     if group.size > 1:  # a mismatch would make MPI truncate or overrun: check the sizes first
         sizes = np.empty((group.size, 2), dtype=np.int64)
         group.allgather(np.array([send.nbytes, send.ndim], dtype=np.int64), sizes)

@@ -95,7 +95,8 @@ class DistributedDataParallel(Module):
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: module must be a chainrule.nn.Module, "
                             f"got {type(module).__name__}")
-        if not (isinstance(bucket_cap_mb, (int, float)) and bucket_cap_mb > 0):
+        if isinstance(bucket_cap_mb, bool) or not (isinstance(bucket_cap_mb, (int, float))
+                                                   and bucket_cap_mb > 0):
             raise ValueError(f"DistributedDataParallel: bucket_cap_mb={bucket_cap_mb!r} must be a "
                              f"number of megabytes > 0")
         if group is None:

@@ -262,10 +262,12 @@ def _run(
         _fill_table(order, grad_table, found, wanted, retain_graph, create_graph, handed_out,
                     anomaly)
         queued = _callbacks.queue
+        done = 0
+        while done < len(queued):  # a callback may queue another (run in this pass, as torch)
+            queued[done]()
+            done += 1
     finally:
         _callbacks.queue = outer_queue
-    for callback in queued:
-        callback()
     return found
 
 

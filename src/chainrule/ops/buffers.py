@@ -31,12 +31,18 @@ def host_array(data: Any) -> np.ndarray:
     return np.asarray(backends.move(data, _HOST))
 
 
-def host_buffer(t: Tensor) -> np.ndarray:
+def host_buffer(t: Tensor, write: bool = True) -> np.ndarray:
     """``t``'s numbers as a C-contiguous host array: ``t.data`` itself when it is one, else a
-    copy."""
+    copy. ``write``: the collective will change ``t`` in place, so read-only memory (a
+    ``broadcast_to`` view, a read-only NumPy array) is refused with a clear error."""
     data = t.data
-    if type(data) is np.ndarray and data.flags.c_contiguous and data.flags.writeable:
-        return data
+    if type(data) is np.ndarray:
+        if write and not data.flags.writeable:
+            raise ValueError("the tensor's memory is read-only (a broadcast view or a read-only "
+                             "array): a collective cannot change it in place; pass a copy")
+        if data.flags.c_contiguous:
+            return data
+        return np.ascontiguousarray(data)
     return np.ascontiguousarray(host_array(data))
 
 
