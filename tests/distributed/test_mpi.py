@@ -1,4 +1,4 @@
-"""chainrule.distributed across real processes: ``mpirun -n 2`` (Open MPI's or MPICH's), from pytest.
+"""chainrule.distributed across real processes: ``mpirun -n 2`` (Open MPI or MPICH), from pytest.
 
 Skipped, with the reason, only when the ``[mpi]`` extra (mpi4py and an MPI with ``mpirun``) is not
 installed. Every launch runs under a timeout, so a hang fails the test instead of stalling CI.
@@ -77,7 +77,7 @@ def test_ddp_buckets_overlap_no_sync_unused_parameters_and_buffers():
 
 def test_two_ranks_reproduce_one_process_float64_30_epochs(tmp_path):
     """Global batch 32 over 2 ranks (16 each) == one process with batch 32, after 30 epochs of
-    Adam on the digits MLP (1,240 steps): equal to float64 round-off."""
+    Adam on the digits MLP (1,710 steps): equal to float64 round-off."""
     reference, parallel = tmp_path / "one.npz", tmp_path / "two.npz"
     _ok(single("train", "--plain", "--out", str(reference)), "train", 1)
     _ok(worker(2, "train", "--out", str(parallel)), "train", 2)
