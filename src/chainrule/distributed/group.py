@@ -122,6 +122,12 @@ class MPIGroup(ProcessGroup):
 
     def __init__(self, timeout: Optional[float] = None) -> None:
         super().__init__(timeout)
+        # Open MPI's non-blocking allreduce (libnbc) takes a binomial tree by default: 2-3x the
+        # time of the blocking Allreduce on 10-100 MB. Its reduce-scatter + allgather
+        # (Rabenseifner, algorithm 3) matches the blocking one (docs/benchmarks.md, issue 11).
+        # Read when MPI starts, so it applies only if mpi4py has not initialised MPI yet; a value
+        # the user set wins; other MPIs ignore it.
+        os.environ.setdefault("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3")
         try:
             from mpi4py import MPI  # noqa: PLC0415 -- optional: only multi-process runs need it
         except ImportError as error:
