@@ -53,12 +53,17 @@ from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.device import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
+from chainrule.ops.indexing import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
+from chainrule.ops.logic import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
 from chainrule.ops.normalization import *  # noqa: F401,F403
+from chainrule.ops.ordering import *  # noqa: F401,F403
 from chainrule.ops.reductions import *  # noqa: F401,F403
+from chainrule.ops.scans import *  # noqa: F401,F403
 from chainrule.ops.shape import *  # noqa: F401,F403
 from chainrule.ops.signal import *  # noqa: F401,F403
+from chainrule.ops.special import *  # noqa: F401,F403
 
 __all__ = [
     "__version__", "Tensor", "tensor", "autograd_grad",

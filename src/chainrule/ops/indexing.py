@@ -1,0 +1,11 @@
+"""Indexing and scatter: gather, scatter, scatter_add, index_select, take_along_axis,
+masked_fill, one_hot."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__: list[str] = []
+
+#: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``
+TENSOR_METHODS: dict[str, Callable] = {}

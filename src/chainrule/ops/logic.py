@@ -1,0 +1,11 @@
+"""Logic on bool tensors (``&``, ``|``, ``^``, ``~``, ``logical_*``) and tests of values
+(``isnan``, ``isinf``, ``isclose``): not differentiable, outside the graph."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__: list[str] = []
+
+#: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``
+TENSOR_METHODS: dict[str, Callable] = {}
