@@ -8,7 +8,7 @@ way round.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -16,13 +16,16 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype
-from chainrule.ops.elementwise import promote
+from chainrule.ops.elementwise import promote, where
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.ops.reductions import normalize_axis, normalize_one_axis
+from chainrule.ops.reductions import broadcast_to, normalize_axis, normalize_one_axis
+from chainrule.ops.reductions import sum as reduce_sum
 
 __all__ = [
     "reshape", "transpose", "permute", "swapaxes", "squeeze", "expand_dims", "flatten",
     "concatenate", "stack", "split", "pad", "getitem", "index_add",
+    "flip", "roll", "tile", "repeat", "repeat_interleave", "tril", "triu", "diag", "diagonal",
+    "trace", "chunk", "unflatten", "moveaxis", "meshgrid",
 ]
 
 
@@ -547,3 +550,309 @@ def index_add(values, index, shape, advanced: bool = True) -> Tensor:
     if backend.kernel_name == "array_api":
         _check_standard_index(index, values, backend.name)
     return index_add_p.bind(values, index=index, shape=tuple(shape), advanced=advanced)
+
+
+# ------------------------------------------------------------------ issue 12: composites
+# Every function below is a composite of the primitives above (getitem, reshape, transpose,
+# concatenate, broadcast_to, where): exact, on every backend, differentiable to any order.
+def _axes_list(axis, ndim: int, name: str = "axis") -> tuple:
+    """``axis`` (an int or a sequence) as a tuple of axes in ``range(ndim)``, in the given order."""
+    given = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    normalize_axis(given, ndim, name)  # range and repeats, with the library's messages
+    return tuple(int(a) % max(ndim, 1) for a in given)
+
+
+def _ints(values, name: str) -> tuple:
+    """A sequence of ints (or one int) as a tuple, refusing anything else by name."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        values = (values,)
+    values = tuple(values)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name}={values!r} must be an int or a sequence of ints")
+    return tuple(int(v) for v in values)
+
+
+def flip(x, axis=None) -> Tensor:
+    """Reverse the order of the elements along ``axis`` (all axes when None): ``torch.flip``.
+
+    out[..., i, ...] = x[..., n-1-i, ...]; the gradient is g flipped back.
+    """
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    if not axes:
+        return x
+    return getitem(x, tuple(slice(None, None, -1) if a in axes else slice(None)
+                            for a in range(x.ndim)))
+
+
+def roll(x, shift, axis=None) -> Tensor:
+    """Shift the elements cyclically by ``shift`` along ``axis``, as ``torch.roll``.
+
+    out[(i + shift) mod n] = x[i]; with ``axis=None`` the tensor is flattened, rolled and given
+    its shape back. ``shift`` and ``axis`` may be sequences of equal length. The gradient is g
+    rolled by -shift.
+    """
+    x = as_tensor(x)
+    shifts = _ints(shift, "shift")
+    if axis is None:
+        if len(shifts) != 1:
+            raise ValueError(f"roll: shift={shift!r} must be one int when axis is None")
+        return reshape(roll(reshape(x, (-1,)), shifts[0], 0), x.shape)
+    axes = _ints(axis, "axis")
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift={shift!r} and axis={axis!r} must have the same length")
+    for s, a in zip(shifts, axes):
+        ax = normalize_one_axis(a, x.ndim)
+        if ax is None or x.shape[ax] == 0:
+            continue
+        k = s % x.shape[ax]
+        if k:
+            lead = (slice(None),) * ax
+            x = concatenate([getitem(x, lead + (slice(-k, None),)),
+                             getitem(x, lead + (slice(None, -k),))], axis=ax)
+    return x
+
+
+def tile(x, reps) -> Tensor:
+    """Repeat the whole tensor ``reps[d]`` times along each axis d, as ``torch.tile``.
+
+    ``reps`` shorter than ``x.ndim`` is padded with leading 1s; longer, ``x`` gets leading axes
+    of length 1. Built as a broadcast of x reshaped to (1, n0, 1, n1, ...) to (r0, n0, r1, n1,
+    ...) then merged, so the gradient sums the copies.
+    """
+    x = as_tensor(x)
+    reps = _ints(reps, "reps")
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: reps={reps!r} must not be negative")
+    ndim = max(len(reps), x.ndim)
+    reps = (1,) * (ndim - len(reps)) + reps
+    shape = (1,) * (ndim - x.ndim) + x.shape
+    interleaved = tuple(v for n in shape for v in (1, n))
+    target = tuple(v for r, n in zip(reps, shape) for v in (r, n))
+    out = broadcast_to(reshape(x, interleaved), target)
+    return reshape(out, tuple(r * n for r, n in zip(reps, shape)))
+
+
+def repeat(x, *sizes) -> Tensor:
+    """``torch.Tensor.repeat``: the tensor repeated ``sizes[d]`` times along each axis (a tile).
+
+    ``sizes`` (ints, or one sequence) must name at least ``x.ndim`` axes, as in PyTorch.
+    """
+    x = as_tensor(x)
+    if len(sizes) == 1 and not isinstance(sizes[0], (int, np.integer)):
+        sizes = tuple(sizes[0])
+    sizes = _ints(sizes, "sizes")
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: sizes={sizes!r} name {len(sizes)} axes, fewer than the "
+                         f"tensor's {x.ndim} (shape {x.shape})")
+    return tile(x, sizes)
+
+
+def repeat_interleave(x, repeats, axis: Optional[int] = None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``axis``, as ``torch.repeat_interleave``.
+
+    ``repeats`` is an int or one count per element along ``axis`` (a list, array or 1-D tensor
+    of non-negative ints); ``axis=None`` flattens first. The gradient sums each element's
+    copies.
+    """
+    x = as_tensor(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    ax = normalize_one_axis(axis, x.ndim)
+    if ax is None:
+        x, ax = reshape(x, (1,)), 0
+    n = x.shape[ax]
+    if isinstance(repeats, (int, np.integer)) and not isinstance(repeats, bool):
+        if repeats < 0:
+            raise ValueError(f"repeat_interleave: repeats={repeats} must not be negative")
+        stretched = x.shape[:ax + 1] + (int(repeats),) + x.shape[ax + 1:]
+        out = broadcast_to(expand_dims(x, ax + 1), stretched)
+        return reshape(out, x.shape[:ax] + (n * int(repeats),) + x.shape[ax + 1:])
+    counts = _host_ints(repeats, "repeats")
+    if counts.ndim == 0:
+        return repeat_interleave(x, int(counts), ax)
+    if counts.ndim != 1 or counts.shape[0] not in (1, n):
+        raise ShapeError(f"repeat_interleave: repeats of shape {counts.shape} must hold one "
+                         f"count, or one per element ({n}) along axis {axis}")
+    if (counts < 0).any():
+        raise ValueError("repeat_interleave: repeats must not be negative")
+    counts = np.broadcast_to(counts, (n,))
+    return _take(x, np.repeat(np.arange(n), counts), ax)
+
+
+def _host_ints(value, name: str) -> np.ndarray:
+    """Integer data (list, array, Tensor on any backend) as a host int64 array."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if _is_array(value) and type(value) is not np.ndarray:
+        value = backends.backend_of(value).to_host(value)
+    array = np.asarray(value)
+    if array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got {array.dtype}")
+    return array.astype(np.int64)
+
+
+def _take(x: Tensor, index: np.ndarray, axis: int) -> Tensor:
+    """x's entries at the (valid) integer ``index`` along ``axis``: the axis moved to the front,
+    one leading-array getitem (the standard's form on every backend), and moved back."""
+    front = moveaxis(x, axis, 0)
+    return moveaxis(getitem(front, (index,)), tuple(range(index.ndim)),
+                    tuple(range(axis, axis + index.ndim)))
+
+
+def _triangle(x, k: int, name: str, keep: Callable) -> Tensor:
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(f"{name}: needs a tensor of at least 2 dimensions, got shape {x.shape}")
+    rows, cols = x.shape[-2:]
+    mask = keep(np.arange(cols)[None, :] - np.arange(rows)[:, None], int(k))
+    zero = as_tensor(np.zeros((), x.dtype), like=x)
+    return where(as_tensor(mask, like=x), x, zero)
+
+
+def tril(x, k: int = 0) -> Tensor:
+    """The lower triangle of the last two axes: out[i, j] = x[i, j] if j - i <= k else 0.
+
+    As ``torch.tril`` (``diagonal=k``). A where, not a product, so an inf above stays out; the
+    gradient is g on the triangle, 0 elsewhere.
+    """
+    return _triangle(x, k, "tril", lambda d, k: d <= k)
+
+
+def triu(x, k: int = 0) -> Tensor:
+    """The upper triangle of the last two axes: out[i, j] = x[i, j] if j - i >= k else 0."""
+    return _triangle(x, k, "triu", lambda d, k: d >= k)
+
+
+def diagonal(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The diagonal out[..., i] = x[..., i, i + offset] of axes ``axis1``, ``axis2`` (removed;
+    the diagonal is the last axis), as ``torch.diagonal``/``numpy.diagonal``.
+
+    An offset past the matrix gives an empty diagonal. The gradient puts g back on the diagonal.
+    """
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: needs a tensor of at least 2 dimensions, got shape {x.shape}")
+    a = normalize_one_axis(axis1, x.ndim, "axis1")
+    b = normalize_one_axis(axis2, x.ndim, "axis2")
+    if a == b:
+        raise ShapeError(f"diagonal: axis1 and axis2 name the same axis ({axis1}, {axis2})")
+    front = moveaxis(x, (a, b), (0, 1))
+    rows, cols = front.shape[:2]
+    offset = int(offset)
+    length = max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+    i = np.arange(length) + max(-offset, 0)
+    picked = getitem(front, (i, i + offset))
+    return moveaxis(picked, 0, -1)
+
+
+def diag(x, k: int = 0) -> Tensor:
+    """``torch.diag``: a 1-D x becomes the square matrix with x on its k-th diagonal; a 2-D x
+    gives its k-th diagonal. The gradient of the first is the diagonal of g, of the second g
+    placed on the diagonal (the two are each other's adjoint)."""
+    x = as_tensor(x)
+    if x.ndim == 2:
+        return diagonal(x, k)
+    if x.ndim != 1:
+        raise ShapeError(f"diag: needs a 1-D or 2-D tensor, got shape {x.shape}")
+    n, k = x.shape[0], int(k)
+    size = n + abs(k)
+    i = np.arange(n)
+    return index_add(x, (i + max(-k, 0), i + max(k, 0)), (size, size))
+
+
+def trace(x, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The sum of the diagonal, sum_i x[i, i + offset] (``torch.trace`` for a matrix; NumPy's
+    offset and axes). The gradient is g on the diagonal."""
+    return reduce_sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def chunk(x, chunks: int, axis: int = 0) -> list:
+    """Split into ``chunks`` pieces as ``torch.chunk``: each ceil(n / chunks) long, the last
+    shorter; fewer pieces when the length runs out first (torch.chunk(arange(5), 4): 3 pieces)."""
+    x = as_tensor(x)
+    if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: chunks={chunks!r} must be a positive int")
+    ax = normalize_one_axis(axis, x.ndim)
+    if ax is None:
+        raise ShapeError("chunk: a 0-d tensor cannot be chunked (it has no axis)")
+    n = x.shape[ax]
+    size = -(-n // int(chunks)) if n else 0
+    if size == 0:  # an empty axis: torch gives `chunks` empty pieces
+        return [x for _ in range(int(chunks))]
+    lead = (slice(None),) * ax
+    return [getitem(x, lead + (slice(start, min(start + size, n)),)) for start in range(0, n, size)]
+
+
+def unflatten(x, axis: int, sizes) -> Tensor:
+    """Split ``axis`` into axes of ``sizes`` (one may be -1), as ``torch.unflatten``."""
+    x = as_tensor(x)
+    ax = normalize_one_axis(axis, x.ndim)
+    if ax is None:
+        raise ShapeError("unflatten: a 0-d tensor has no axis to unflatten")
+    sizes = _ints(sizes, "sizes")
+    n = x.shape[ax]
+    if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
+        raise ValueError(f"unflatten: sizes={sizes!r} may hold one -1, and no other negatives")
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if known == 0 or n % known:
+            raise ShapeError(f"unflatten: axis {axis} of length {n} does not split into {sizes}")
+        sizes = tuple(n // known if s == -1 else s for s in sizes)
+    elif known != n:
+        raise ShapeError(f"unflatten: sizes {sizes} (product {known}) do not match axis {axis} "
+                         f"of length {n}")
+    return reshape(x, x.shape[:ax] + sizes + x.shape[ax + 1:])
+
+
+def moveaxis(x, source, destination) -> Tensor:
+    """Move axes to new positions, the others keeping their order (``numpy.moveaxis``)."""
+    x = as_tensor(x)
+    src = _axes_list(source, x.ndim, "source")
+    dst = _axes_list(destination, x.ndim, "destination")
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source={source!r} and destination={destination!r} must "
+                         "name as many axes")
+    if x.ndim == 0:
+        return x
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def meshgrid(*xs, indexing: str = "ij") -> tuple:
+    """Coordinate grids of 0-d/1-D tensors, as ``torch.meshgrid`` (``indexing="ij"``, torch's
+    default: out[k] has shape (n0, n1, ...)) or NumPy's ``"xy"`` (the first two axes swapped).
+
+    Each grid is a broadcast of its input, so its gradient sums over the other axes.
+    """
+    if len(xs) == 1 and isinstance(xs[0], (list, tuple)):
+        xs = tuple(xs[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing={indexing!r} must be 'ij' or 'xy'")
+    tensors = [as_tensor(t) for t in xs]
+    for k, t in enumerate(tensors):
+        if t.ndim > 1:
+            raise ShapeError(f"meshgrid: input {k} has shape {t.shape}; inputs must be 0-d or 1-D")
+    tensors = [reshape(t, (-1,)) for t in tensors]
+    shape = [t.shape[0] for t in tensors]
+    swap = indexing == "xy" and len(tensors) >= 2
+    if swap:
+        shape[0], shape[1] = shape[1], shape[0]
+    grids = []
+    for k, t in enumerate(tensors):
+        position = {0: 1, 1: 0}.get(k, k) if swap else k
+        along = [1] * len(tensors)
+        along[position] = shape[position]
+        grids.append(broadcast_to(reshape(t, tuple(along)), tuple(shape)))
+    return tuple(grids)
+
+
+#: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``
+TENSOR_METHODS: dict[str, Callable] = {
+    "flip": flip, "roll": roll, "tile": tile, "repeat": repeat,
+    "repeat_interleave": repeat_interleave, "tril": tril, "triu": triu, "diag": diag,
+    "diagonal": diagonal, "trace": trace, "chunk": chunk, "unflatten": unflatten,
+    "moveaxis": moveaxis,
+}

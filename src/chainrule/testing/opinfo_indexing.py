@@ -1,10 +1,84 @@
-"""Op-info rows of issue 12's indexing ops (see ``opinfo.py`` for what a row holds)."""
+"""Op-info rows of issue 12's indexing, shape and linear-algebra ops (see ``opinfo.py`` for what a
+row holds)."""
 
 from __future__ import annotations
 
-from chainrule.testing.opinfo import OpInfo
+import numpy as np
+
+import chainrule as cr
+from chainrule.testing.opinfo import OpInfo, cases, fixed
+
+_GETITEM = ("getitem", "index_add")
+
+
+def _np_meshgrid_sum(x, y, z):
+    a, b, c = np.meshgrid(x, y, z, indexing="ij")
+    d, e = np.meshgrid(x, y, indexing="xy")
+    return a * 1.0 + b * 2.0 + c * 3.0 + (d * e).sum()
+
+
+def _cr_meshgrid_sum(x, y, z):
+    a, b, c = cr.meshgrid(x, y, z)
+    d, e = cr.meshgrid(x, y, indexing="xy")
+    return a * 1.0 + b * 2.0 + c * 3.0 + cr.sum(d * e)
+
+
+def _torch_meshgrid_sum(t, x, y, z):
+    a, b, c = t.meshgrid(x, y, z, indexing="ij")
+    d, e = t.meshgrid(x, y, indexing="xy")
+    return a * 1.0 + b * 2.0 + c * 3.0 + (d * e).sum()
+
+
+def _chunk_cat(x):
+    return [p * (k + 1.0) for k, p in enumerate(x)]
+
 
 # fmt: off
 ROWS: list[OpInfo] = [
+    # shape (composites of getitem, reshape, transpose, concatenate, broadcast_to, where)
+    OpInfo("flip", lambda x: cr.flip(x, (0, 2)), cases(((2, 3, 4),), ((3, 1, 2),)),
+           lambda x: np.flip(x, (0, 2)), lambda t, x: x.flip((0, 2)), covers=("getitem",)),
+    OpInfo("flip_all", cr.flip, cases(((3, 2),), ((),)), np.flip, None, covers=("getitem",)),
+    OpInfo("roll", lambda x: cr.roll(x, (1, -5), (0, 2)), fixed((2, 3, 4)),
+           lambda x: np.roll(x, (1, -5), (0, 2)), lambda t, x: x.roll((1, -5), (0, 2)),
+           covers=("concatenate", "getitem")),
+    OpInfo("roll_flat", lambda x: cr.roll(x, 4), fixed((2, 3)), lambda x: np.roll(x, 4),
+           lambda t, x: x.roll(4), covers=("concatenate", "reshape")),
+    OpInfo("tile", lambda x: cr.tile(x, (2, 1, 3)), cases(((2, 3),), ((3,),), ((),)),
+           lambda x: np.tile(x, (2, 1, 3)), lambda t, x: x.tile((2, 1, 3)),
+           covers=("broadcast_to", "reshape")),
+    OpInfo("repeat", lambda x: x.repeat(2, 1, 2), fixed((3, 2)), lambda x: np.tile(x, (2, 1, 2)),
+           lambda t, x: x.repeat(2, 1, 2), covers=("broadcast_to", "reshape")),
+    OpInfo("repeat_interleave", lambda x: cr.repeat_interleave(x, 2, axis=1), fixed((2, 3)),
+           lambda x: np.repeat(x, 2, axis=1), lambda t, x: x.repeat_interleave(2, dim=1),
+           covers=("broadcast_to", "reshape")),
+    OpInfo("repeat_interleave_counts", lambda x: cr.repeat_interleave(x, [1, 0, 3], axis=-1),
+           fixed((2, 3)), lambda x: np.repeat(x, [1, 0, 3], axis=-1),
+           lambda t, x: x.repeat_interleave(t.tensor([1, 0, 3]), dim=-1), covers=_GETITEM),
+    OpInfo("tril", lambda x: cr.tril(x, 1), cases(((3, 4),), ((2, 4, 3),)),
+           lambda x: np.tril(x, 1), lambda t, x: x.tril(1), covers=("where",)),
+    OpInfo("triu", lambda x: cr.triu(x, -1), cases(((3, 4),), ((2, 4, 3),)),
+           lambda x: np.triu(x, -1), lambda t, x: x.triu(-1), covers=("where",)),
+    OpInfo("diagonal", lambda x: cr.diagonal(x, 1, 2, 0), cases(((3, 2, 4),), ((4, 1, 3),)),
+           lambda x: np.diagonal(x, 1, 2, 0), lambda t, x: x.diagonal(1, 2, 0),
+           covers=_GETITEM + ("transpose",)),
+    OpInfo("diag_matrix", lambda x: cr.diag(x, -1), fixed((3,)), lambda x: np.diag(x, -1),
+           lambda t, x: x.diag(-1), covers=("index_add", "getitem")),
+    OpInfo("diag_vector", lambda x: cr.diag(x, 1), cases(((3, 4),), ((4, 2),)),
+           lambda x: np.diag(x, 1), lambda t, x: x.diag(1), covers=_GETITEM),
+    OpInfo("trace", cr.trace, cases(((3, 3),), ((2, 4),)), np.trace, lambda t, x: x.trace(),
+           covers=_GETITEM + ("sum",)),
+    OpInfo("chunk", lambda x: cr.concatenate(_chunk_cat(cr.chunk(x, 3, axis=1)), axis=1),
+           fixed((2, 5)), lambda x: np.concatenate(_chunk_cat(np.array_split(x, [2, 4], 1)), 1),
+           lambda t, x: t.cat(_chunk_cat(x.chunk(3, dim=1)), dim=1),
+           covers=("getitem", "concatenate")),
+    OpInfo("unflatten", lambda x: cr.unflatten(x, 1, (2, -1)), fixed((3, 6)),
+           lambda x: x.reshape(3, 2, 3), lambda t, x: x.unflatten(1, (2, -1)),
+           covers=("reshape",)),
+    OpInfo("moveaxis", lambda x: cr.moveaxis(x, (0, 1), (2, 0)), fixed((2, 3, 4)),
+           lambda x: np.moveaxis(x, (0, 1), (2, 0)), lambda t, x: x.moveaxis((0, 1), (2, 0)),
+           covers=("transpose",)),
+    OpInfo("meshgrid", _cr_meshgrid_sum, fixed((2,), (3,), (4,)), _np_meshgrid_sum,
+           _torch_meshgrid_sum, covers=("broadcast_to", "reshape")),
 ]
 # fmt: on
