@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
+
 from chainrule import backends
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast, float_of, same
@@ -226,7 +228,7 @@ def _fmod(xp, x, y):
     return xp.where(differ, r - y, r)
 
 
-fmod_p = Primitive("fmod", "fmod", generic=_fmod, abstract_eval=broadcast, smooth=False,
+fmod_p = Primitive("fmod", np.fmod, generic=_fmod, abstract_eval=broadcast, smooth=False,
                    saves=(0, 1)).defvjp(lambda g, out, x, y: g, _fmod_vjp_y)
 
 
