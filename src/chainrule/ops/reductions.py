@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, var, max, min, logsumexp, and ``sum_to`` (broadcasting undone).
+"""Reductions: sum, prod, mean, var, std, max, min, logsumexp, any, all, and ``sum_to``
+(broadcasting undone).
 
 NumPy naming: ``axis`` (None, an int or a tuple of ints, negatives allowed) and ``keepdims``.
 ``sum`` and ``broadcast_to``/``sum_to`` are linear pairs: each one's VJP is the other.
@@ -15,12 +16,12 @@ from chainrule import backends
 from chainrule.engine.errors import AxisError, ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, reduce
-from chainrule.ops.elementwise import exp, floating, isfinite, log, where
+from chainrule.ops.elementwise import exp, floating, isfinite, log, sqrt, where
 from chainrule.ops.primitive import Primitive, as_tensor
 
 __all__ = [
-    "sum", "mean", "var", "max", "min", "logsumexp", "sum_to", "broadcast_to", "argmax", "argmin",
-    "AxisError",
+    "sum", "prod", "mean", "var", "std", "max", "min", "logsumexp", "sum_to", "broadcast_to",
+    "argmax", "argmin", "any", "all", "AxisError",
 ]
 
 Axis = Optional[Union[int, tuple]]
@@ -144,10 +145,58 @@ def _extreme_vjp(g, out, x, *, axis, keepdims):
     return g.reshape(kept) * Tensor._from_array(share)
 
 
+def _prod_generic(xp: Any, x: Any, *, axis: tuple, keepdims: bool) -> Any:
+    """prod(x) over ``axis``; bools and integers multiply as int64 (NumPy's prod)."""
+    if x.dtype == xp.bool or xp.isdtype(x.dtype, "integral"):
+        x = xp.astype(x, xp.int64)
+    return xp.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_abstract(x: ShapeDtype, *, axis: tuple, keepdims: bool) -> ShapeDtype:
+    return reduce(x, axis=axis, keepdims=keepdims, dtype=np.zeros(1, x.dtype).prod().dtype)
+
+
+def _prod_vjp(g: Tensor, out: Tensor, x: Tensor, *, axis: tuple, keepdims: bool) -> Tensor:
+    """d/dx_i prod(x) = prod_{j != i} x_j, as (exclusive cumprod) * (reverse exclusive cumprod)
+    along the reduced axes flattened into one: no division, so exact with any number of zeros
+    (and to every order: the rule is a polynomial of x built from differentiable operations)."""
+    from chainrule.ops.creation import ones_like  # noqa: PLC0415
+    from chainrule.ops.scans import cumprod_p  # noqa: PLC0415 -- scans imports this module
+    from chainrule.ops.shape import concatenate, getitem, reshape, transpose  # noqa: PLC0415
+
+    if x.size == 0:  # nothing to differentiate
+        return x * 0.0
+    kept = tuple(i for i in range(x.ndim) if i not in axis)
+    order = kept + tuple(axis)
+    moved = transpose(x, order) if order != tuple(range(x.ndim)) else x
+    lead = tuple(x.shape[i] for i in kept)
+    n = _count(x, axis)
+    flat = reshape(moved, lead + (n,))
+    last = len(lead)
+    one = ones_like(getitem(flat, (slice(None),) * last + (slice(0, 1),))).detach()
+
+    def exclusive(t: Tensor) -> Tensor:  # prod_{j<i} t_j along the last axis
+        head = getitem(t, (slice(None),) * last + (slice(0, n - 1),))
+        return concatenate([one, cumprod_p.bind(head, axis=last)], axis=last)
+
+    def flip(t: Tensor) -> Tensor:
+        return getitem(t, (slice(None),) * last + (slice(None, None, -1),))
+
+    others = exclusive(flat) * flip(exclusive(flip(flat)))
+    others = reshape(others, tuple(x.shape[i] for i in order))
+    if order != tuple(range(x.ndim)):
+        others = transpose(others, tuple(int(a) for a in np.argsort(order)))
+    return _expand_to(g, x.shape, axis) * others
+
+
 # fmt: off
 sum_p          = Primitive("sum", lambda x, *, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
                            generic=_sum_generic, abstract_eval=_sum_abstract, saves=()).defvjp(
     lambda g, out, x, *, axis, keepdims: _expand_to(g, x.shape, axis))
+prod_p         = Primitive("prod",
+                           lambda x, *, axis, keepdims: x.prod(axis=axis, keepdims=keepdims),
+                           generic=_prod_generic, abstract_eval=_prod_abstract, saves=(0,)).defvjp(
+    _prod_vjp)
 max_p          = Primitive("max", lambda x, *, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
                            generic=_extreme_generic("max", "any"), abstract_eval=reduce,
                            smooth=False).defvjp(_extreme_vjp)
@@ -193,6 +242,53 @@ def var(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     centred = x - mean(x, axis=axes, keepdims=True)
     squares = sum(centred * centred, axis=axes, keepdims=keepdims)
     return squares / (count - ddof) if count > ddof else squares * np.nan
+
+
+def prod(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Product over ``axis`` (all axes by default); 1 over an empty axis. Bools and integers
+    give int64 (NumPy's and PyTorch's).
+
+    The gradient d/dx_i = prod_{j != i} x_j is computed without dividing by x: exact where x
+    holds one zero (the gradient there is the product of the others) or several (all zero).
+    """
+    x = as_tensor(x)
+    return prod_p.bind(x, axis=normalize_axis(axis, x.ndim), keepdims=keepdims)
+
+
+def std(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation, sqrt(var(x, axis, ddof)): NumPy's default ``ddof=0`` (population).
+
+    PyTorch's ``torch.std`` defaults to ``correction=1`` (the sample estimate): pass ``ddof=1``
+    for its value. The gradient is (x - mean) / ((n - ddof) * std); where std is 0 (all
+    elements equal) it is nan, as in PyTorch. No more than ``ddof`` elements give nan.
+    """
+    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def any(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Whether any element over ``axis`` is non-zero (a bool tensor; False over an empty axis).
+
+    Not differentiable: the result is outside the graph.
+    """
+    return _logical("any", x, axis, keepdims)
+
+
+def all(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Whether every element over ``axis`` is non-zero (a bool tensor; True over an empty axis).
+
+    Not differentiable: the result is outside the graph.
+    """
+    return _logical("all", x, axis, keepdims)
+
+
+def _logical(name: str, x, axis: Axis, keepdims: bool) -> Tensor:
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    if type(x.data) is np.ndarray:
+        return Tensor._from_array(
+            np.asarray(getattr(np, name)(x.data, axis=axes, keepdims=keepdims)))
+    xp = backends.backend_of(x.data).xp
+    return Tensor._from_array(getattr(xp, name)(x.data, axis=axes, keepdims=keepdims))
 
 
 def max(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -297,3 +393,8 @@ def broadcast_to(x, shape) -> Tensor:
     if target != shape:
         raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
     return broadcast_to_p.bind(x, shape=shape)
+
+
+#: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``;
+#: ``sum``, ``max`` ... are Tensor's own methods already.
+TENSOR_METHODS: dict[str, Callable] = {"prod": prod, "std": std, "any": any, "all": all}
