@@ -29,6 +29,33 @@ def _torch_meshgrid_sum(t, x, y, z):
     return a * 1.0 + b * 2.0 + c * 3.0 + (d * e).sum()
 
 
+# gather/scatter: index of x's rank, shorter than x on the other axes, repeats in gather and
+# scatter_add (they accumulate); none in scatter (a repeat's loser has no finite-difference
+# gradient, PyTorch gives it one: tests/ops/test_indexing.py checks that case against torch)
+_GATHER_INDEX = np.array([[0, 2, 2], [1, 0, 1]])              # into x (3, 4) along axis 0
+_SCATTER_INDEX = np.array([[2, 0, 1], [3, 1, 0]])             # into x (3, 4) along axis 1
+_SELECT = np.array([2, 0, 2, 1])
+_MASK = np.array([[True, False, False, True]])
+
+
+def _np_gather(x, axis, index):
+    trimmed = x[tuple(slice(0, n) if d != axis else slice(None) for d, n in enumerate(index.shape))]
+    return np.take_along_axis(trimmed, index, axis)
+
+
+def _np_scatter_add(x, index, src):  # axis 1
+    out = x.copy()
+    rows = np.arange(index.shape[0])[:, None]
+    np.add.at(out, (rows, index), src[:index.shape[0], :index.shape[1]])
+    return out
+
+
+def _np_scatter(x, index, src):  # axis 1, no repeats
+    out = x.copy()
+    out[np.arange(index.shape[0])[:, None], index] = src[:index.shape[0], :index.shape[1]]
+    return out
+
+
 def _chunk_cat(x):
     return [p * (k + 1.0) for k, p in enumerate(x)]
 
@@ -78,6 +105,35 @@ ROWS: list[OpInfo] = [
     OpInfo("moveaxis", lambda x: cr.moveaxis(x, (0, 1), (2, 0)), fixed((2, 3, 4)),
            lambda x: np.moveaxis(x, (0, 1), (2, 0)), lambda t, x: x.moveaxis((0, 1), (2, 0)),
            covers=("transpose",)),
+    # indexing and scatter
+    OpInfo("gather", lambda x: cr.gather(x, 0, _GATHER_INDEX), fixed((3, 4)),
+           lambda x: _np_gather(x, 0, _GATHER_INDEX),
+           lambda t, x: x.gather(0, t.tensor(_GATHER_INDEX)), covers=("gather", "scatter_add")),
+    OpInfo("take_along_axis", lambda x: cr.take_along_axis(x, _GATHER_INDEX[:, :, None], 1),
+           fixed((2, 4, 3)), lambda x: np.take_along_axis(x, _GATHER_INDEX[:, :, None], 1),
+           lambda t, x: t.take_along_dim(x, t.tensor(_GATHER_INDEX[:, :, None]), 1),
+           covers=("gather", "broadcast_to")),
+    # src of index's shape: torch's scatter_add backward refuses a larger src (its bug)
+    OpInfo("scatter_add", lambda x, s: cr.scatter_add(x, 1, _SCATTER_INDEX[:, :2] % 2, s),
+           fixed((3, 4), (2, 2)), lambda x, s: _np_scatter_add(x, _SCATTER_INDEX[:, :2] % 2, s),
+           lambda t, x, s: x.scatter_add(1, t.tensor(_SCATTER_INDEX[:, :2] % 2), s),
+           covers=("scatter_add", "gather", "getitem")),
+    OpInfo("scatter", lambda x, s: cr.scatter(x, 1, _SCATTER_INDEX, s), fixed((3, 4), (2, 3)),
+           lambda x, s: _np_scatter(x, _SCATTER_INDEX, s),
+           lambda t, x, s: x.scatter(1, t.tensor(_SCATTER_INDEX), s),
+           covers=("scatter", "gather", "scatter_add")),
+    OpInfo("scatter_value", lambda x: cr.scatter(x, 1, _SCATTER_INDEX, 0.5), fixed((2, 4)),
+           lambda x: _np_scatter(x, _SCATTER_INDEX, np.full((2, 3), 0.5)),
+           lambda t, x: x.scatter(1, t.tensor(_SCATTER_INDEX), 0.5), covers=("scatter",)),
+    OpInfo("index_select", lambda x: cr.index_select(x, 1, _SELECT),
+           cases(((2, 3),), ((3, 4, 2),)), lambda x: np.take(x, _SELECT, axis=1),
+           lambda t, x: x.index_select(1, t.tensor(_SELECT)), covers=_GETITEM + ("transpose",)),
+    OpInfo("masked_fill", lambda x: cr.masked_fill(x, _MASK, -2.0), fixed((3, 4)),
+           lambda x: np.where(_MASK, -2.0, x), lambda t, x: x.masked_fill(t.tensor(_MASK), -2.0),
+           covers=("where",)),
+    OpInfo("masked_fill_tensor", lambda x, v: cr.masked_fill(x, _MASK, v), fixed((3, 4), ()),
+           lambda x, v: np.where(_MASK, v, x),
+           lambda t, x, v: x.masked_fill(t.tensor(_MASK), v), covers=("where",)),
     OpInfo("meshgrid", _cr_meshgrid_sum, fixed((2,), (3,), (4,)), _np_meshgrid_sum,
            _torch_meshgrid_sum, covers=("broadcast_to", "reshape")),
 ]
