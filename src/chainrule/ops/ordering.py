@@ -286,7 +286,7 @@ def nonzero(x, as_tuple: bool = False) -> Tensor | tuple:
     if x.ndim == 0:  # PyTorch: shape (n, 0) for a 0-d tensor
         count = parts[0].shape[0]
         return Tensor._from_array(xp.zeros((count, 0), dtype=backend.dtype(np.int64),
-                                           device=backend.device_of(x.data)))
+                                           device=getattr(x.data, "device", None)))
     return Tensor._from_array(xp.stack(parts, axis=-1))
 
 
@@ -298,12 +298,13 @@ def masked_select(x, mask) -> Tensor:
     """
     x = as_tensor(x)
     if isinstance(mask, Tensor):
-        mask_data = mask.data
+        mask_data, dtype = mask.data, np.dtype(mask.dtype)
         xp: Any = backends.backend_of(mask_data).xp
     else:  # a host mask (ndarray, list): getitem moves it to x's device
         mask_data, xp = np.asarray(mask), np
-    if np.dtype(mask_data.dtype) != np.bool_:
-        raise TypeError(f"masked_select: mask must be a boolean tensor, got {mask_data.dtype}")
+        dtype = mask_data.dtype
+    if dtype != np.bool_:
+        raise TypeError(f"masked_select: mask must be a boolean tensor, got {dtype}")
     try:
         shape = np.broadcast_shapes(x.shape, tuple(mask_data.shape))
     except ValueError:
