@@ -43,7 +43,8 @@ def _abstract(tensors: tuple, dtype: Any) -> Optional[Tensor]:
     if not any(type(t.data) is ShapeDtype for t in tensors):
         return None
     shape = broadcast_shapes(*[t.shape for t in tensors])
-    return Tensor._from_array(ShapeDtype(shape, np.dtype(dtype), tensors[0].device))
+    value: Any = ShapeDtype(shape, np.dtype(dtype), tensors[0].device)  # an abstract "array"
+    return Tensor._from_array(value)
 
 
 def _namespace(name: str, tensors: tuple) -> Any:

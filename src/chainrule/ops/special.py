@@ -142,7 +142,7 @@ def _erfinv(xp, x):
         halley = y - f / (slope + y * f)
         tail = sign * (xp.abs(y) + (xp.log(erfc) - xp.log(q)) * erfc / xp.where(small, 1.0, slope))
         y = xp.where(small, halley, tail)
-    edge = xp.where(xp.abs(x) == 1, x * xp.inf, xp.nan)
+    edge = xp.where(xp.abs(x) == 1, xp.copysign(xp.full_like(x, xp.inf), x), xp.nan)
     return xp.where(inside, y, edge)
 
 
@@ -161,6 +161,13 @@ def _mod_vjp_y(g, out, x, y):
 def _fmod_vjp_y(g, out, x, y):
     """d/dy (x - trunc(x/y) y) = -trunc(x/y)."""
     return -g * trunc(x / y)
+
+
+def _radius_squared(y: Tensor, x: Tensor) -> Tensor:
+    """x^2 + y^2, with 1 at the origin: there arctan2's gradient is 0 (PyTorch's value; the
+    numerators x and y are 0), not 0/0."""
+    r2 = x * x + y * y
+    return where(equal(r2, 0), 1.0, r2)
 
 
 def _arccosh_slope(x: Tensor) -> Tensor:
@@ -192,8 +199,8 @@ log2_p    = Primitive("log2", generic="log2", abstract_eval=float_of).defvjp(
 log10_p   = Primitive("log10", generic="log10", abstract_eval=float_of).defvjp(
     lambda g, out, x: g / (x * _LN10))
 arctan2_p = Primitive("arctan2", generic="atan2", abstract_eval=broadcast).defvjp(
-    lambda g, out, y, x: g * x / (x * x + y * y),
-    lambda g, out, y, x: -g * y / (x * x + y * y))
+    lambda g, out, y, x: g * x / _radius_squared(y, x),
+    lambda g, out, y, x: -g * y / _radius_squared(y, x))
 logaddexp_p = Primitive("logaddexp", generic="logaddexp", abstract_eval=broadcast).defvjp(
     lambda g, out, x, y: g * exp(x - out), lambda g, out, x, y: g * exp(y - out))
 hypot_p   = Primitive("hypot", generic="hypot", abstract_eval=broadcast).defvjp(
@@ -221,11 +228,12 @@ erfinv_p  = Primitive("erfinv", _erfinv_numpy, generic=_erfinv, abstract_eval=fl
 
 
 def _fmod(xp, x, y):
-    """C's fmod (the sign of x) from the standard's remainder (the sign of y): where they
-    differ in sign and the remainder is not 0, remainder - y."""
-    r = xp.remainder(x, y)
-    differ = xp.logical_and(r != 0, (r < 0) != (x < 0))
-    return xp.where(differ, r - y, r)
+    """C's fmod (the sign of x) from the standard's remainder (the sign of y): of |x| and |y|
+    the two agree, exactly; the result takes x's sign (-0.0 included)."""
+    r = xp.remainder(xp.abs(x), xp.abs(y))
+    if xp.isdtype(r.dtype, "real floating"):
+        return xp.copysign(r, x)
+    return xp.where(x < 0, -r, r)
 
 
 fmod_p = Primitive("fmod", np.fmod, generic=_fmod, abstract_eval=broadcast, smooth=False,
@@ -339,7 +347,7 @@ def _binary(prim: Primitive, x, y, to_float: bool = False) -> Tensor:
 def arctan2(y, x) -> Tensor:
     """The angle of the point (x, y), in (-pi, pi], y first (as NumPy and ``torch.atan2``).
 
-    d/dy = x/(x^2 + y^2), d/dx = -y/(x^2 + y^2): nan at the origin, as PyTorch.
+    d/dy = x/(x^2 + y^2), d/dx = -y/(x^2 + y^2); 0 at the origin (PyTorch's convention).
     """
     return _binary(arctan2_p, y, x, to_float=True)
 
