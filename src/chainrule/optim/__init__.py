@@ -21,9 +21,15 @@ refuses state for unknown parameter indices or buffers of the wrong shape.
 """
 
 from chainrule.optim import lr_scheduler
+from chainrule.optim.adadelta import Adadelta
+from chainrule.optim.adagrad import Adagrad
 from chainrule.optim.adam import Adam, AdamW
+from chainrule.optim.adamax import Adamax
+from chainrule.optim.nadam import NAdam
 from chainrule.optim.optimizer import Optimizer
+from chainrule.optim.radam import RAdam
 from chainrule.optim.rmsprop import RMSprop
 from chainrule.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+           "NAdam", "RAdam", "lr_scheduler"]

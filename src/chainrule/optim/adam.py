@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
-from chainrule.optim.optimizer import Optimizer, ParamsT, check_nonnegative, zeros_state
+from chainrule.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_betas,
+    check_nonnegative,
+    zeros_state,
+)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -40,18 +45,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         check_nonnegative(group, "lr", "eps", "weight_decay")
-        betas = group["betas"]
-        if isinstance(betas, list):  # a state_dict that went through JSON
-            betas = group["betas"] = tuple(betas)
-        if not isinstance(betas, tuple) or len(betas) != 2:
-            raise ValueError(f"betas={betas!r}: expected a pair (beta1, beta2)")
-        for i, beta in enumerate(betas):
-            if (
-                isinstance(beta, bool)
-                or not isinstance(beta, numbers.Real)
-                or not 0 <= beta < 1  # type: ignore[operator]  # numbers.Real's stub lacks >=
-            ):
-                raise ValueError(f"betas={betas!r}: betas[{i}] must lie in [0, 1)")
+        check_betas(group)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[param]

@@ -42,7 +42,8 @@ from chainrule.engine.grad_mode import enable_grad, no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.ops import inplace
 
-__all__ = ["Optimizer", "ParamsT", "check_nonnegative", "zeros_state"]
+__all__ = ["Optimizer", "ParamsT", "check_betas", "check_nonnegative", "check_unit",
+           "zeros_state"]
 
 #: What an optimizer accepts: Tensors, or dicts (parameter groups) with a ``'params'`` entry.
 ParamsT = Union[Iterable[Tensor], Iterable[dict]]
@@ -56,6 +57,31 @@ def check_nonnegative(group: dict, *names: str) -> None:
             raise TypeError(f"{name}={value!r}: expected a real number")
         if not value >= 0:  # type: ignore[operator]  # catches NaN; numbers.Real's stub lacks >=
             raise ValueError(f"{name}={value!r}: must be >= 0")
+
+
+def check_unit(group: dict, name: str, *, closed: bool = False) -> None:
+    """Raise naming ``name`` unless ``group[name]`` is a number in [0, 1) ([0, 1] if closed)."""
+    value = group[name]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r}: expected a real number")
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):  # type: ignore[operator]
+        raise ValueError(f"{name}={value!r}: must lie in [0, 1{']' if closed else ')'}")
+
+
+def check_betas(group: dict) -> None:
+    """Check ``group['betas']``: a pair (beta1, beta2), each in [0, 1) (a list becomes a tuple)."""
+    betas = group["betas"]
+    if isinstance(betas, list):  # a state_dict that went through JSON
+        betas = group["betas"] = tuple(betas)
+    if not isinstance(betas, tuple) or len(betas) != 2:
+        raise ValueError(f"betas={betas!r}: expected a pair (beta1, beta2)")
+    for i, beta in enumerate(betas):
+        if (
+            isinstance(beta, bool)
+            or not isinstance(beta, numbers.Real)
+            or not 0 <= beta < 1  # type: ignore[operator]  # numbers.Real's stub lacks >=
+        ):
+            raise ValueError(f"betas={betas!r}: betas[{i}] must lie in [0, 1)")
 
 
 def zeros_state(param: Tensor) -> Tensor:
