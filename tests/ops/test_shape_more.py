@@ -128,3 +128,55 @@ def test_diag_of_a_vector_has_the_diagonal_of_g_as_gradient():
     g = np.arange(16.0).reshape(4, 4)
     cr.sum(cr.diag(x, 1) * g).backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.diag(g, 1))
+
+
+# ------------------------------------------------------------------ einsum forms, tensordot
+@pytest.mark.parametrize("spec, shapes", [
+    ("ii->", [(3, 3)]), ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("iji->j", [(2, 3, 2)]),
+    ("...ii->...i", [(2, 3, 3)]), ("...ij,jk", [(2, 3, 4), (4, 5)]),
+    ("...i,...i->...", [(2, 1, 3), (4, 3)]), ("ij...,j->...i", [(3, 4, 5), (4,)]),
+    ("...ij->ij", [(2, 3, 4)]), ("ij,j->i", [(3, 1), (4,)]), ("ij,kj->ik", [(3, 1), (2, 4)]),
+])
+def test_einsum_forms_and_gradients_match_torch(spec, shapes):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    ours = [cr.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, expected = cr.einsum(spec, *ours), torch.einsum(spec, *theirs)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    cr.sum(out * out).backward()
+    (expected * expected).sum().backward()
+    for mine, reference in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad.numpy(), reference.grad.numpy(), rtol=1e-10)
+
+
+def test_tensordot_inner_kron_as_torch():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 4, 5))
+    assert cr.tensordot(a, b, 0).shape == (2, 3, 4, 3, 4, 5)
+    np.testing.assert_allclose(cr.tensordot(a, b).numpy(), np.tensordot(a, b), rtol=1e-12)
+    np.testing.assert_allclose(cr.tensordot(a, b, ([-1], [1])).numpy(),
+                               np.tensordot(a, b, ([-1], [1])), rtol=1e-12)
+    np.testing.assert_allclose(cr.tensor(a).inner(b[0].T).numpy(), np.inner(a, b[0].T), rtol=1e-12)
+    np.testing.assert_allclose(cr.tensor(a[0]).kron(b[0]).numpy(),
+                               torch.kron(torch.tensor(a[0]), torch.tensor(b[0])).numpy())
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: cr.einsum("ij->", np.ones((2, 3, 4))), ShapeError, "name 2 axes"),
+    (lambda: cr.einsum("ii->", np.ones((2, 3))), ShapeError, "repeated in operand 0"),
+    (lambda: cr.einsum("i.j", np.ones((2, 3))), ValueError, "'...'"),
+    (lambda: cr.einsum("...i...", np.ones((2, 3))), ValueError, "'...'"),
+    (lambda: cr.einsum("i1", np.ones((2, 3))), ValueError, "letters"),
+    (lambda: cr.einsum("ij->ii", np.ones((2, 2))), ValueError, "twice"),
+    (lambda: cr.einsum("ij->k", np.ones((2, 2))), ValueError, "no operand"),
+    (lambda: cr.einsum("ij,jk", np.ones((2, 2))), ValueError, "2 operands"),
+    (lambda: cr.tensordot(np.ones((2, 3)), np.ones((2, 3)), 1), ShapeError, "differ"),
+    (lambda: cr.tensordot(np.ones((2, 3)), np.ones(3), 2), ValueError, "0 .. 1"),
+    (lambda: cr.tensordot(np.ones((2, 3)), np.ones(3), ([0, 1], [0])), ValueError, "pair"),
+    (lambda: cr.tensordot(np.ones((2, 3)), np.ones(3), "x"), ValueError, "pair of axis"),
+    (lambda: cr.inner(np.ones(2), np.ones(3)), ShapeError, "last axes"),
+])
+def test_linear_algebra_errors_are_named(call, error, words):
+    with pytest.raises(error, match=words):
+        call()

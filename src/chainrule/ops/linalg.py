@@ -1,4 +1,5 @@
-"""Linear algebra: matmul (NumPy semantics, 1-D and batched), dot, outer, einsum.
+"""Linear algebra: matmul (NumPy semantics, 1-D and batched), dot, outer, einsum, tensordot,
+inner, kron.
 
 For C = A @ B the textbook rules are dA = G B^T and dB = A^T G; the 1-D cases insert and
 remove the length-1 axis NumPy adds, and batch broadcasting is summed back by the engine.
@@ -7,7 +8,8 @@ remove the length-1 axis NumPy adds, and batch broadcasting is summed back by th
 from __future__ import annotations
 
 import math
-from typing import Any
+import string
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -16,10 +18,10 @@ from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast_shapes
 from chainrule.ops.elementwise import promote
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.ops.reductions import broadcast_to
-from chainrule.ops.shape import expand_dims, reshape, squeeze, transpose_p
+from chainrule.ops.reductions import broadcast_to, normalize_axis
+from chainrule.ops.shape import diagonal, expand_dims, reshape, squeeze, transpose_p
 
-__all__ = ["matmul", "dot", "outer", "einsum"]
+__all__ = ["matmul", "dot", "outer", "einsum", "tensordot", "inner", "kron"]
 
 
 def _mT(x: Tensor) -> Tensor:
@@ -78,12 +80,15 @@ def _einsum_vjp(g, out, *operands, argnum, subscripts):
     reachable = "".join(c for c in target if c in available)
     grad = einsum(",".join([output] + [term for term, _ in others]) + "->" + reachable,
                   g, *[op for _, op in others])
-    if reachable != target:  # indices summed away in the forward: their gradient is broadcast back
-        kept_shape = tuple(
-            n if c in reachable else 1 for c, n in zip(target, operands[argnum].shape)
-        )
-        grad = broadcast_to(reshape(grad, kept_shape), operands[argnum].shape)
-    return grad
+    # Back to the operand's axes: a letter summed away in the forward (absent from ``reachable``)
+    # comes back with length 1, and every length-1 axis is broadcast to the operand's length (a
+    # letter of length 1 in the other operands and n in this one: the same value for each of the
+    # n). An axis longer than the operand's (this operand broadcast) the engine sums back.
+    shape = operands[argnum].shape
+    kept = tuple(grad.shape[reachable.index(c)] if c in reachable else 1 for c in target)
+    grad = reshape(grad, kept)
+    full = tuple(max(k, n) for k, n in zip(kept, shape))
+    return grad if full == kept else broadcast_to(grad, full)
 
 
 def _einsum_numpy(*operands: np.ndarray, subscripts: str) -> np.ndarray:
@@ -221,12 +226,20 @@ def outer(a, b) -> Tensor:
 
 
 def einsum(subscripts: str, *operands) -> Tensor:
-    """Einstein summation (``numpy.einsum``) without ellipsis or repeated indices in one operand.
+    """Einstein summation (``torch.einsum``/``numpy.einsum``): out[output letters] = sum over
+    the other letters of the product of the operands.
 
-    Each operand's gradient is again an einsum: g contracted with the other operands. Integer
-    operands with floating ones take their dtype, as in ``matmul``.
+    ``...`` stands for the leading axes not named (right-aligned and broadcast across
+    operands; summed when the output has no ``...``, as PyTorch). A letter repeated in one
+    operand takes its diagonal ("ii->" is the trace, "ii->i" the diagonal). A letter of length
+    1 in one operand and n in another broadcasts. Each operand's gradient is again an einsum:
+    g contracted with the other operands (then put back on the diagonal, broadcast or summed
+    over the axes it had). Integer operands with floating ones take their dtype, as in
+    ``matmul``.
     """
-    operands = promote(*[as_tensor(x) for x in operands])
+    subscripts, tensors = _canonical_einsum(
+        subscripts, list(promote(*[as_tensor(x) for x in operands])))
+    operands = tuple(tensors)
     inputs, _ = _parse_einsum(subscripts, len(operands))
     sizes: dict[str, tuple[int, int]] = {}
     for k, (term, x) in enumerate(zip(inputs, operands)):
@@ -249,3 +262,140 @@ def einsum(subscripts: str, *operands) -> Tensor:
     except ValueError as error:
         shapes = [x.shape for x in operands]
         raise ShapeError(f"einsum {subscripts!r} on shapes {shapes}: {error}") from None
+
+
+# ------------------------------------------------------------------ einsum's general forms
+def _split_einsum(subscripts: str, n_operands: int) -> tuple[list[str], Union[str, None]]:
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, rhs = spec.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != n_operands:
+        raise ValueError(
+            f"einsum: {subscripts!r} names {len(inputs)} operands, {n_operands} were given")
+    for term in inputs + [rhs]:
+        if term.replace("...", "").count(".") or term.count("...") > 1:
+            raise ValueError(f"einsum: {subscripts!r}: '...' may appear once per operand, and "
+                             "'.' only as part of it")
+        if not all(c.isalpha() for c in term.replace("...", "")):
+            raise ValueError(f"einsum: {subscripts!r}: subscripts must be letters")
+    return inputs, (rhs if arrow else None)
+
+
+def _canonical_einsum(subscripts: str, operands: list) -> tuple[str, list]:
+    """Rewrite ``subscripts`` with an explicit output, ``...`` spelled out as spare letters and
+    no letter twice in one operand (its diagonal taken first), the form ``einsum_p`` runs."""
+    inputs, output = _split_einsum(subscripts, len(operands))
+    if output is None:  # implicit output: '...' first, then the letters seen once, sorted
+        letters = "".join(t.replace("...", "") for t in inputs)
+        once = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        output = ("..." if any("..." in t for t in inputs) else "") + once
+    spare = [c for c in string.ascii_letters if c not in subscripts]
+    widths = []
+    for k, (term, x) in enumerate(zip(inputs, operands)):
+        named = len(term.replace("...", ""))
+        width = x.ndim - named if "..." in term else 0
+        if width < 0 or ("..." not in term and x.ndim != named):
+            raise ShapeError(f"einsum: subscripts {term!r} name {named} axes, operand {k} has "
+                             f"shape {x.shape}")
+        widths.append(width)
+    ellipsis = "".join(spare[:max(widths, default=0)])
+    inputs = [t.replace("...", ellipsis[len(ellipsis) - w:] if w else "")
+              for t, w in zip(inputs, widths)]
+    output = output.replace("...", ellipsis)
+    if len(set(output)) != len(output):
+        raise ValueError(f"einsum: {subscripts!r}: an output letter appears twice")
+    for k in range(len(operands)):
+        inputs[k], operands[k] = _take_diagonals(inputs[k], operands[k], k)
+    unknown = set(output) - set("".join(inputs))
+    if unknown:
+        raise ValueError(f"einsum: {subscripts!r}: output letters {sorted(unknown)} appear in "
+                         "no operand")
+    return ",".join(inputs) + "->" + output, operands
+
+
+def _take_diagonals(term: str, x: Tensor, k: int) -> tuple[str, Tensor]:
+    """A letter twice in one operand: the diagonal of those two axes (moved last), repeatedly."""
+    while len(set(term)) != len(term):
+        letter = next(c for c in term if term.count(c) > 1)
+        first = term.index(letter)
+        second = term.index(letter, first + 1)
+        if x.shape[first] != x.shape[second]:
+            raise ShapeError(f"einsum: index {letter!r} is repeated in operand {k} on axes of "
+                             f"length {x.shape[first]} and {x.shape[second]}")
+        x = diagonal(x, 0, first, second)
+        term = "".join(c for i, c in enumerate(term) if i not in (first, second)) + letter
+    return term, x
+
+
+def _axis_list(axes: Union[int, Sequence[int]]) -> list:
+    return [int(axes)] if isinstance(axes, (int, np.integer)) else [int(a) for a in axes]
+
+
+def tensordot(a, b, axes: Union[int, Sequence] = 2) -> Tensor:
+    """Contract ``axes`` of a with those of b (``numpy.tensordot``, ``torch.tensordot``'s dims):
+    an int N pairs a's last N axes with b's first N; a pair of sequences names them.
+
+    out[free a, free b] = sum over the paired axes of a * b; an einsum, so its gradients are.
+    """
+    a, b = as_tensor(a), as_tensor(b)
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        if n < 0 or n > min(a.ndim, b.ndim):
+            raise ValueError(f"tensordot: axes={axes} must lie in 0 .. {min(a.ndim, b.ndim)} "
+                             f"for shapes {a.shape} and {b.shape}")
+        pairs_a, pairs_b = list(range(a.ndim - n, a.ndim)), list(range(n))
+    else:
+        try:
+            first, second = axes
+        except (TypeError, ValueError):
+            raise ValueError(f"tensordot: axes={axes!r} must be an int or a pair of axis "
+                             "sequences") from None
+        pairs_a, pairs_b = _axis_list(first), _axis_list(second)
+        if len(pairs_a) != len(pairs_b):
+            raise ValueError(f"tensordot: axes={axes!r} pair {len(pairs_a)} axes of a with "
+                             f"{len(pairs_b)} of b")
+        normalize_axis(tuple(pairs_a), a.ndim, "axes")  # range and repeats
+        normalize_axis(tuple(pairs_b), b.ndim, "axes")
+        pairs_a = [p % a.ndim for p in pairs_a]
+        pairs_b = [p % b.ndim for p in pairs_b]
+    for i, j in zip(pairs_a, pairs_b):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError(f"tensordot: axis {i} of a (length {a.shape[i]}) and axis {j} of b "
+                             f"(length {b.shape[j]}) differ")
+    if a.ndim + b.ndim - len(pairs_a) > len(string.ascii_letters):
+        raise ValueError("tensordot: too many axes")
+    letters = iter(string.ascii_letters)
+    term_a = [next(letters) for _ in range(a.ndim)]
+    term_b = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(pairs_a, pairs_b):
+        term_b[j] = term_a[i]
+    out = [c for i, c in enumerate(term_a) if i not in pairs_a]
+    out += [c for j, c in enumerate(term_b) if j not in pairs_b]
+    return einsum("".join(term_a) + "," + "".join(term_b) + "->" + "".join(out), a, b)
+
+
+def inner(a, b) -> Tensor:
+    """``torch.inner``: the sum over the last axes, out[i..., j...] = sum_k a[i..., k] b[j..., k];
+    a 0-d operand multiplies."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if a.shape[-1] != b.shape[-1]:
+        raise ShapeError(f"inner: the last axes of {a.shape} and {b.shape} differ")
+    return tensordot(a, b, ([-1], [-1]))
+
+
+def kron(a, b) -> Tensor:
+    """Kronecker product (``torch.kron``): out[i * m + j] = a[i] b[j] on every axis, the
+    shorter shape padded with leading 1s. A product of broadcast views, reshaped."""
+    a, b = as_tensor(a), as_tensor(b)
+    ndim = max(a.ndim, b.ndim)
+    sa = (1,) * (ndim - a.ndim) + a.shape
+    sb = (1,) * (ndim - b.ndim) + b.shape
+    product = (reshape(a, tuple(v for n in sa for v in (n, 1)))
+               * reshape(b, tuple(v for n in sb for v in (1, n))))
+    return reshape(product, tuple(m * n for m, n in zip(sa, sb)))
+
+
+#: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``
+TENSOR_METHODS: dict[str, Callable] = {"inner": inner, "kron": kron}
