@@ -269,3 +269,82 @@ def test_generic_take_and_put_without_take_along_axis():
         expected = ordering._put_along_numpy(x[:, :2] if axis else x[:2], idx, axis=axis,
                                              size=x.shape[axis])
         np.testing.assert_array_equal(np.asarray(put), expected)
+
+
+def test_nan_orders_as_torch():
+    x = np.array([[1.0, np.nan, 2.0, np.nan, 0.0], [1.0, 2.0, 3.0, 4.0, 5.0],
+                  [np.nan, 0.5, -1.0, 2.0, 1.0]])
+    t = torch.tensor(x)
+    ours, theirs = cr.median(cr.tensor(x), axis=1), torch.median(t, dim=1)
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+    assert ours.indices.numpy().tolist() == theirs.indices.tolist()
+    assert np.isnan(float(cr.median(cr.tensor(x))))
+    for descending in (False, True):
+        ours_sort = cr.sort(cr.tensor(x), descending=descending)
+        theirs_sort = torch.sort(t, descending=descending, stable=True)
+        np.testing.assert_array_equal(ours_sort.values.numpy(), theirs_sort.values.numpy())
+        assert ours_sort.indices.numpy().tolist() == theirs_sort.indices.tolist()
+    ours_top, theirs_top = cr.topk(cr.tensor(x), 2), torch.topk(t, 2)
+    np.testing.assert_array_equal(ours_top.values.numpy(), theirs_top.values.numpy())
+    assert ours_top.indices.numpy().tolist() == theirs_top.indices.tolist()
+
+
+# ------------------------------------------------------------------ quantile, searchsorted
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "nearest", "midpoint"])
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 1.0, [0.1, 0.5, 0.75]])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (1, False), (0, True)])
+def test_quantile_matches_torch(interpolation, q, axis, keepdims):
+    x = np.random.default_rng(0).permutation(12).reshape(3, 4) * 0.5
+    ours = cr.quantile(cr.tensor(x), q, axis=axis, keepdims=keepdims,
+                       interpolation=interpolation)
+    theirs = torch.quantile(torch.tensor(x), torch.tensor(q, dtype=torch.float64), dim=axis,
+                            keepdim=keepdims, interpolation=interpolation)
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_quantile_gradient_with_ties_and_nan_match_torch():
+    x = np.array([[1.0, 2.0, 2.0, 0.0, 5.0], [3.0, np.nan, 1.0, 0.0, 2.0]])
+    got, want = _grads(lambda t: cr.quantile(t[:1], [0.3, 0.6], axis=1),
+                       lambda t: torch.quantile(t[:1], torch.tensor([0.3, 0.6], dtype=t.dtype),
+                                                dim=1), x)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    out = cr.quantile(cr.tensor(x), 0.5, axis=1).numpy()
+    assert out[0] == 2.0 and np.isnan(out[1])
+
+
+def test_quantile_errors():
+    with pytest.raises(ValueError, match="q="):
+        cr.quantile(cr.ones(3), 1.5)
+    with pytest.raises(ValueError, match="interpolation"):
+        cr.quantile(cr.ones(3), 0.5, interpolation="cubic")
+    with pytest.raises(TypeError, match="floating"):
+        cr.quantile(cr.tensor(np.array([1, 2])), 0.5)
+    with pytest.raises(cr.ShapeError, match="empty"):
+        cr.quantile(cr.zeros((2, 0)), 0.5, axis=1)
+
+
+@pytest.mark.parametrize("device", ["cpu", STRICT])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_searchsorted_matches_torch(side, device):
+    if device == STRICT:
+        pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(0)
+    flat = np.array([1.0, 2.0, 2.0, 3.0, 5.0])
+    rows = np.sort(rng.integers(0, 4, (2, 5)).astype(float), axis=1)
+    cases = [(flat, np.array([[0.0, 2.0], [2.5, 6.0]])), (flat, np.array(2.0)),
+             (rows, np.array([[0.0, 2.0, 3.0], [1.0, 4.0, 2.0]]))]
+    for seq, v in cases:
+        ours = cr.searchsorted(cr.tensor(seq, device=device), cr.tensor(v, device=device),
+                               side=side)
+        theirs = torch.searchsorted(torch.tensor(seq), torch.tensor(v), side=side)
+        assert ours.dtype == np.int64
+        assert ours.to("cpu").numpy().tolist() == theirs.tolist()
+    assert cr.searchsorted(flat, 2.0, right=True).numpy().tolist() == 3
+
+
+def test_searchsorted_errors():
+    with pytest.raises(ValueError, match="side"):
+        cr.searchsorted(cr.ones(3), cr.ones(2), side="middle")
+    with pytest.raises(cr.ShapeError, match="leading axes"):
+        cr.searchsorted(cr.ones((2, 3)), cr.ones((3, 2)))

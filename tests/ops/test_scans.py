@@ -292,3 +292,15 @@ def test_eval_shape_of_scans():
                              (lambda t: cr.logcumsumexp(t), (12,), np.float32)]:
         aval = eval_shape(fn, x)
         assert (tuple(aval.shape), np.dtype(aval.dtype)) == (shape, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("device", ["cpu", STRICT])
+@pytest.mark.parametrize("name", ["cummax", "cummin"])
+def test_cummax_cummin_propagate_nan_as_torch(name, device):
+    if device == STRICT:
+        pytest.importorskip("array_api_strict")
+    x = np.array([[1.0, np.nan, 2.0, np.nan, -1.0], [3.0, 2.0, np.nan, 4.0, 0.0]])
+    ours = getattr(cr, name)(cr.tensor(x, device=device), 1)
+    theirs = getattr(torch.tensor(x), name)(dim=1)
+    np.testing.assert_array_equal(ours.values.to("cpu").numpy(), theirs.values.numpy())
+    assert ours.indices.to("cpu").numpy().tolist() == theirs.indices.tolist()

@@ -25,12 +25,14 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype
+from chainrule.ops.elementwise import where
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.reductions import broadcast_to, normalize_one_axis
+from chainrule.ops.reductions import sum as _sum
 from chainrule.ops.shape import getitem, reshape
 
-__all__ = ["ValuesIndices", "sort", "argsort", "topk", "median", "kthvalue", "nonzero",
-           "masked_select"]
+__all__ = ["ValuesIndices", "sort", "argsort", "topk", "median", "kthvalue", "quantile",
+           "searchsorted", "nonzero", "masked_select"]
 
 
 class ValuesIndices(NamedTuple):
@@ -242,7 +244,8 @@ def median(x, axis: Optional[int] = None, keepdims: bool = False) -> ValuesIndic
     (the default): the median of all elements as a 0-d tensor, as ``torch.median(x)`` (no
     indices). Not NumPy's median, which averages the two middle values. The gradient goes to the
     element whose index is returned (on ties: the earliest in the input among equal values; PyTorch
-    may return another). An empty tensor raises :class:`ShapeError`.
+    may return another). A slice holding NaN has the median NaN, at the index of its first NaN
+    (PyTorch's). An empty tensor raises :class:`ShapeError`.
     """
     x = as_tensor(x)
     _check_real("median", x)
@@ -250,15 +253,21 @@ def median(x, axis: Optional[int] = None, keepdims: bool = False) -> ValuesIndic
     n = work.shape[ax]
     if n == 0:
         raise ShapeError(f"median: cannot take the median over an empty axis (shape {x.shape})")
-    result = _pick_sorted(x, work, ax, (n - 1) // 2, axis is not None, keepdims)
+    result = _pick_sorted(x, work, ax, (n - 1) // 2, axis is not None, keepdims, nan_first=True)
     return result if axis is not None else result.values
 
 
 def _pick_sorted(x: Tensor, work: Tensor, ax: int, position: int, keep_axis: bool,
-                 keepdims: bool) -> ValuesIndices:
-    """The element at ``position`` of the stable ascending order along ``ax``, and its index."""
+                 keepdims: bool, nan_first: bool = False) -> ValuesIndices:
+    """The element at ``position`` of the stable ascending order along ``ax``, and its index;
+    ``nan_first``: a slice's first NaN instead where it has one (sorted last, in input order)."""
     order = _argsort_indices(work, ax, descending=False, stable=True)
     indices = getitem(order, (slice(None),) * ax + (slice(position, position + 1),))
+    if nan_first and np.dtype(work.dtype).kind == "f":
+        data = work.detach()
+        nans = _sum(data != data, axis=ax, keepdims=True)  # int64
+        first_nan = work.shape[ax] - nans
+        indices = take_along(order, where(nans > 0, first_nan, position), ax)
     values = take_along(work, indices, ax)
     if not keep_axis or x.ndim == 0:  # a whole-tensor result, or a 0-d input: 0-d
         shape: tuple = tuple(1 for _ in x.shape) if keepdims and keep_axis else ()
@@ -267,6 +276,109 @@ def _pick_sorted(x: Tensor, work: Tensor, ax: int, position: int, keep_axis: boo
     else:
         shape = tuple(n for i, n in enumerate(values.shape) if i != ax)
     return ValuesIndices(reshape(values, shape), reshape(indices, shape))
+
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
+
+
+def quantile(x, q, axis: Optional[int] = None, keepdims: bool = False,
+             interpolation: str = "linear") -> Tensor:
+    """The ``q``-quantiles of ``x`` along ``axis`` (of all elements if None), as
+    ``torch.quantile`` and ``numpy.quantile`` (``method=``) with the same five rules.
+
+    With the sorted slice s of n elements and position p = q (n - 1), ``"linear"`` gives
+    s[floor p] + (p - floor p) (s[ceil p] - s[floor p]); ``"lower"``/``"higher"`` s[floor p] /
+    s[ceil p]; ``"nearest"`` s[round p] (half to even, as both libraries); ``"midpoint"`` the mean
+    of the two. ``q`` is a number in [0, 1] or a 1-D sequence of them: then the quantiles form a
+    new first axis. Differentiable w.r.t. ``x`` (the gradient goes to the one or two elements
+    interpolated; ties as :func:`sort`); a slice holding NaN gives NaN (PyTorch's rule).
+    """
+    x = as_tensor(x)
+    if np.dtype(x.dtype).kind != "f":
+        raise TypeError(f"quantile: x must be a floating tensor (as torch.quantile), got "
+                        f"{x.dtype}")
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"quantile: interpolation={interpolation!r} must be one of "
+                         f"{', '.join(_INTERPOLATIONS)}")
+    qs = np.asarray(q.numpy() if isinstance(q, Tensor) else q, dtype=np.float64)
+    if qs.ndim > 1 or not np.all((qs >= 0) & (qs <= 1)):
+        raise ValueError(f"quantile: q={q!r} must be a number or a 1-D sequence in [0, 1]")
+    work, ax = _one_axis("quantile", x, axis)
+    n = work.shape[ax]
+    if n == 0:
+        raise ShapeError(f"quantile: cannot take a quantile over an empty axis (shape {x.shape})")
+    ordered = sort(work, ax).values
+    results = [_quantile_one(ordered, ax, float(p) * (n - 1), interpolation) for p in
+               qs.reshape(-1)]
+    data = work.detach()
+    nans = _sum(data != data, axis=ax, keepdims=True)
+    results = [where(nans > 0, np.nan, r) for r in results]
+    results = [_quantile_shape(r, x, ax, axis is not None, keepdims) for r in results]
+    if qs.ndim == 0:
+        return results[0]
+    from chainrule.ops.shape import stack  # noqa: PLC0415 -- only here
+
+    return stack(results, axis=0)
+
+
+def _quantile_one(ordered: Tensor, ax: int, position: float, interpolation: str) -> Tensor:
+    """One quantile of the sorted slices (axis ``ax`` kept, length 1) at fractional ``position``."""
+    low, high = int(np.floor(position)), int(np.ceil(position))
+    if interpolation == "nearest":
+        low = high = int(np.round(position))  # half to even, as NumPy and PyTorch
+
+    def at(i: int) -> Tensor:
+        return getitem(ordered, (slice(None),) * ax + (slice(i, i + 1),))
+
+    if interpolation in ("lower", "nearest") or low == high:
+        return at(low)
+    if interpolation == "higher":
+        return at(high)
+    if interpolation == "midpoint":
+        return (at(low) + at(high)) * 0.5
+    return at(low) + (at(high) - at(low)) * (position - low)
+
+
+def _quantile_shape(r: Tensor, x: Tensor, ax: int, keep_axis: bool, keepdims: bool) -> Tensor:
+    if not keep_axis:
+        return reshape(r, tuple(1 for _ in x.shape) if keepdims else ())
+    if x.ndim == 0:
+        return reshape(r, ())
+    return r if keepdims else reshape(r, tuple(n for i, n in enumerate(r.shape) if i != ax))
+
+
+def searchsorted(sorted_sequence, values, side: str = "left", right: bool = False) -> Tensor:
+    """Where ``values`` would be inserted into ``sorted_sequence`` to keep it sorted (int64).
+
+    PyTorch's ``torch.searchsorted``: ``sorted_sequence`` is 1-D, or N-D searched along its last
+    axis with leading axes equal to ``values``' leading axes. ``side="left"`` gives the first
+    suitable index (``sorted[i-1] < v <= sorted[i]``), ``"right"`` (or ``right=True``) the last
+    (``sorted[i-1] <= v < sorted[i]``). The sequence must be sorted ascending (not checked, as
+    neither library does). Not differentiable.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side={side!r} must be 'left' or 'right'")
+    side = "right" if right else side
+    seq = as_tensor(sorted_sequence)
+    v = as_tensor(values, like=seq)
+    if seq.ndim == 0:
+        raise ShapeError("searchsorted: sorted_sequence must have at least one axis")
+    if seq.ndim > 1 and seq.shape[:-1] != v.shape[:-1]:
+        raise ShapeError(f"searchsorted: the leading axes of sorted_sequence {seq.shape[:-1]} "
+                         f"must equal those of values {v.shape[:-1]}")
+    backend = backends.backend_of(seq.data)
+    xp = backend.xp
+    if type(seq.data) is np.ndarray and seq.ndim == 1:
+        found = np.searchsorted(seq.data, v.data, side="right" if side == "right" else "left")
+        return Tensor._from_array(np.asarray(found, dtype=np.int64))
+    # count the elements before each value: sorted < v (left) or sorted <= v (right)
+    s = seq.data if seq.ndim > 1 else xp.reshape(seq.data, (1,) * v.ndim + seq.shape)
+    vv = v.data[..., None] if v.ndim else xp.reshape(v.data, (1,))
+    if seq.ndim > 1:
+        s = s[..., None, :]
+    before = (s < vv) if side == "left" else (s <= vv)
+    count = xp.sum(xp.astype(before, xp.int64), axis=-1)
+    return Tensor._from_array(count if v.ndim else xp.reshape(count, ()))
 
 
 def nonzero(x, as_tuple: bool = False) -> Tensor | tuple:
@@ -317,5 +429,5 @@ def masked_select(x, mask) -> Tensor:
 #: Tensor methods of this family (name -> function(self, ...)), installed by ``ops/__init__.py``
 TENSOR_METHODS: dict[str, Callable] = {
     "sort": sort, "argsort": argsort, "topk": topk, "median": median, "kthvalue": kthvalue,
-    "nonzero": nonzero, "masked_select": masked_select,
+    "quantile": quantile, "nonzero": nonzero, "masked_select": masked_select,
 }

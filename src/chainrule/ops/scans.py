@@ -185,13 +185,15 @@ def _cum_extreme_numpy(x: np.ndarray, *, axis: int, largest: bool) -> np.ndarray
     """The index of the running max (min) along ``axis``; on ties the latest (PyTorch's).
 
     A position is a "hit" when it equals the running extreme so far; the running extreme only
-    changes at hits, so the answer at k is the last hit at or before k.
+    changes at hits, so the answer at k is the last hit at or before k. NaN is a hit (PyTorch's
+    rule: NaN wins, and each later NaN takes over), and the running extreme stays NaN after it.
     """
     running = (np.maximum if largest else np.minimum).accumulate(x, axis=axis)
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     positions = np.arange(x.shape[axis], dtype=np.int64).reshape(shape)
-    hits = np.where(x == running, positions, 0)
+    hit = (x == running) | np.isnan(x) if x.dtype.kind == "f" else x == running
+    hits = np.where(hit, positions, 0)
     return np.maximum.accumulate(hits, axis=axis)
 
 
@@ -205,6 +207,7 @@ def _cum_extreme_generic(xp: Any, x: Any, *, axis: int, largest: bool) -> Any:
     for i in range(1, n):
         row = moved[i, ...]
         take = (row >= best) if largest else (row <= best)
+        take = take | (row != row)  # NaN wins, as in PyTorch
         best = xp.where(take, row, best)
         where_best = xp.where(take, xp.asarray(i, dtype=xp.int64, device=x.device), where_best)
         parts.append(where_best)
@@ -283,14 +286,15 @@ def cummax(x, axis: int) -> ValuesIndices:
 
     As ``torch.cummax``: on ties the index is the *latest* position holding the running maximum
     (``[1, 3, 3]`` gives indices ``[0, 1, 2]``), and the gradient of each value goes to that
-    one element (g is added where indices repeat). NaN is not handled specially.
+    one element (g is added where indices repeat). NaN propagates as in PyTorch: from a NaN on,
+    the values are NaN and the index is that of the latest NaN.
     """
     return _cum_extreme("cummax", x, axis, largest=True)
 
 
 def cummin(x, axis: int) -> ValuesIndices:
-    """``(values, indices)``: the running minimum along ``axis``, ties to the latest index
-    (``torch.cummin``); the gradient goes to the element at the returned index."""
+    """``(values, indices)``: the running minimum along ``axis``, ties to the latest index and
+    NaN propagated (``torch.cummin``); the gradient goes to the element at the returned index."""
     return _cum_extreme("cummin", x, axis, largest=False)
 
 
