@@ -8,8 +8,11 @@ from chainrule.nn.layers import *  # noqa: F401,F403
 from chainrule.nn.loss import *  # noqa: F401,F403
 from chainrule.nn.module import (  # noqa: F401
     Module,
+    ModuleDict,
     ModuleList,
     Parameter,
+    ParameterDict,
+    ParameterList,
     RemovableHandle,
     Sequential,
 )

@@ -18,7 +18,9 @@ from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, pl
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual", "Embedding", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "Dropout2d", "Unflatten", "CosineSimilarity",
+    "PairwiseDistance",
 ]
 
 Size = Union[int, Sequence[int]]
@@ -377,3 +379,161 @@ class Residual(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.f(x)
+
+
+class Embedding(Module):
+    """A lookup table: ``weight[indices]``, weight (num_embeddings, embedding_dim) drawn from
+    N(0, 1) as torch's; the row ``padding_idx`` starts at zero and receives no gradient."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 padding_idx: Optional[int] = None, device: DeviceLike = None) -> None:
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx={padding_idx} must be in "
+                                 f"[-{num_embeddings}, {num_embeddings})")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        with built_on_host():
+            self.weight = _empty(num_embeddings, embedding_dim)
+            init.normal_(self.weight)
+            if padding_idx is not None:
+                with cr.no_grad():
+                    self.weight.data[padding_idx] = 0
+        place(self, device)
+
+    def forward(self, indices: Tensor) -> Tensor:
+        return cr.embedding(indices, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{extra}"
+
+
+class GroupNorm(Module):
+    """Group normalisation (``torch.nn.GroupNorm``): channels in ``num_groups`` groups, then a
+    per-channel affine weight and bias."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device: DeviceLike = None) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide "
+                             f"num_channels={num_channels}")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        with built_on_host():
+            self.register_parameter("weight",
+                                    Parameter(cr.ones(num_channels).data) if affine else None)
+            self.register_parameter("bias",
+                                    Parameter(cr.zeros(num_channels).data) if affine else None)
+        place(self, device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
+
+
+class _InstanceNorm(Module):
+    _dims: tuple
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = False, track_running_stats: bool = False,
+                 device: DeviceLike = None) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        with built_on_host():
+            self.register_parameter("weight",
+                                    Parameter(cr.ones(num_features).data) if affine else None)
+            self.register_parameter("bias",
+                                    Parameter(cr.zeros(num_features).data) if affine else None)
+            self.register_buffer("running_mean",
+                                 cr.zeros(num_features) if track_running_stats else None)
+            self.register_buffer("running_var",
+                                 cr.ones(num_features) if track_running_stats else None)
+        place(self, device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self._dims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input with "
+                             f"{self._dims[0]} dimensions and {self.num_features} channels on "
+                             f"axis 1, got {x.shape}")
+        use_input_stats = self.training or not self.track_running_stats
+        return cr.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                use_input_stats, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) over L, per sample and channel."""
+
+    _dims = (3,)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) over H and W, per sample and channel."""
+
+    _dims = (4,)
+
+
+class Dropout2d(Module):
+    """Channel dropout (``torch.nn.Dropout2d``): whole channels zeroed with probability p in
+    training mode, the others scaled by 1/(1-p); identity in eval mode."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p={p} must be in [0, 1]")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.dropout2d(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Unflatten(Module):
+    """Split axis ``dim`` into ``unflattened_size`` (``torch.nn.Unflatten``)."""
+
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim % x.ndim if -x.ndim <= self.dim < x.ndim else None
+        if dim is None:
+            raise ValueError(f"Unflatten: dim={self.dim} is not an axis of input {x.shape}")
+        shape = x.shape[:dim] + self.unflattened_size + x.shape[dim + 1:]
+        return cr.reshape(x, shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class CosineSimilarity(Module):
+    """``cosine_similarity(x1, x2, dim, eps)`` as a module (torch's names)."""
+
+    def __init__(self, dim: int = 1, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return cr.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """``pairwise_distance(x1, x2, p, eps, keepdim)`` as a module (torch's names)."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return cr.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)

@@ -16,7 +16,8 @@ from chainrule import backends
 from chainrule.engine.hooks import RemovableHandle
 from chainrule.engine.tensor import Tensor
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "RemovableHandle"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "RemovableHandle"]
 
 #: A layer's ``device=`` argument: ``"cpu"``, ``"cuda:1"``, a Device, or None (the default device)
 DeviceLike = Union[str, backends.Device, None]
@@ -391,3 +392,111 @@ class ModuleList(_Container):
     def append(self, module: Module) -> "ModuleList":
         self._append(module)
         return self
+
+
+class ModuleDict(Module):
+    """Modules under string keys, registered (``torch.nn.ModuleDict``; no forward of its own)."""
+
+    def __init__(self, modules: Optional[Any] = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def update(self, modules: Any) -> None:
+        items = modules.items() if hasattr(modules, "items") else modules
+        for key, module in items:
+            self[key] = module
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: expected str -> Module, got {type(key).__name__} -> "
+                            f"{type(module).__name__}")
+        self.add_module(key, module)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def keys(self) -> Any:
+        return self._modules.keys()
+
+    def values(self) -> Any:
+        return self._modules.values()
+
+    def items(self) -> Any:
+        return self._modules.items()
+
+
+def _as_parameter(value: Any, who: str) -> Parameter:
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value.data)
+    raise TypeError(f"{who}: expected a Parameter or Tensor, got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """Parameters in order under the names "0", "1", ... (``torch.nn.ParameterList``)."""
+
+    def __init__(self, values: Any = ()) -> None:
+        super().__init__()
+        for value in values:
+            self.append(value)
+
+    def append(self, value: Any) -> "ParameterList":
+        self.register_parameter(str(len(self._parameters)), _as_parameter(value, "ParameterList"))
+        return self
+
+    def __getitem__(self, index: int) -> Parameter:
+        return list(self._parameters.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+
+class ParameterDict(Module):
+    """Parameters under string keys (``torch.nn.ParameterDict``)."""
+
+    def __init__(self, values: Optional[Any] = None) -> None:
+        super().__init__()
+        if values is not None:
+            items = values.items() if hasattr(values, "items") else values
+            for key, value in items:
+                self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict: keys must be strings, got {type(key).__name__}")
+        self.register_parameter(key, _as_parameter(value, "ParameterDict"))
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parameters
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def keys(self) -> Any:
+        return self._parameters.keys()
+
+    def items(self) -> Any:
+        return self._parameters.items()

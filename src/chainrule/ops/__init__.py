@@ -11,6 +11,7 @@ from chainrule.ops import (
     conv,
     creation,
     device,
+    distance,
     elementwise,
     indexing,
     linalg,
@@ -30,6 +31,7 @@ from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.device import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.indexing import *  # noqa: F401,F403
+from chainrule.ops.distance import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.logic import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
@@ -59,6 +61,7 @@ __all__ += logic.__all__
 __all__ += scans.__all__
 __all__ += ordering.__all__
 __all__ += indexing.__all__
+__all__ += distance.__all__
 #: the families that may list Tensor methods (``TENSOR_METHODS``)
 _FAMILIES = (special, logic, scans, ordering, indexing, activations, reductions, shape, linalg,
              losses, creation, normalization)

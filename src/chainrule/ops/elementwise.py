@@ -176,8 +176,8 @@ log_p     = Primitive("log", generic="log", abstract_eval=float_of).defvjp(
     lambda g, out, x: g / x)
 log1p_p   = Primitive("log1p", generic="log1p", abstract_eval=float_of).defvjp(
     lambda g, out, x: g / (x + 1))
-expm1_p   = Primitive("expm1", generic="expm1", abstract_eval=float_of, saves=("out",)).defvjp(
-    lambda g, out, x: g * (out + 1))
+expm1_p   = Primitive("expm1", generic="expm1", abstract_eval=float_of).defvjp(
+    lambda g, out, x: g * exp(x))  # not out + 1: that loses e^x below x = -37
 sqrt_p    = Primitive("sqrt", generic="sqrt", abstract_eval=float_of, saves=("out",)).defvjp(
     lambda g, out, x: g / (out * 2))
 sin_p     = Primitive("sin", generic="sin", abstract_eval=float_of).defvjp(

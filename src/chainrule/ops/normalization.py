@@ -1,4 +1,5 @@
-"""Dropout and normalisation (batch norm, layer norm), PyTorch's semantics, as composites.
+"""Dropout, normalisation (batch, layer, group, instance norm) and embedding lookup, PyTorch's
+semantics, as composites.
 
 None of these needs a rule of its own: dropout is a multiplication by a constant random mask,
 the normalisations are means, variances and elementwise arithmetic of primitives. The running
@@ -15,12 +16,13 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
-from chainrule.ops.creation import Generator, _rng
-from chainrule.ops.elementwise import sqrt
+from chainrule.ops.creation import Generator, _rng, arange
+from chainrule.ops.elementwise import sqrt, where
 from chainrule.ops.primitive import as_tensor
 from chainrule.ops.shape import reshape
 
-__all__ = ["dropout", "batch_norm", "layer_norm"]
+__all__ = ["dropout", "dropout2d", "batch_norm", "layer_norm", "group_norm", "instance_norm",
+           "embedding"]
 
 
 def dropout(
@@ -41,6 +43,23 @@ def dropout(
     keep = _rng(generator).random(x.shape) >= p  # drawn on the host: one stream per generator
     mask = (keep / (1.0 - p)).astype(x.dtype)
     return x * as_tensor(mask, like=x)
+
+
+def dropout2d(x, p: float = 0.5, training: bool = True,
+              generator: Optional[Generator] = None) -> Tensor:
+    """Channel dropout of (N, C, H, W) or (C, H, W): zero whole channels with probability p,
+    scale the others by 1/(1-p) (training only), as ``torch.nn.functional.dropout2d``."""
+    x = as_tensor(x)
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"dropout2d: input must be (N, C, H, W) or (C, H, W), got {x.shape}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: p={p} must be a probability in [0, 1]")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _rng(generator).random(x.shape[:-2] + (1, 1)) >= p  # one draw per channel
+    return x * as_tensor((keep / (1.0 - p)).astype(x.dtype), like=x)
 
 
 def _stat_axes(x: Tensor, name: str) -> tuple:
@@ -127,3 +146,80 @@ def layer_norm(
     if bias is not None:
         out = out + bias
     return out
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalise each sample's channels in ``num_groups`` groups (over the group's channels and
+    the spatial axes), then scale and shift per channel: torch.nn.functional.group_norm."""
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ShapeError(f"group_norm: input must be (N, C, ...), got shape {x.shape}")
+    n, channels = x.shape[0], x.shape[1]
+    if not (isinstance(num_groups, (int, np.integer)) and num_groups >= 1
+            and channels % num_groups == 0):
+        raise ValueError(f"group_norm: num_groups={num_groups!r} must be a positive divisor of "
+                         f"the {channels} channels")
+    grouped = reshape(x, (n, int(num_groups), -1))
+    mean = grouped.mean(axis=2, keepdims=True)
+    centred = grouped - mean
+    var = (centred * centred).mean(axis=2, keepdims=True)
+    out = reshape(centred / sqrt(var + eps), x.shape)
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        out = out * reshape(weight, shape)
+    if bias is not None:
+        out = out + reshape(bias, shape)
+    return out
+
+
+def instance_norm(x, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                  weight=None, bias=None, use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Normalise each sample's each channel over its spatial axes (torch's instance_norm);
+    with ``use_input_stats=False`` the running statistics normalise instead. The running
+    statistics, when given, move towards the batch's average of the instances' statistics."""
+    x = as_tensor(x)
+    if x.ndim < 3:
+        raise ShapeError(f"instance_norm: input must be (N, C, L) or (N, C, H, W), got {x.shape}")
+    channels = x.shape[1]
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        out = (x - reshape(running_mean, shape)) / sqrt(reshape(running_var, shape) + eps)
+    else:
+        axes = tuple(range(2, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        if running_mean is not None and running_var is not None:
+            count = x.size // (x.shape[0] * channels)
+            _update_running(running_mean, running_var, mean.mean(axis=0, keepdims=True),
+                            var.mean(axis=0, keepdims=True), count, momentum)
+        out = centred / sqrt(var + eps)
+    if weight is not None:
+        out = out * reshape(weight, shape)
+    if bias is not None:
+        out = out + reshape(bias, shape)
+    return out
+
+
+def embedding(indices, weight, padding_idx: Optional[int] = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` of any shape:
+    ``weight[indices]``. The row ``padding_idx`` receives no gradient (torch's convention)."""
+    indices, weight = as_tensor(indices), as_tensor(weight)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {indices.dtype}")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
+    rows = weight.shape[0]
+    if indices.size and not (int(indices.min().item()) >= 0 and int(indices.max().item()) < rows):
+        raise IndexError(f"embedding: indices must be in [0, {rows}), got values from "
+                         f"{int(indices.min().item())} to {int(indices.max().item())}")
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise ValueError(f"embedding: padding_idx={padding_idx} must be in [-{rows}, {rows})")
+        is_padding = reshape(arange(rows) == padding_idx % rows, (rows, 1))
+        weight = where(as_tensor(is_padding.data, like=weight), weight.detach(), weight)
+    return weight[indices]

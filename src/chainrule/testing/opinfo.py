@@ -393,6 +393,32 @@ OPINFO: list[OpInfo] = [
            covers=("mul", "sum")),
 ]
 
+# normalisation and distances (composites: the rows check them to second order)
+OPINFO += [
+    OpInfo("group_norm", lambda x, w, b: cr.group_norm(x, 2, w, b),
+           fixed((3, 4, 5), (4,), (4,)), None,
+           lambda t, x, w, b: t.nn.functional.group_norm(x, 2, w, b), covers=("group_norm",)),
+    OpInfo("instance_norm", lambda x, w, b: cr.instance_norm(x, weight=w, bias=b),
+           fixed((2, 3, 6), (3,), (3,)), None,
+           lambda t, x, w, b: t.nn.functional.instance_norm(x, weight=w, bias=b)),
+    OpInfo("cosine_similarity", lambda x, y: cr.cosine_similarity(x, y, axis=1),
+           fixed((4, 5), (4, 5)),
+           lambda x, y: (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)),
+           lambda t, x, y: t.nn.functional.cosine_similarity(x, y, dim=1)),
+    OpInfo("pairwise_distance", lambda x, y: cr.pairwise_distance(x, y),
+           fixed((4, 5), (4, 5)), lambda x, y: np.linalg.norm(x - y + 1e-6, axis=-1),
+           lambda t, x, y: t.nn.functional.pairwise_distance(x, y)),
+    OpInfo("pairwise_distance_p3", lambda x, y: cr.pairwise_distance(x, y, p=3.0),
+           fixed((4, 5), (1, 5)),
+           lambda x, y: (np.abs(x - y + 1e-6) ** 3).sum(-1) ** (1 / 3),
+           lambda t, x, y: t.nn.functional.pairwise_distance(x, y, p=3.0),
+           covers=("pairwise_distance",)),
+    # (padding_idx's row gets no gradient by convention: tests/nn/test_layers_more.py checks it)
+    OpInfo("embedding", lambda w: cr.embedding(cr.tensor([[0, 2], [2, 3]]), w),
+           fixed((4, 3)), lambda w: w[np.array([[0, 2], [2, 3]])],
+           lambda t, w: t.nn.functional.embedding(t.tensor([[0, 2], [2, 3]]), w)),
+]
+
 if importlib.util.find_spec("array_api_strict") is not None:  # the test extra installs it
     # to_device round trip through another backend: the gradient must come back to the host
     OPINFO.append(OpInfo("to_device", lambda x: cr.to_device(x, "array_api_strict").to("cpu"),
