@@ -295,6 +295,7 @@ def test_lerp_with_tensor_and_number_weights_and_methods():
     np.testing.assert_allclose(cr.lerp(cr.tensor(a), cr.tensor(b), cr.tensor(w)).numpy(),
                                [1.5, -2.0])
     np.testing.assert_allclose(cr.tensor(a).lerp(cr.tensor(b), 0.5).numpy(), [2.0, 0.0])
+    np.testing.assert_allclose(cr.lerp(cr.tensor(a), cr.tensor(b), w).numpy(), [1.5, -2.0])
     assert cr.lerp(cr.tensor(a.astype(np.float32)), cr.tensor(b.astype(np.float32)),
                    0.5).dtype == np.float32
 

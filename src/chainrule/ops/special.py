@@ -369,6 +369,8 @@ def lerp(start, end, weight) -> Tensor:
     d/dstart = 1 - weight, d/dend = weight, d/dweight = end - start.
     """
     start, end = _operands(start, end)
+    if not isinstance(weight, (int, float)):  # an array or tensor (a number keeps its kind)
+        weight = as_tensor(weight, like=start)
     return start + weight * (end - start)
 
 

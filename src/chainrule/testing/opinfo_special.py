@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from scipy import special
 
 import chainrule as cr
-from chainrule.testing.opinfo import OpInfo, binary, cases, fixed, unary
+from chainrule.testing.opinfo import OpInfo, cases, fixed
+
+
+def _unary(domain: tuple = (None, None)) -> Callable:
+    """Three samples (a matrix, a 0-d and an empty tensor): opinfo's ``unary`` has five, and
+    these rows are many."""
+    return cases(((3, 4),), ((),), ((0, 3),), domain=domain)
+
+
+def _binary() -> Callable:
+    """Three broadcasting samples (equal shapes, both sides broadcast, 0-d with a matrix)."""
+    return cases(((3, 4), (3, 4)), ((3, 1), (4,)), ((), (2, 3)))
 
 
 def _off_integers(rng, shape):
@@ -18,7 +31,7 @@ def _off_integers(rng, shape):
 
 
 def _rounding(rng):
-    return [(_off_integers(rng, s),) for s in [(3, 4), (5,), (), (0, 3)]]
+    return [(_off_integers(rng, s),) for s in [(3, 4), (), (0, 3)]]
 
 
 def _nonzero(rng, shape, low=0.3, high=2.0):
@@ -32,7 +45,7 @@ def _reciprocal_samples(rng):
 def _remainder_samples(rng):
     """x of both signs, y away from 0 of both signs; x/y is away from the jumps with
     probability 1 at a finite-difference step of 1e-6."""
-    pairs = [((3, 4), (3, 4)), ((3, 1), (4,)), ((), (2, 3)), ((0, 3), (3,))]
+    pairs = [((3, 4), (3, 4)), ((3, 1), (4,)), ((), (2, 3))]
     return [(np.asarray(3 * rng.standard_normal(a)), _nonzero(rng, b, 0.5, 2.0)) for a, b in pairs]
 
 
@@ -41,36 +54,36 @@ _SINC_AT_ZERO = np.array([0.0, 0.5, -1.5, 2.25])
 # fmt: off
 ROWS: list[OpInfo] = [
     # smooth unary functions
-    OpInfo("tan", cr.tan, unary((-1.2, 1.2)), np.tan, lambda t, x: x.tan()),
-    OpInfo("arcsin", cr.arcsin, unary((-0.9, 0.9)), np.arcsin, lambda t, x: x.asin()),
-    OpInfo("arccos", cr.arccos, unary((-0.9, 0.9)), np.arccos, lambda t, x: x.acos()),
-    OpInfo("arctan", cr.arctan, unary(), np.arctan, lambda t, x: x.atan()),
-    OpInfo("sinh", cr.sinh, unary(), np.sinh, lambda t, x: x.sinh()),
-    OpInfo("cosh", cr.cosh, unary(), np.cosh, lambda t, x: x.cosh()),
-    OpInfo("arcsinh", cr.arcsinh, unary(), np.arcsinh, lambda t, x: x.asinh()),
-    OpInfo("arccosh", cr.arccosh, unary((1.2, 3.0)), np.arccosh, lambda t, x: x.acosh()),
-    OpInfo("arctanh", cr.arctanh, unary((-0.9, 0.9)), np.arctanh, lambda t, x: x.atanh()),
-    OpInfo("log2", cr.log2, unary((0.2, 3.0)), np.log2, lambda t, x: x.log2()),
-    OpInfo("log10", cr.log10, unary((0.2, 3.0)), np.log10, lambda t, x: x.log10()),
-    OpInfo("exp2", cr.exp2, unary(), np.exp2, lambda t, x: x.exp2(), covers=("pow",)),
-    OpInfo("rsqrt", cr.rsqrt, unary((0.2, 3.0)), lambda x: 1 / np.sqrt(x),
+    OpInfo("tan", cr.tan, _unary((-1.2, 1.2)), np.tan, lambda t, x: x.tan()),
+    OpInfo("arcsin", cr.arcsin, _unary((-0.9, 0.9)), np.arcsin, lambda t, x: x.asin()),
+    OpInfo("arccos", cr.arccos, _unary((-0.9, 0.9)), np.arccos, lambda t, x: x.acos()),
+    OpInfo("arctan", cr.arctan, _unary(), np.arctan, lambda t, x: x.atan()),
+    OpInfo("sinh", cr.sinh, _unary(), np.sinh, lambda t, x: x.sinh()),
+    OpInfo("cosh", cr.cosh, _unary(), np.cosh, lambda t, x: x.cosh()),
+    OpInfo("arcsinh", cr.arcsinh, _unary(), np.arcsinh, lambda t, x: x.asinh()),
+    OpInfo("arccosh", cr.arccosh, _unary((1.2, 3.0)), np.arccosh, lambda t, x: x.acosh()),
+    OpInfo("arctanh", cr.arctanh, _unary((-0.9, 0.9)), np.arctanh, lambda t, x: x.atanh()),
+    OpInfo("log2", cr.log2, _unary((0.2, 3.0)), np.log2, lambda t, x: x.log2()),
+    OpInfo("log10", cr.log10, _unary((0.2, 3.0)), np.log10, lambda t, x: x.log10()),
+    OpInfo("exp2", cr.exp2, _unary(), np.exp2, lambda t, x: x.exp2(), covers=("pow",)),
+    OpInfo("rsqrt", cr.rsqrt, _unary((0.2, 3.0)), lambda x: 1 / np.sqrt(x),
            lambda t, x: x.rsqrt(), covers=("sqrt", "div")),
     OpInfo("reciprocal", cr.reciprocal, _reciprocal_samples, np.reciprocal,
            lambda t, x: x.reciprocal(), covers=("div",)),
-    OpInfo("square", cr.square, unary(), np.square, lambda t, x: x.square(), covers=("mul",)),
-    OpInfo("sinc", cr.sinc, unary(), np.sinc, lambda t, x: x.sinc(),
+    OpInfo("square", cr.square, _unary(), np.square, lambda t, x: x.square(), covers=("mul",)),
+    OpInfo("sinc", cr.sinc, _unary(), np.sinc, lambda t, x: x.sinc(),
            covers=("sin", "where", "mul", "div", "equal")),
     # at 0 exactly: value 1, derivative 0 (the second derivative there is PyTorch's 0: order 1)
     OpInfo("sinc_at_zero", cr.sinc, lambda rng: [(_SINC_AT_ZERO,)], np.sinc,
            lambda t, x: x.sinc(), covers=("sin", "where"), order=1),
     # binary
-    OpInfo("arctan2", cr.arctan2, binary(), np.arctan2, lambda t, y, x: t.atan2(y, x)),
-    OpInfo("logaddexp", cr.logaddexp, binary(), np.logaddexp, lambda t, x, y: t.logaddexp(x, y)),
-    OpInfo("hypot", cr.hypot, binary(), np.hypot, lambda t, x, y: t.hypot(x, y)),
+    OpInfo("arctan2", cr.arctan2, _binary(), np.arctan2, lambda t, y, x: t.atan2(y, x)),
+    OpInfo("logaddexp", cr.logaddexp, _binary(), np.logaddexp, lambda t, x, y: t.logaddexp(x, y)),
+    OpInfo("hypot", cr.hypot, _binary(), np.hypot, lambda t, x, y: t.hypot(x, y)),
     OpInfo("lerp", cr.lerp, cases(((3, 4), (3, 4), (3, 4)), ((3, 1), (4,), ()), ((), (), ())),
            lambda a, b, w: a + w * (b - a), lambda t, a, b, w: t.lerp(a, b, w),
            covers=("add", "sub", "mul")),
-    OpInfo("lerp_scalar_weight", lambda a, b: cr.lerp(a, b, 0.3), binary(),
+    OpInfo("lerp_scalar_weight", lambda a, b: cr.lerp(a, b, 0.3), _binary(),
            lambda a, b: a + 0.3 * (b - a), lambda t, a, b: t.lerp(a, b, 0.3),
            covers=("add", "sub", "mul")),
     # rounding and remainders: derivative 0, and 1 / -floor(x/y) / -trunc(x/y)
@@ -89,9 +102,9 @@ ROWS: list[OpInfo] = [
     # PyTorch has no derivative of floor_divide: NumPy is the only reference
     OpInfo("floor_divide", cr.floor_divide, _remainder_samples, np.floor_divide, None, order=1),
     # erf, erfinv
-    OpInfo("erf", cr.erf, unary(), special.erf, lambda t, x: x.erf()),
+    OpInfo("erf", cr.erf, _unary(), special.erf, lambda t, x: x.erf()),
     OpInfo("erf_wide", cr.erf, fixed((4, 5), domain=(-4.0, 4.0)), special.erf,
            lambda t, x: x.erf(), covers=("erf",)),
-    OpInfo("erfinv", cr.erfinv, unary((-0.9, 0.9)), special.erfinv, lambda t, x: x.erfinv()),
+    OpInfo("erfinv", cr.erfinv, _unary((-0.9, 0.9)), special.erfinv, lambda t, x: x.erfinv()),
 ]
 # fmt: on
