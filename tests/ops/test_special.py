@@ -62,6 +62,16 @@ def test_erf_erfinv_on_the_array_api_backend_use_the_generic_kernels():
     np.testing.assert_allclose(inv, sp.erfinv(p), rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_erf_erfinv_keep_the_floating_dtype(dtype):
+    x = cr.tensor(np.array([-0.5, 0.25], dtype=dtype))
+    for fn, ref in [(cr.erf, sp.erf), (cr.erfinv, sp.erfinv)]:
+        out = fn(x)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out.numpy(), ref(x.numpy().astype(np.float64)),
+                                   rtol=float(np.finfo(dtype).eps) * 4)
+
+
 def test_importing_chainrule_does_not_import_scipy():
     code = "import sys, chainrule; sys.exit('scipy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -102,7 +102,7 @@ def _erf(xp, x):
 def _erf_numpy(x):
     from scipy import special  # lazily: ``import chainrule`` does not import SciPy
 
-    return special.erf(x)
+    return special.erf(x).astype(x.dtype, copy=False)  # SciPy computes float16 in float32/64
 
 
 # Giles (2010), "Approximating the erfinv function": single precision, the start of Newton.
@@ -149,7 +149,7 @@ def _erfinv(xp, x):
 def _erfinv_numpy(x):
     from scipy import special  # lazily: ``import chainrule`` does not import SciPy
 
-    return special.erfinv(x)
+    return special.erfinv(x).astype(x.dtype, copy=False)  # SciPy computes float16 in float32/64
 
 
 # ------------------------------------------------------------------ the rules
