@@ -6,7 +6,6 @@ from chainrule.nn import functional, init, utils  # noqa: F401
 from chainrule.nn.activation import *  # noqa: F401,F403
 from chainrule.nn.layers import *  # noqa: F401,F403
 from chainrule.nn.loss import *  # noqa: F401,F403
-from chainrule.nn.recurrent import *  # noqa: F401,F403
 from chainrule.nn.module import (  # noqa: F401
     Module,
     ModuleDict,
@@ -17,6 +16,7 @@ from chainrule.nn.module import (  # noqa: F401
     RemovableHandle,
     Sequential,
 )
+from chainrule.nn.recurrent import *  # noqa: F401,F403
 from chainrule.nn.summary import summary  # noqa: F401
 
 __all__ = [name for name in dir() if not name.startswith("_")]

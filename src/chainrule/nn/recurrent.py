@@ -230,7 +230,7 @@ class _RNNBase(Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = cr.dropout(x, self.dropout)
         h_n = cr.stack(h_last)
-        c_n = cr.stack(c_last) if c0 is not None else None  # type: ignore[arg-type]
+        c_n = cr.stack(c_last) if c0 is not None else None
         return x, h_n, c_n
 
     def _layout(self, x: Tensor) -> tuple[Tensor, bool]:
