@@ -6,7 +6,10 @@ every target ignored) is nan, as in PyTorch.
 Two are primitives with fused rules: binary_cross_entropy (PyTorch's clamped log and
 gradient) and softmax_cross_entropy, the per-sample -log softmax(z)[y] behind ``cross_entropy``
 with integer targets, whose VJP is g (softmax(z) - onehot(y)), finite for any finite logits.
-The rest are composites of primitives and need no rules of their own.
+The rest (l1, smooth L1, Huber, KL divergence, margin ranking, cosine embedding, triplet margin,
+Poisson NLL ...) are composites of primitives and need no rules of their own; at their kinks
+(|d| = 0 for l1, a hinge at its margin) they follow PyTorch's gradient convention, said in each
+docstring.
 """
 
 from __future__ import annotations
@@ -21,14 +24,26 @@ from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import ShapeDtype, broadcast
 from chainrule.ops.activations import log_softmax, softmax, softplus
-from chainrule.ops.elementwise import astype, floating, log, log1p, maximum
+from chainrule.ops.elementwise import (
+    abs,
+    astype,
+    exp,
+    floating,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    sqrt,
+    where,
+)
 from chainrule.ops.primitive import Primitive, as_tensor
-from chainrule.ops.reductions import mean, sum
+from chainrule.ops.reductions import max, mean, sum
 from chainrule.ops.shape import reshape
 
 __all__ = [
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-    "nll_loss",
+    "nll_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "margin_ranking_loss",
+    "cosine_embedding_loss", "triplet_margin_loss", "poisson_nll_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -54,8 +69,8 @@ def _float_target(target, input: Tensor) -> Tensor:
 
 def _weighted_mean(total: Tensor, weight_sum) -> Tensor:
     """total / weight_sum; nan when no sample counts (an empty batch, every target ignored), as
-    PyTorch, without NumPy's 0/0 warning."""
-    return total / weight_sum if weight_sum else total * np.nan
+    PyTorch, without NumPy's 0/0 warning, and then a zero gradient (PyTorch's: no sample counts)."""
+    return total / weight_sum if weight_sum else total * 0.0 + np.nan
 
 
 def _check_probabilities(name: str, argument: str, t: Tensor) -> None:
@@ -70,11 +85,15 @@ def _check_probabilities(name: str, argument: str, t: Tensor) -> None:
                          f"({argument} must hold probabilities in [0, 1], found {bad}){hint}")
 
 
-def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"{name}: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
-        )
+def _check_reduction(name: str, reduction: str, valid: tuple = _REDUCTIONS) -> None:
+    if reduction not in valid:
+        listed = ", ".join(repr(r) for r in valid[:-1]) + f" and {valid[-1]!r}"
+        raise ValueError(f"{name}: reduction={reduction!r}; valid values are {listed}")
+
+
+def _check(name: str, input: Tensor, target: Tensor, reduction: str,
+           valid: tuple = _REDUCTIONS) -> None:
+    _check_reduction(name, reduction, valid)
     if input.shape != target.shape:
         raise ShapeError(
             f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
@@ -252,14 +271,19 @@ def nll_loss(
     """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at integer ``target``
     (N, ...).
 
-    loss_n = -w[y_n] input[n, y_n]; 'mean' divides by sum_n w[y_n] (PyTorch's weighted mean).
+    loss_n = -w[y_n] input[n, y_n], 0 where y_n == ``ignore_index``; 'mean' divides by
+    sum_n w[y_n] over the targets not ignored (PyTorch's weighted mean; nan when every target is
+    ignored). An unbatched input (C,) takes a 0-d target and gives a 0-d loss. The gradient
+    w.r.t. input is -w[y_n] at (n, y_n) (over the weight sum for 'mean'), 0 elsewhere; ``weight``
+    (one per class) is a constant.
     """
     input = floating(input)
+    _check_reduction("nll_loss", reduction)
+    if input.ndim == 1:
+        return _unbatched(nll_loss, "nll_loss", input, target, reduction,
+                          weight=weight, ignore_index=ignore_index)
     target_array = _int_target("nll_loss", input, target)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"nll_loss: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
-        )
+    _check_weight("nll_loss", weight, input.shape[1])
     backend = backends.backend_of(input.data)
     sample_weight = _class_weights(backend, input, target_array, weight, ignore_index)
     safe_target = backend.xp.where(target_array == ignore_index, 0, target_array)
@@ -271,12 +295,50 @@ def nll_loss(
     return _reduce(loss, reduction)
 
 
+def _check_weight(name: str, weight, n_classes: int) -> None:
+    """Class weights: one per class, shape (C,) (PyTorch's check)."""
+    if weight is None:
+        return
+    shape = tuple(weight.shape) if isinstance(weight, Tensor) else np.shape(weight)
+    if shape != (n_classes,):
+        raise ValueError(
+            f"{name}: weight must hold one value per class, shape ({n_classes},), got shape {shape}"
+        )
+
+
+def _class_target(target, input: Tensor) -> Tensor:
+    """``target`` as a Tensor beside ``input``: a Python int is a class index (int64), not a
+    number to take the input's float dtype."""
+    if isinstance(target, (int, np.integer)) and not isinstance(target, (bool, np.bool_)):
+        target = np.asarray(target, np.int64)
+    return as_tensor(target, like=input)
+
+
+def _unbatched(fn, name: str, input: Tensor, target, reduction: str, **options: Any) -> Tensor:
+    """``fn`` on an unbatched input (C,): a batch of one, the target a 0-d class index or (for
+    cross_entropy) class probabilities (C,); 'none' gives a 0-d loss, as PyTorch."""
+    target = _class_target(target, input)
+    probabilities = target.dtype.kind == "f"
+    if probabilities and fn is nll_loss:
+        raise TypeError(f"{name}: target must hold integer class indices, got dtype "
+                        f"{target.dtype}")
+    expected = input.shape if probabilities else ()
+    if target.shape != expected:
+        raise ShapeError(
+            f"{name}: an unbatched input of shape {input.shape} (C,) needs a 0-d class index "
+            f"or class probabilities of shape {input.shape}, got target of shape {target.shape}"
+        )
+    loss = fn(reshape(input, (1,) + input.shape), reshape(target, (1,) + target.shape),
+              reduction=reduction, **options)
+    return reshape(loss, ()) if reduction == "none" else loss
+
+
 def _int_target(name: str, input: Tensor, target) -> Any:
     """The class indices' array, on the input's backend (Python and NumPy data are moved there)."""
     target = _target_tensor(name, input, target)
     if input.ndim < 2:
         raise ShapeError(
-            f"{name}: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}"
+            f"{name}: input must be (C,), (N, C) or (N, C, d1, ...), got shape {input.shape}"
         )
     if target.dtype.kind not in "iu":
         raise TypeError(f"{name}: target must hold integer class indices, got dtype {target.dtype}")
@@ -304,40 +366,41 @@ def cross_entropy(
     input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Softmax cross-entropy of logits ``input`` (N, C, ...), class axis 1 (PyTorch layout).
+    """Softmax cross-entropy of logits ``input`` (N, C, ...), class axis 1 (PyTorch layout), or
+    of one unbatched sample (C,).
 
-    ``target`` is integer class indices (N, ...) or class probabilities shaped like ``input``.
-    loss_n = -sum_c q_nc log softmax(z_n)_c with q the (smoothed) target distribution:
-    q = (1 - eps) onehot(y) + eps / C. The gradient w.r.t. z is softmax(z) - q (times 1/N for the
-    mean).
+    ``target`` is integer class indices (N, ...) (a 0-d index for an unbatched input) or class
+    probabilities shaped like ``input`` (a float target). With log p = log_softmax(z) along the
+    class axis, class weights w (default 1) and smoothing eps:
+
+    - class indices: loss_n = (1 - eps) (-w[y_n] log p[n, y_n]) + eps (-sum_c w_c log p_nc / C),
+      0 where y_n == ``ignore_index``; 'mean' divides the sum by sum_n w[y_n] over the targets
+      not ignored (PyTorch's weighted mean; nan when every target is ignored). The gradient
+      w.r.t. z is w[y_n] (softmax(z_n) - onehot(y_n)) plus the smoothing term's.
+    - probabilities q: loss_n = -sum_c w_c q'_nc log p_nc, q' = (1 - eps) q + eps / C; 'mean'
+      divides by the number of samples N (times d1 ...), as PyTorch. The gradient w.r.t. z is
+      softmax(z) sum_c w_c q'_c - w q' (softmax(z) - q' without weights); w.r.t. q it is
+      -(1 - eps) w log p. ``ignore_index`` does not apply (a non-negative one is an error).
     """
     input = floating(input)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"cross_entropy: reduction={reduction!r}; valid values are 'mean', 'sum' and 'none'"
-        )
+    _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing={label_smoothing} must be in [0, 1]")
+    if input.ndim == 1:
+        return _unbatched(cross_entropy, "cross_entropy", input, target, reduction,
+                          weight=weight, ignore_index=ignore_index,
+                          label_smoothing=label_smoothing)
     if input.ndim < 2:
         raise ShapeError(
-            f"cross_entropy: input must be (N, C) or (N, C, d1, ...), got shape {input.shape}"
+            "cross_entropy: input must be (C,), (N, C) or (N, C, d1, ...), "
+            f"got shape {input.shape}"
         )
     n_classes = input.shape[1]
-    target_t = as_tensor(target, like=input)
+    _check_weight("cross_entropy", weight, n_classes)
+    target_t = _class_target(target, input)
     if target_t.dtype.kind == "f":  # class probabilities
-        target_t = _float_target(target_t, input)
-        if target_t.shape != input.shape:
-            raise ShapeError(
-                "cross_entropy: probability target must have the input's shape "
-                f"{input.shape}, got {target_t.shape}"
-            )
-        if label_smoothing:
-            target_t = target_t * (1 - label_smoothing) + label_smoothing / n_classes
-        terms = target_t * log_softmax(input, axis=1)
-        if weight is not None:
-            class_shape = (1, n_classes) + (1,) * (input.ndim - 2)
-            terms = terms * reshape(as_tensor(weight, like=input), class_shape)
-        return _reduce(-sum(terms, axis=1), reduction)
+        return _cross_entropy_probabilities(input, target_t, weight, ignore_index, reduction,
+                                            label_smoothing)
     target_array = _int_target("cross_entropy", input, target_t)
     backend = backends.backend_of(input.data)
     xp = backend.xp
@@ -364,3 +427,277 @@ def cross_entropy(
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * label_smoothing
+
+
+def _cross_entropy_probabilities(input: Tensor, target: Tensor, weight, ignore_index: int,
+                                 reduction: str, label_smoothing: float) -> Tensor:
+    """-sum_c w_c q'_nc log softmax(z_n)_c, q' the smoothed target; see :func:`cross_entropy`."""
+    if ignore_index >= 0:
+        raise ValueError(
+            f"cross_entropy: ignore_index={ignore_index} is not supported with class-probability "
+            "(float) targets; leave it at -100 or pass integer class indices"
+        )
+    target = _float_target(target, input)
+    if target.shape != input.shape:
+        raise ShapeError(
+            "cross_entropy: probability target must have the input's shape "
+            f"{input.shape}, got {target.shape}"
+        )
+    n_classes = input.shape[1]
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / n_classes
+    terms = target * log_softmax(input, axis=1)
+    if weight is not None:
+        class_shape = (1, n_classes) + (1,) * (input.ndim - 2)
+        per_class = Tensor._from_array(_array_like(weight, input))
+        terms = terms * reshape(per_class, class_shape)
+    return _reduce(-sum(terms, axis=1), reduction)
+
+
+# ------------------------------------------------------------------ regression and ranking losses
+def _pointwise_pair(name: str, input, target, reduction: str, valid: tuple = _REDUCTIONS
+                    ) -> tuple[Tensor, Tensor]:
+    """(input, target) of an elementwise loss: floats of one dtype and one shape."""
+    input = floating(input)
+    target = _float_target(target, input)
+    _check(name, input, target, reduction, valid)
+    return input, target
+
+
+def _elementwise_weight(name: str, weight, input: Tensor) -> Tensor:
+    """A weight per element: the input's shape (PyTorch's check), in its dtype."""
+    weight = _float_target(weight, input)
+    if weight.shape != input.shape:
+        raise ShapeError(
+            f"{name}: weight has shape {weight.shape}; it must have the input's shape {input.shape}"
+        )
+    return weight
+
+
+def _hinge(h: Tensor) -> Tensor:
+    """max(h, 0) with PyTorch's ``clamp_min`` gradient: 1 where h >= 0 (the kink h = 0 included),
+    0 where h < 0."""
+    return where(h >= 0, h, 0.0)
+
+
+def l1_loss(input, target, reduction: str = "mean", weight=None) -> Tensor:
+    """Mean absolute error: |input - target| per element, reduced.
+
+    With ``weight`` (the input's shape) each term is weight * |input - target| and 'mean'
+    divides by sum(weight) (PyTorch's weighted l1_loss). The gradient w.r.t. input is
+    sign(input - target) (times the weight, over n or sum(weight) for 'mean'), with PyTorch's
+    convention 0 where input == target.
+    """
+    input, target = _pointwise_pair("l1_loss", input, target, reduction)
+    loss = abs(input - target)
+    if weight is None:
+        return _reduce(loss, reduction)
+    weight = _elementwise_weight("l1_loss", weight, input)
+    loss = loss * weight
+    if reduction == "mean":
+        return sum(loss) / sum(weight)
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """Smooth L1: with d = input - target, 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
+
+    The gradient d / beta inside, sign(d) outside, is continuous (both are +-1 at |d| = beta);
+    the second derivative jumps from 1/beta to 0 there. ``beta`` = 0 is :func:`l1_loss`
+    (gradient 0 at d = 0); a negative beta is an error (PyTorch's check).
+    """
+    input, target = _pointwise_pair("smooth_l1_loss", input, target, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta={beta} must be non-negative")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    diff = input - target
+    size = abs(diff)
+    loss = where(size < beta, 0.5 * diff * diff / beta, size - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None
+               ) -> Tensor:
+    """Huber loss: with d = input - target, 0.5 d^2 where |d| < delta, else
+    delta (|d| - 0.5 delta), i.e. delta * smooth_l1_loss with beta = delta.
+
+    The gradient (d inside, delta sign(d) outside) is continuous; the second derivative jumps
+    at |d| = delta. ``delta`` must be positive (PyTorch's check). With ``weight`` (the input's
+    shape) each term is multiplied by it and 'mean' stays the plain mean (PyTorch's weighted
+    huber_loss, unlike l1_loss's).
+    """
+    input, target = _pointwise_pair("huber_loss", input, target, reduction)
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta={delta} must be positive")
+    diff = input - target
+    size = abs(diff)
+    loss = where(size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta))
+    if weight is not None:
+        loss = loss * _elementwise_weight("huber_loss", weight, input)
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence terms with ``input`` log-probabilities (PyTorch's layout).
+
+    Pointwise: target (log target - input), with 0 log 0 = 0 (PyTorch's ``xlogy``; a negative
+    target gives nan as there); with ``log_target`` the target is log-probabilities too:
+    e^target (target - input). d/d input = -target (-e^target); d/d target = log target + 1 -
+    input (e^target (target - input + 1)); at target = 0 the target's gradient is not defined
+    (the one-sided derivative is -inf): there the t log t term contributes 0, giving -input
+    (PyTorch gives nan).
+
+    ``reduction``: 'batchmean' divides the sum by input.shape[0] (the true KL divergence per
+    sample; the sum for a 0-d input), 'mean' by the number of elements (PyTorch's default,
+    which it warns is not the KL divergence), 'sum', 'none'.
+    """
+    valid = ("mean", "batchmean", "sum", "none")
+    input, target = _pointwise_pair("kl_div", input, target, reduction, valid)
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:
+        zero = target == 0
+        safe = where(zero, 1.0, target)  # log is never taken at 0: no warning, no nan gradient
+        loss = where(zero, 0.0, target * log(safe)) - target * input
+    if reduction == "batchmean":
+        if input.ndim == 0:
+            return sum(loss)
+        return _weighted_mean(sum(loss), input.shape[0])
+    return _reduce(loss, reduction)
+
+
+def _ranking_shapes(name: str, *tensors: Tensor) -> None:
+    """Inputs of one rank that broadcast together (PyTorch's check)."""
+    if len({t.ndim for t in tensors}) != 1:
+        ranks = ", ".join(str(t.shape) for t in tensors)
+        raise ShapeError(f"{name}: all inputs must have the same number of dimensions, got "
+                         f"shapes {ranks}")
+    try:
+        np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise ShapeError(f"{name}: shapes {shapes} do not broadcast") from None
+
+
+def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean"
+                        ) -> Tensor:
+    """max(0, -y (x1 - x2) + margin) with y = +-1 saying which input should rank higher.
+
+    All three have one rank and broadcast together (PyTorch's rule). The gradient w.r.t. x1 is
+    -y where the hinge is active and 0 where it is not; at the kink -y (x1 - x2) + margin = 0 it
+    is -y, PyTorch's ``clamp_min`` convention.
+    """
+    _check_reduction("margin_ranking_loss", reduction)
+    input1 = floating(input1)
+    input2 = _float_target(input2, input1)
+    target = _float_target(target, input1)
+    _ranking_shapes("margin_ranking_loss", input1, input2, target)
+    return _reduce(_hinge(-target * (input1 - input2) + margin), reduction)
+
+
+# PyTorch's guard on the squared norms of cosine_embedding_loss
+_COSINE_EPS = 1e-12
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1, 0 for any other y.
+
+    Inputs (N, D) with target (N,), or unbatched (D,) with a 0-d target. As PyTorch,
+    cos = <x1, x2> / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12)), so zero vectors give cos = 0, not
+    nan. The hinge's gradient at cos = margin is the active side's (PyTorch's ``clamp_min``);
+    the target gets no gradient.
+    """
+    _check_reduction("cosine_embedding_loss", reduction)
+    input1 = floating(input1)
+    input2 = _float_target(input2, input1)
+    target = _class_target(target, input1)
+    if target.ndim not in (0, 1):
+        raise ShapeError("cosine_embedding_loss: target must be 0-d or 1-d (N,), got shape "
+                         f"{target.shape}")
+    want = target.ndim + 1
+    if input1.ndim != want or input2.ndim != want:
+        raise ShapeError(
+            f"cosine_embedding_loss: a {target.ndim}-d target needs {want}-d inputs, got shapes "
+            f"{input1.shape} and {input2.shape}"
+        )
+    axis = want - 1
+    dot = sum(input1 * input2, axis=axis)
+    squares = (sum(input1 * input1, axis=axis) + _COSINE_EPS) * (
+        sum(input2 * input2, axis=axis) + _COSINE_EPS)
+    cos = dot / sqrt(squares)
+    loss = where(target == 1, 1 - cos, 0.0) + where(target == -1, _hinge(cos - margin), 0.0)
+    return _reduce(loss, reduction)
+
+
+def _pairwise_distance(x1: Tensor, x2: Tensor, p: float, eps: float) -> Tensor:
+    """||x1 - x2 + eps||_p over the last axis (PyTorch's ``pairwise_distance``).
+
+    At a zero distance the gradient is 0 (PyTorch's norm subgradient), not 0 / 0.
+    """
+    diff = x1 - x2 + eps
+    if p == np.inf:
+        return max(abs(diff), axis=-1)
+    if p == 1:
+        return sum(abs(diff), axis=-1)
+    powers = diff * diff if p == 2 else abs(diff) ** p
+    total = sum(powers, axis=-1)
+    zero = total == 0
+    safe = where(zero, 1.0, total)  # the root is never taken at 0: its derivative is infinite
+    root = sqrt(safe) if p == 2 else safe ** (1.0 / p)
+    return where(zero, 0.0, root)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2.0,
+                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean"
+                        ) -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)), d(x, y) = ||x - y + eps||_p over the last axis.
+
+    Inputs (N, D) or unbatched (D,), one rank for all three. With ``swap`` the negative distance
+    is min(d(a, n), d(p, n)) (the distance swap of Balntas et al.; ties split the gradient, as
+    PyTorch's ``min``). The hinge's gradient at its kink is the active side's (PyTorch's
+    ``clamp_min``). ``p`` is a positive number or inf.
+    """
+    _check_reduction("triplet_margin_loss", reduction)
+    if not p > 0:
+        raise ValueError(f"triplet_margin_loss: p={p} must be positive (or inf)")
+    anchor = floating(anchor)
+    positive = _float_target(positive, anchor)
+    negative = _float_target(negative, anchor)
+    if len({anchor.ndim, positive.ndim, negative.ndim}) != 1:
+        raise ShapeError(
+            "triplet_margin_loss: anchor, positive and negative must have the same number of "
+            f"dimensions, got shapes {anchor.shape}, {positive.shape} and {negative.shape}"
+        )
+    if anchor.ndim == 0:
+        raise ShapeError("triplet_margin_loss: inputs must be (N, D) or (D,), got 0-d tensors")
+    d_positive = _pairwise_distance(anchor, positive, p, eps)
+    d_negative = _pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_negative = minimum(d_negative, _pairwise_distance(positive, negative, p, eps))
+    return _reduce(_hinge(margin + d_positive - d_negative), reduction)
+
+
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False,
+                     eps: float = 1e-8, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of a Poisson count ``target`` with rate given by ``input``.
+
+    ``log_input``: input is the log rate, loss = e^input - target input (gradient
+    e^input - target); otherwise input is the rate, loss = input - target log(input + eps)
+    (gradient 1 - target / (input + eps)). ``full`` adds Stirling's approximation of
+    log(target!), target log target - target + 0.5 log(2 pi target), where target > 1 (0 at
+    target <= 1, as PyTorch; that masked term gives the target no gradient there, where
+    PyTorch's gradient is nan at target = 0).
+    """
+    input, target = _pointwise_pair("poisson_nll_loss", input, target, reduction)
+    if log_input:
+        loss = exp(input) - target * input
+    else:
+        loss = input - target * log(input + eps)
+    if full:
+        counted = target > 1
+        safe = where(counted, target, 1.0)  # log is never taken at target <= 1
+        stirling = safe * log(safe) - safe + 0.5 * log(2 * np.pi * safe)
+        loss = loss + where(counted, stirling, 0.0)
+    return _reduce(loss, reduction)
