@@ -28,8 +28,9 @@ from chainrule.engine.tensor import Tensor
 from chainrule.ops.primitive import as_tensor
 
 __all__ = [
-    "Generator", "manual_seed", "default_generator", "zeros", "ones", "full", "zeros_like",
-    "ones_like", "full_like", "arange", "linspace", "eye", "rand", "randn", "randint",
+    "Generator", "manual_seed", "default_generator", "zeros", "ones", "full", "empty",
+    "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace", "eye",
+    "tril_indices", "triu_indices", "rand", "randn", "randint", "rand_like", "randn_like",
 ]
 
 _DEFAULT_FLOAT = np.float32
@@ -186,6 +187,17 @@ def full(shape, fill_value, dtype: Any = None, device: DeviceLike = None,
     return _leaf(_filled(shape, fill_value, dtype, _device(device)), requires_grad)
 
 
+def empty(*shape, dtype: Any = None, device: DeviceLike = None,
+          requires_grad: bool = False) -> Tensor:
+    """A tensor to be written before it is read (``torch.empty``): only its shape, dtype
+    (float32 by default) and device are promised. Its values are zeros today (filled, unlike
+    PyTorch's, so that every backend and run holds the same numbers), not part of the contract."""
+    shape = _shape(shape)
+    array = _create(_device(device), dtype or _DEFAULT_FLOAT,
+                    lambda xp, dt: xp.zeros(shape, dtype=dt))
+    return _leaf(array, requires_grad)
+
+
 def _model(x: Any, device: DeviceLike) -> tuple[Tensor, Device]:
     """The model tensor of a ``*_like`` function and the device: ``device``, else the model's."""
     x = as_tensor(x)
@@ -215,6 +227,15 @@ def full_like(x, fill_value, dtype: Any = None, device: DeviceLike = None,
     return _leaf(_filled(x.shape, fill_value, dtype or x.dtype, where), requires_grad)
 
 
+def empty_like(x, dtype: Any = None, device: DeviceLike = None,
+               requires_grad: bool = False) -> Tensor:
+    """A tensor to be written before it is read (see :func:`empty`) with ``x``'s shape, dtype
+    and device."""
+    x, where = _model(x, device)
+    array = _create(where, dtype or x.dtype, lambda xp, dt: xp.zeros(x.shape, dtype=dt))
+    return _leaf(array, requires_grad)
+
+
 def arange(start, stop=None, step=1, dtype: Any = None, device: DeviceLike = None,
            requires_grad: bool = False) -> Tensor:
     """Evenly spaced values in [start, stop); int64 for ints, float32 if any bound is a float.
@@ -237,17 +258,77 @@ def linspace(start, end, steps: int, dtype: Any = None, device: DeviceLike = Non
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (``torch.linspace``),
     float32 by default: start + i * (end - start) / (steps - 1), computed in float64 by NumPy on
     the host and cast, on every device."""
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    _check_size("linspace", "steps", steps)
     host = np.linspace(start, end, int(steps)).astype(dtype or _DEFAULT_FLOAT)
     return _leaf(_place(host, _device(device)), requires_grad)
 
 
-def eye(n: int, m: Optional[int] = None, dtype: Any = None, device: DeviceLike = None,
-        requires_grad: bool = False) -> Tensor:
-    """The n x m identity matrix."""
-    array = _create(_device(device), dtype or _DEFAULT_FLOAT, lambda xp, dt: xp.eye(n, m, dtype=dt))
+def logspace(start, end, steps: int, base: float = 10.0, dtype: Any = None,
+             device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    """``steps`` values base^t for t evenly spaced from ``start`` to ``end`` inclusive
+    (``torch.logspace``), float32 by default; computed in float64 by NumPy on the host and cast,
+    on every device."""
+    _check_size("logspace", "steps", steps)
+    host = np.logspace(start, end, int(steps), base=base).astype(dtype or _DEFAULT_FLOAT)
+    return _leaf(_place(host, _device(device)), requires_grad)
+
+
+def _check_size(name: str, argument: str, value: Any) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name}: {argument} must be a non-negative int, got {value!r}")
+
+
+def eye(n: int, m: Optional[int] = None, k: int = 0, dtype: Any = None,
+        device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    """The n x m matrix (m = n by default) with ones on diagonal ``k`` (0 the main one, k > 0
+    above it, k < 0 below: NumPy's ``eye``; ``torch.eye`` is k = 0), float32 by default."""
+    _check_size("eye", "n", n)
+    if m is not None:
+        _check_size("eye", "m", m)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise ValueError(f"eye: k must be an int (the diagonal's offset), got {k!r}")
+    array = _create(_device(device), dtype or _DEFAULT_FLOAT,
+                    lambda xp, dt: xp.eye(int(n), None if m is None else int(m), k=int(k),
+                                          dtype=dt))
     return _leaf(array, requires_grad)
+
+
+def _triangle_indices(name: str, indices: Callable, n: int, k: int, m: Optional[int],
+                      dtype: Any, device: DeviceLike, as_tuple: bool) -> Any:
+    _check_size(name, "n", n)
+    if m is not None:
+        _check_size(name, "m", m)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise ValueError(f"{name}: k must be an int (the diagonal's offset), got {k!r}")
+    dtype = np.dtype(dtype or np.int64)
+    if dtype.kind not in "iu":
+        raise TypeError(f"{name}: dtype must be an integer type, got {dtype}")
+    rows, cols = indices(int(n), int(k), None if m is None else int(m))
+    host = np.stack([rows, cols]).astype(dtype)
+    where = _device(device)
+    if as_tuple:
+        return tuple(Tensor(_place(np.ascontiguousarray(part), where)) for part in host)
+    return Tensor(_place(host, where))
+
+
+def tril_indices(n: int, k: int = 0, m: Optional[int] = None, *, dtype: Any = None,
+                 device: DeviceLike = None, as_tuple: bool = False) -> Any:
+    """The (row, column) indices of the lower triangle of an n x m matrix (m = n by default):
+    the elements on and below diagonal ``k``, row by row.
+
+    NumPy's arguments (``np.tril_indices(n, k, m)``, which is ``torch.tril_indices(n, m, k)``:
+    mind the order) and PyTorch's result: a (2, count) int64 tensor, rows first;
+    ``as_tuple=True`` gives NumPy's form, a tuple of two 1-D tensors, so that
+    ``x[tril_indices(3, as_tuple=True)]`` picks the triangle. Not differentiable.
+    """
+    return _triangle_indices("tril_indices", np.tril_indices, n, k, m, dtype, device, as_tuple)
+
+
+def triu_indices(n: int, k: int = 0, m: Optional[int] = None, *, dtype: Any = None,
+                 device: DeviceLike = None, as_tuple: bool = False) -> Any:
+    """The (row, column) indices of the upper triangle of an n x m matrix: the elements on and
+    above diagonal ``k``, row by row; see :func:`tril_indices` for the arguments and result."""
+    return _triangle_indices("triu_indices", np.triu_indices, n, k, m, dtype, device, as_tuple)
 
 
 def _rng(generator: Optional[Generator]) -> np.random.Generator:
@@ -313,3 +394,26 @@ def randint(low: int, high: int, shape, generator: Optional[Generator] = None,
     """Uniform integers in [low, high), int64."""
     shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),))
     return Tensor(_draw(generator, device, "integers", low, high, shape, dtype=np.int64))
+
+
+def _like_float(name: str, x: Any, dtype: Any, device: DeviceLike) -> tuple:
+    """(shape, dtype, device) of a random ``*_like`` tensor: ``x``'s, a floating dtype."""
+    x, where = _model(x, device)
+    dtype = np.dtype(dtype or x.dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name}: draws floats; x has dtype {dtype}: pass a floating dtype=")
+    return x.shape, dtype, where
+
+
+def rand_like(x, generator: Optional[Generator] = None, dtype: Any = None,
+              device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples on [0, 1) with ``x``'s shape, dtype (a float) and device."""
+    shape, dtype, where = _like_float("rand_like", x, dtype, device)
+    return _leaf(_draw(generator, where, "random", shape, dtype=dtype), requires_grad)
+
+
+def randn_like(x, generator: Optional[Generator] = None, dtype: Any = None,
+               device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples with ``x``'s shape, dtype (a float) and device."""
+    shape, dtype, where = _like_float("randn_like", x, dtype, device)
+    return _leaf(_draw(generator, where, "standard_normal", shape, dtype=dtype), requires_grad)
