@@ -4,6 +4,7 @@ and layouts)."""
 # Re-exported: __all__ below is computed from dir(), which ruff cannot follow (hence F401).
 from chainrule.nn import functional, init, utils  # noqa: F401
 from chainrule.nn.activation import *  # noqa: F401,F403
+from chainrule.nn.attention import *  # noqa: F401,F403
 from chainrule.nn.layers import *  # noqa: F401,F403
 from chainrule.nn.loss import *  # noqa: F401,F403
 from chainrule.nn.module import (  # noqa: F401

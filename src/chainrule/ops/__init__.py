@@ -8,6 +8,7 @@ layers), and ``creation`` (leaves, random numbers).
 
 from chainrule.ops import (
     activations,
+    attention,
     conv,
     creation,
     device,
@@ -32,6 +33,7 @@ from chainrule.ops.device import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.indexing import *  # noqa: F401,F403
 from chainrule.ops.distance import *  # noqa: F401,F403
+from chainrule.ops.attention import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.logic import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
@@ -62,6 +64,7 @@ __all__ += scans.__all__
 __all__ += ordering.__all__
 __all__ += indexing.__all__
 __all__ += distance.__all__
+__all__ += attention.__all__
 #: the families that may list Tensor methods (``TENSOR_METHODS``)
 _FAMILIES = (special, logic, scans, ordering, indexing, activations, reductions, shape, linalg,
              losses, creation, normalization)
