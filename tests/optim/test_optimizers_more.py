@@ -270,3 +270,138 @@ def test_adagrad_state_exists_before_the_first_step():
 def test_invalid_hyperparameters_name_the_argument(make, error, message):
     with pytest.raises(error, match=message):
         make([cr.tensor([1.0], requires_grad=True)])
+
+
+# ---------------------------------------------------------------------- LBFGS
+_A = _rng.normal(size=(8, 3)) @ np.diag([1.0, 5.0, 0.2])  # ill-conditioned least squares
+_B = _rng.normal(size=8)
+
+
+def _rosenbrock(m, x, z):
+    """Rosenbrock in x (2 entries) coupled with a 0-d parameter z."""
+    return (m.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+            + (z - 1) ** 2 * (1 + x[0] ** 2))
+
+
+def _least_squares(m, w, c):
+    A, B = (cr.tensor(_A), cr.tensor(_B)) if m is cr else (torch.tensor(_A), torch.tensor(_B))
+    return m.sum((A @ w + c - B) ** 2)
+
+
+LBFGS_CASES = [
+    # (name, loss, initial values, kwargs, steps)
+    ("rosenbrock-wolfe", _rosenbrock, [np.array([-1.2, 1.0]), np.array(0.5)],
+     dict(line_search_fn="strong_wolfe"), 4),
+    ("rosenbrock-fixed", _rosenbrock, [np.array([-1.2, 1.0]), np.array(0.5)],
+     dict(lr=0.5, max_iter=5, history_size=3), 3),
+    ("rosenbrock-wolfe-short", _rosenbrock, [np.array([-1.2, 1.0]), np.array(0.5)],
+     dict(line_search_fn="strong_wolfe", max_iter=4, history_size=2, max_eval=7), 4),
+    ("lsq-fixed", _least_squares, [np.zeros(3), np.array(0.3)], dict(max_iter=3), 4),
+    ("lsq-wolfe", _least_squares, [np.zeros(3), np.array(0.3)],
+     dict(line_search_fn="strong_wolfe", max_iter=2, history_size=2), 4),
+    ("lsq-default", _least_squares, [np.zeros(3), np.array(0.3)], {}, 2),
+]
+
+
+def _lbfgs_pair(loss, init, kwargs):
+    ours = [cr.tensor(v.copy(), dtype="float64", requires_grad=True) for v in init]
+    theirs = [torch.tensor(v.copy(), dtype=torch.float64, requires_grad=True) for v in init]
+    opt, topt = optim.LBFGS(ours, **kwargs), torch.optim.LBFGS(theirs, **kwargs)
+
+    def closure():
+        opt.zero_grad()
+        value = loss(cr, *ours)
+        value.backward()
+        return value
+
+    def tclosure():
+        topt.zero_grad()
+        value = loss(torch, *theirs)
+        value.backward()
+        return value
+
+    return ours, theirs, opt, topt, closure, tclosure
+
+
+@pytest.mark.parametrize("name, loss, init, kwargs, steps", LBFGS_CASES,
+                         ids=[c[0] for c in LBFGS_CASES])
+def test_lbfgs_matches_torch(name, loss, init, kwargs, steps):
+    ours, theirs, opt, topt, closure, tclosure = _lbfgs_pair(loss, init, kwargs)
+    for k in range(steps):
+        value, tvalue = opt.step(closure), topt.step(tclosure)
+        assert value.item() == pytest.approx(tvalue.item(), rel=1e-10, abs=1e-12), k
+        for p, tp in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-10, atol=1e-10)
+        state, tstate = opt.state[ours[0]], topt.state[theirs[0]]
+        assert state["n_iter"] == tstate["n_iter"] and state["func_evals"] == tstate["func_evals"]
+        assert len(state["old_dirs"]) == len(tstate["old_dirs"])
+        assert float(state["t"]) == pytest.approx(float(tstate["t"]), rel=1e-8)
+    assert loss(cr, *ours).item() < loss(cr, *[cr.tensor(v) for v in init]).item()
+
+
+def test_lbfgs_converges_on_least_squares():
+    ours, _, opt, _, closure, _ = _lbfgs_pair(_least_squares, [np.zeros(3), np.array(0.0)],
+                                               dict(line_search_fn="strong_wolfe",
+                                                    tolerance_grad=1e-12,
+                                                    tolerance_change=1e-14))
+    opt.step(closure)
+    design = np.column_stack([_A, np.ones(8)])
+    solution = np.linalg.lstsq(design, _B, rcond=None)[0]
+    np.testing.assert_allclose(np.append(ours[0].data, ours[1].data), solution, atol=1e-8)
+
+
+def test_lbfgs_state_dict_round_trip():
+    init = [np.array([-1.2, 1.0]), np.array(0.5)]
+    kwargs = dict(max_iter=3, history_size=4)
+    straight, _, opt, _, closure, _ = _lbfgs_pair(_rosenbrock, init, kwargs)
+    for _ in range(2):
+        opt.step(closure)
+    saved = opt.state_dict()
+    resumed, _, fresh, _, fresh_closure, _ = _lbfgs_pair(_rosenbrock, init, kwargs)
+    for p, q in zip(resumed, straight):
+        p.data[...] = q.data
+    fresh.load_state_dict(saved)
+    for _ in range(2):
+        opt.step(closure)
+        fresh.step(fresh_closure)
+    for p, q in zip(resumed, straight):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_lbfgs_stops_at_a_minimum_without_moving():
+    w = cr.tensor([0.0, 0.0], dtype="float64", requires_grad=True)
+    opt = optim.LBFGS([w])
+
+    def closure():
+        opt.zero_grad()
+        value = cr.sum(w * w)
+        value.backward()
+        return value
+
+    assert opt.step(closure).item() == 0.0
+    np.testing.assert_array_equal(w.data, [0.0, 0.0])
+    assert opt.state[w]["func_evals"] == 1 and opt.state[w]["n_iter"] == 0
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda p: optim.LBFGS(p, lr=-1), ValueError, r"lr=-1"),
+    (lambda p: optim.LBFGS(p, max_iter=0), ValueError, r"max_iter=0: must be >= 1"),
+    (lambda p: optim.LBFGS(p, max_iter=2.5), TypeError, r"max_iter=2.5: expected an integer"),
+    (lambda p: optim.LBFGS(p, max_eval=0), ValueError, r"max_eval=0"),
+    (lambda p: optim.LBFGS(p, history_size=0), ValueError, r"history_size=0"),
+    (lambda p: optim.LBFGS(p, tolerance_grad=-1.0), ValueError, r"tolerance_grad=-1.0"),
+    (lambda p: optim.LBFGS(p, tolerance_change=-1.0), ValueError, r"tolerance_change=-1.0"),
+    (lambda p: optim.LBFGS(p, line_search_fn="armijo"), ValueError,
+     r"line_search_fn='armijo': choose None or 'strong_wolfe'"),
+    (lambda p: optim.LBFGS([{"params": p}, {"params": [cr.tensor([2.0], requires_grad=True)]}]),
+     ValueError, r"doesn't support parameter groups"),
+    (lambda p: optim.LBFGS(p).step(), TypeError, r"closure: LBFGS.step needs a closure"),
+])
+def test_lbfgs_invalid_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        make([cr.tensor([1.0], requires_grad=True)])
+
+
+def test_lbfgs_defaults_are_torch_defaults():
+    defaults = optim.LBFGS([cr.tensor([1.0], requires_grad=True)]).defaults
+    assert defaults == torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]).defaults

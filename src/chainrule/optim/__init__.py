@@ -25,6 +25,7 @@ from chainrule.optim.adadelta import Adadelta
 from chainrule.optim.adagrad import Adagrad
 from chainrule.optim.adam import Adam, AdamW
 from chainrule.optim.adamax import Adamax
+from chainrule.optim.lbfgs import LBFGS
 from chainrule.optim.nadam import NAdam
 from chainrule.optim.optimizer import Optimizer
 from chainrule.optim.radam import RAdam
@@ -32,4 +33,4 @@ from chainrule.optim.rmsprop import RMSprop
 from chainrule.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
-           "NAdam", "RAdam", "lr_scheduler"]
+           "NAdam", "RAdam", "LBFGS", "lr_scheduler"]
