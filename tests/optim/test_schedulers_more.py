@@ -91,6 +91,15 @@ CASES = {
         final_div_factor=100.0), ("momentum",)),
     "one-cycle-no-momentum": (lambda m, o: m.OneCycleLR(o, 1.0, total_steps=31,
                                                         cycle_momentum=False), ("momentum",)),
+    "cyclic": (lambda m, o: m.CyclicLR(o, 0.01, [0.1, 0.2], step_size_up=4), ("momentum",)),
+    "cyclic-triangular2": (lambda m, o: m.CyclicLR(o, [0.01, 0.02], 0.1, step_size_up=3,
+                                                   step_size_down=5, mode="triangular2",
+                                                   max_momentum=0.95), ("momentum",)),
+    "cyclic-exp-range": (lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=2, mode="exp_range",
+                                                 gamma=0.9, cycle_momentum=False), ()),
+    "cyclic-scale-fn": (lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=3,
+                                                scale_fn=lambda x: 1 / (1 + x),
+                                                scale_mode="iterations"), ("momentum",)),
     "sequential": (lambda m, o: m.SequentialLR(
         o, [m.LinearLR(o, start_factor=0.2, total_iters=5), m.ExponentialLR(o, gamma=0.9)],
         milestones=[5]), ()),
@@ -110,11 +119,30 @@ def test_matches_torch(name):
     _compare(ours, theirs, make(ls, ours), make(tls, theirs), keys=keys)
 
 
-def test_one_cycle_cycles_adam_beta1():
+@pytest.mark.parametrize("name", ["one-cycle", "cyclic"])
+def test_cycles_adam_beta1(name):
     ours, theirs = _optimizers(kind="adam")
-    make = CASES["one-cycle"][0]
+    make = CASES[name][0]
     _compare(ours, theirs, make(ls, ours), make(tls, theirs), keys=("betas",))
     assert ours.param_groups[0]["betas"][1] == 0.999
+
+
+def test_cyclic_values_and_state_dict_of_a_callable_scale():
+    ours, _ = _optimizers(lrs=(1.0,))
+    sched = ls.CyclicLR(ours, 0.0, 1.0, step_size_up=2, mode="triangular2",
+                        cycle_momentum=False)
+    seen = [sched.get_last_lr()[0]]
+    for _ in range(8):
+        sched.step()
+        seen.append(sched.get_last_lr()[0])
+    assert seen == pytest.approx([0, 0.5, 1, 0.5, 0, 0.25, 0.5, 0.25, 0])
+    scale = Warmup(3)
+    sched = ls.CyclicLR(ours, 0.0, 1.0, scale_fn=scale, cycle_momentum=False)
+    saved = sched.state_dict()
+    assert saved["_scale_fn_custom"] == {"n": 3}
+    scale.n = 7
+    sched.load_state_dict(saved)
+    assert scale.n == 3
 
 
 def test_one_cycle_values_and_limit():
@@ -209,7 +237,7 @@ def test_one_cycle_resumes_with_last_epoch():
     _compare(ours, theirs, sched, tsched, epochs=EPOCHS - 11, keys=("momentum",))
 
 
-@pytest.mark.parametrize("name", ["lambda-per-group", "multistep", "linear-warmup",
+@pytest.mark.parametrize("name", ["lambda-per-group", "multistep", "linear-warmup", "cyclic",
                                   "warm-restarts-mult", "one-cycle", "sequential-3",
                                   "sequential-restarts"])
 def test_state_dict_round_trip(name):
@@ -272,6 +300,15 @@ def test_lambda_state_dict_saves_callable_objects_not_functions():
     (lambda o: ls.OneCycleLR(o, [0.1, -1], 10), ValueError, r"max_lr\[1\]=-1"),
     (lambda o: ls.OneCycleLR(o, 0.1, 10, max_momentum=[0.9]), ValueError, r"max_momentum"),
     (lambda o: ls.OneCycleLR(optim.Adagrad(o.param_groups[0]["params"]), 0.1, 10), ValueError,
+     r"cycle_momentum=True: Adagrad"),
+    (lambda o: ls.CyclicLR(o, 0.1, [0.2]), ValueError, r"max_lr: expected 2 values"),
+    (lambda o: ls.CyclicLR(o, -0.1, 0.2), ValueError, r"base_lr=-0.1"),
+    (lambda o: ls.CyclicLR(o, 0.1, 0.2, step_size_up=0), ValueError, r"step_size_up=0"),
+    (lambda o: ls.CyclicLR(o, 0.1, 0.2, mode="sine"), ValueError, r"mode='sine'"),
+    (lambda o: ls.CyclicLR(o, 0.1, 0.2, scale_fn=abs, scale_mode="x"), ValueError,
+     r"scale_mode='x'"),
+    (lambda o: ls.CyclicLR(o, 0.1, 0.2, scale_fn=3), TypeError, r"scale_fn: expected"),
+    (lambda o: ls.CyclicLR(optim.Adagrad(o.param_groups[0]["params"]), 0.1, 0.2), ValueError,
      r"cycle_momentum=True: Adagrad"),
     (lambda o: ls.SequentialLR(o, [], []), ValueError, r"schedulers: expected at least one"),
     (lambda o: ls.SequentialLR(o, [ls.StepLR(o, 2), ls.StepLR(o, 3)], [2, 4]), ValueError,

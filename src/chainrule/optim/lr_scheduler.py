@@ -20,7 +20,8 @@ The recursive forms are PyTorch's, so sequences agree with it to rounding:
   ``total_iters`` epochs (warm-up); :class:`ExponentialLR` -- lr_t = base_lr * gamma ** t;
   :class:`PolynomialLR` -- lr_t = base_lr (1 - t / total_iters) ** power
 * :class:`CosineAnnealingWarmRestarts` (SGDR), :class:`OneCycleLR` (per batch, also cycling the
-  momentum), :class:`SequentialLR` (one scheduler after another at milestones).
+  momentum), :class:`CyclicLR` (per batch, triangular / triangular2 / exp_range),
+  :class:`SequentialLR` (one scheduler after another at milestones).
 
 Resuming with ``last_epoch=k`` (the groups carrying ``initial_lr``) gives PyTorch's sequence;
 ``SequentialLR`` restarts a scheduler at its epoch 0 through its closed form
@@ -42,7 +43,7 @@ from chainrule.optim.optimizer import Optimizer
 __all__ = [
     "LRScheduler", "StepLR", "CosineAnnealingLR", "ReduceLROnPlateau", "LambdaLR",
     "MultiplicativeLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
-    "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR",
+    "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR", "CyclicLR",
 ]
 
 
@@ -731,3 +732,125 @@ def _undo_step(scheduler: LRScheduler) -> None:
             _undo_step(s)
     else:
         scheduler.last_epoch -= 1
+
+
+class CyclicLR(LRScheduler):
+    r"""Cyclical learning rates (Smith, 2017): call ``step()`` after every batch.
+
+    The rate goes linearly from ``base_lr`` up to ``max_lr`` in ``step_size_up`` steps and back
+    down in ``step_size_down`` (default: the same), the amplitude scaled by
+
+    * ``'triangular'`` -- 1,
+    * ``'triangular2'`` -- 1 / 2^(cycle - 1) (halved every cycle),
+    * ``'exp_range'`` -- gamma ** iteration,
+
+    or by ``scale_fn(x)`` if given (x the cycle number, or the iteration if
+    ``scale_mode='iterations'``). With ``cycle_momentum`` the momentum (or Adam's beta1) moves
+    the opposite way between ``max_momentum`` and ``base_momentum``. Creating it sets every
+    group's rate to ``base_lr``. ``state_dict()`` saves a custom ``scale_fn`` only if it is a
+    callable object (its ``__dict__``), as PyTorch.
+    """
+
+    def __init__(self, optimizer: Optimizer, base_lr: Union[float, Sequence[float]],
+                 max_lr: Union[float, Sequence[float]], step_size_up: int = 2000,
+                 step_size_down: Optional[int] = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn: Optional[Callable[[float], float]] = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum: Union[float, Sequence[float]] = 0.8,
+                 max_momentum: Union[float, Sequence[float]] = 0.9,
+                 last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer)
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        for name, values, given in (("base_lr", base_lrs, base_lr), ("max_lr", max_lrs, max_lr)):
+            for i, value in enumerate(values):
+                _check_number(f"{name}[{i}]" if isinstance(given, (list, tuple)) else name,
+                              value, 0)
+        _check_number("step_size_up", step_size_up, 1, integer=True)
+        if step_size_down is not None:
+            _check_number("step_size_down", step_size_down, 0, integer=True)
+        if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
+            raise ValueError(f"mode={mode!r}: choose 'triangular', 'triangular2' or 'exp_range' "
+                             f"(or give scale_fn)")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"scale_fn: expected a function, got {type(scale_fn).__name__}")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"scale_mode={scale_mode!r}: choose 'cycle' or 'iterations'")
+        _check_number("gamma", gamma, 0)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = max_lrs
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        if scale_fn is None:  # the built-in modes fix the scale mode
+            self.scale_mode = "iterations" if mode == "exp_range" else "cycle"
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"cycle_momentum=True: {type(optimizer).__name__} has neither "
+                                 f"momentum nor betas (pass cycle_momentum=False)")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for top_m, low_m, group in zip(self.max_momentums, self.base_momentums,
+                                               optimizer.param_groups):
+                    if self.use_beta1:
+                        group["betas"] = (top_m, *group["betas"][1:])
+                    else:
+                        group["momentum"] = top_m
+                    group["max_momentum"] = top_m
+                    group["base_momentum"] = low_m
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x: float) -> float:
+        """The amplitude's scale at x (a cycle number or an iteration)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma**x
+
+    def get_lr(self) -> list[float]:
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base + (top - base) * scale_factor * scale
+               for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, low_m, top_m in zip(self.optimizer.param_groups, self.base_momentums,
+                                           self.max_momentums):
+                momentum = top_m - (top_m - low_m) * scale_factor * scale
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        fn = self._scale_fn_custom
+        saved = {key: copy.deepcopy(value) for key, value in self.__dict__.items()
+                 if key not in ("optimizer", "_scale_fn_custom")}
+        saved["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
+                                     else copy.deepcopy(fn.__dict__))
+        return saved
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        fn = state_dict.pop("_scale_fn_custom", None)
+        super().load_state_dict(state_dict)
+        if fn is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(copy.deepcopy(fn))
