@@ -9,6 +9,8 @@
 
 - :mod:`~chainrule.data.dataset`: ``Dataset``, ``TensorDataset``, ``Subset``, ``random_split``.
 - :mod:`~chainrule.data.loader`: ``DataLoader``, ``default_collate``.
+- :mod:`~chainrule.data.text`: ``Vocabulary``, ``NextTokenDataset`` (next-token windows),
+  ``pad_sequences`` and ``padding_mask`` (variable lengths).
 - :mod:`~chainrule.data.datasets`: ``load_digits`` (scikit-learn's 8x8 digits, offline),
   ``load_idx`` / ``read_idx`` / ``write_idx`` (MNIST-style IDX files, raw or gzip), the synthetic
   ``xor``, ``four_points``, ``two_spirals``, and ``DatasetError`` for unusable files.
@@ -26,9 +28,10 @@ from chainrule.data.datasets import (
     xor,
 )
 from chainrule.data.loader import DataLoader, default_collate
+from chainrule.data.text import NextTokenDataset, Vocabulary, pad_sequences, padding_mask
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate",
     "DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points",
-    "two_spirals",
+    "two_spirals", "Vocabulary", "NextTokenDataset", "pad_sequences", "padding_mask",
 ]
