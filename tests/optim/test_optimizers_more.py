@@ -405,3 +405,45 @@ def test_lbfgs_invalid_arguments(make, error, message):
 def test_lbfgs_defaults_are_torch_defaults():
     defaults = optim.LBFGS([cr.tensor([1.0], requires_grad=True)]).defaults
     assert defaults == torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]).defaults
+
+
+# ---------------------------------------------------------------------- backends
+BACKEND_OPTIMIZERS = {
+    "adagrad": lambda p: optim.Adagrad(p, lr=0.1, weight_decay=0.1, initial_accumulator_value=0.1),
+    "adadelta": lambda p: optim.Adadelta(p, weight_decay=0.1),
+    "adamax": lambda p: optim.Adamax(p, lr=0.05, weight_decay=0.1),
+    "nadam": lambda p: optim.NAdam(p, lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    "radam": lambda p: optim.RAdam(p, lr=0.05, betas=(0.9, 0.5)),
+    "lbfgs": lambda p: optim.LBFGS(p, max_iter=4),
+    "lbfgs-wolfe": lambda p: optim.LBFGS(p, max_iter=4, line_search_fn="strong_wolfe"),
+}
+
+
+def _backend_run(make, device):
+    w = cr.tensor(INIT[1].copy(), dtype="float64", device=device, requires_grad=True)
+    c = cr.tensor(INIT[2].copy(), dtype="float64", device=device, requires_grad=True)
+    x, y = cr.tensor(X[:, :2], device=device), cr.tensor(Y[:, 0], device=device)
+    opt = make([w, c])
+
+    def closure():
+        opt.zero_grad()
+        value = cr.sum((x @ w + c - y) ** 2) + cr.sum(w * w * w * w)
+        value.backward()
+        return value
+
+    for _ in range(3):
+        if isinstance(opt, optim.LBFGS):
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+    assert w.device.type == device and c.device.type == device
+    return [np.asarray(p.detach().to("cpu").data) for p in (w, c)]
+
+
+@pytest.mark.parametrize("name", list(BACKEND_OPTIMIZERS))
+def test_every_backend_takes_numpy_steps(backend, name):
+    """The same steps on every backend (state made there too) give NumPy's parameters."""
+    make = BACKEND_OPTIMIZERS[name]
+    for got, want in zip(_backend_run(make, backend), _backend_run(make, "cpu")):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
