@@ -18,8 +18,7 @@ return ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), h_n of shape
 a torch ``state_dict`` loads as it is. Every weight starts U(-1/sqrt(hidden), 1/sqrt(hidden)).
 
 Everything is a composite of matmul, sigmoid and tanh: back-propagation through time is the
-ordinary backward pass over the unrolled graph. The input projection of a whole layer is one
-matmul over all time steps; only the recurrent product runs step by step.
+ordinary backward pass over the unrolled graph.
 """
 
 from __future__ import annotations
@@ -206,8 +205,13 @@ class _RNNBase(Module):
 
     def _run(self, x: Tensor, h0: Tensor, c0: Optional[Tensor]
              ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-        """x: (L, N, input); h0, c0: (layers * directions, N, hidden)."""
+        """x: (L, N, input); h0, c0: (layers * directions, N, hidden).
+
+        The sequence is cut into one tensor per time step once, at the input, and every layer
+        works on that list: slicing a whole (L, N, 4H) projection at every step would make the
+        backward pass add L full-size gradients, O(L^2) work."""
         directions = 2 if self.bidirectional else 1
+        steps = [x[t] for t in range(x.shape[0])]
         h_last, c_last = [], []
         for layer in range(self.num_layers):
             outputs = []
@@ -215,23 +219,22 @@ class _RNNBase(Module):
                 w_ih, w_hh, b_ih, b_hh = self._weights(f"l{layer}{suffix}")
                 k = layer * directions + direction
                 h, c = h0[k], None if c0 is None else c0[k]
-                xw = _project(x, w_ih, b_ih)  # every time step in one matmul
-                steps = range(x.shape[0] - 1, -1, -1) if direction else range(x.shape[0])
-                hs = []
-                for t in steps:
-                    h, c = _step(self.mode, xw[t], h, c, w_hh, b_hh)
-                    hs.append(h)
-                if direction:
-                    hs.reverse()
-                outputs.append(cr.stack(hs))
+                order = range(len(steps) - 1, -1, -1) if direction else range(len(steps))
+                hs: list = [None] * len(steps)
+                for t in order:
+                    h, c = _step(self.mode, _project(steps[t], w_ih, b_ih), h, c, w_hh, b_hh)
+                    hs[t] = h
+                outputs.append(hs)
                 h_last.append(h)
                 c_last.append(c)
-            x = outputs[0] if directions == 1 else cr.concatenate(outputs, axis=-1)
+            steps = outputs[0] if directions == 1 else [
+                cr.concatenate([forward, backward], axis=-1)
+                for forward, backward in zip(*outputs)]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                x = cr.dropout(x, self.dropout)
+                steps = [cr.dropout(s, self.dropout) for s in steps]
         h_n = cr.stack(h_last)
         c_n = cr.stack(c_last) if c0 is not None else None
-        return x, h_n, c_n
+        return cr.stack(steps), h_n, c_n
 
     def _layout(self, x: Tensor) -> tuple[Tensor, bool]:
         """x as (L, N, input), and whether it was unbatched."""
