@@ -24,6 +24,11 @@ ROWS_READING_VALUES = {
     "cross_entropy_spatial":            _LOSSES_CLASSES,
     "cross_entropy_ignore_none":        _LOSSES_CLASSES,
     "nll_loss":                         _LOSSES_CLASSES,
+    "cross_entropy_unbatched":          _LOSSES_CLASSES,
+    "cross_entropy_ignore_weighted_smoothed": _LOSSES_CLASSES,
+    "cross_entropy_spatial_ignore_weighted":  _LOSSES_CLASSES,
+    "nll_loss_weighted_ignore":         _LOSSES_CLASSES,
+    "nll_loss_unbatched":               _LOSSES_CLASSES,
 }
 
 

@@ -125,13 +125,35 @@ ROWS = [
                             (A, TARGET), [(A, TARGET), {"pos_weight": np.abs(B)}],
                             [(A, TARGET), {"reduction": "none"}]),
     *rows(cr.cross_entropy, (LOGITS, CLASSES), (LOGITS_2D, CLASSES_2D), (LOGITS, PROB_TARGET),
+                            [(LOGITS[0], np.int64(3)), {"weight": CLASS_WEIGHT,
+                                                        "label_smoothing": 0.1}],
+                            [(LOGITS[0], PROB_TARGET[0]), {"weight": CLASS_WEIGHT}],
                             [(LOGITS, CLASSES), {"weight": CLASS_WEIGHT, "label_smoothing": 0.2}],
                             [(LOGITS, CLASSES_IGNORED), {"reduction": "none"}],
                             [(LOGITS, CLASSES_IGNORED), {"label_smoothing": 0.1}],
                             [(LOGITS, CLASSES), {"ignore_index": 3, "reduction": "sum"}]),
     *rows(cr.nll_loss,      (LOG_PROBS, CLASSES),
                             [(LOG_PROBS, CLASSES_IGNORED), {"reduction": "sum"}],
-                            [(LOG_PROBS, CLASSES), {"weight": CLASS_WEIGHT}]),
+                            [(LOG_PROBS, CLASSES), {"weight": CLASS_WEIGHT}],
+                            [(LOG_PROBS[0], np.int64(2)), {"weight": CLASS_WEIGHT}]),
+    *rows(cr.l1_loss,       (A, TIES), [(A, POS), {"weight": POS, "reduction": "none"}]),
+    *rows(cr.smooth_l1_loss,
+                            (A, TIES), [(A, POS), {"beta": 0.5, "reduction": "sum"}]),
+    *rows(cr.huber_loss,    (A, TIES), [(A, POS), {"delta": 0.5, "weight": POS}]),
+    *rows(cr.kl_div,        (LOG_PROBS, PROB_TARGET),
+                            [(LOG_PROBS, np.where(CLASSES[:, None] == 1, 0.0, PROB_TARGET)),
+                             {"reduction": "batchmean"}],
+                            [(LOG_PROBS, LOG_PROBS[::-1].copy()), {"log_target": True}]),
+    *rows(cr.margin_ranking_loss,
+                            [(A[0], B, np.array([1.0, -1.0, -1.0, 1.0])), {"margin": 0.3}]),
+    *rows(cr.cosine_embedding_loss,
+                            [(A, POS, np.array([1, -1, 1])), {"margin": 0.1}],
+                            (A[0], POS[0], np.array(-1))),
+    *rows(cr.triplet_margin_loss,
+                            (A, POS, TIES), [(A, POS, TIES), {"p": 3, "swap": True}],
+                            [(A[0], POS[0], B), {"p": 1, "reduction": "none"}]),
+    *rows(cr.poisson_nll_loss,
+                            (A, POS * 3), [(POS, POS * 3), {"log_input": False, "full": True}]),
 ]
 # fmt: on
 
@@ -167,7 +189,12 @@ def _run(row: Row, device: str) -> tuple:
 
 
 def test_every_public_function_has_a_row():
-    covered = {row.fn.__name__ for row in ROWS}
+    """Here, or as an op-info row (tests/backends/test_opinfo_matrix.py runs every op-info row on
+    the strict backend: issue 12's activations are checked there)."""
+    from chainrule.testing.opinfo import OPINFO
+
+    covered = {row.fn.__name__ for row in ROWS} | {info.name for info in OPINFO}
+    covered |= {name for info in OPINFO for name in info.primitives}
     public = {name for module in MODULES for name in module.__all__}
     assert public - covered == set()
 
@@ -192,6 +219,7 @@ SCE_PARAMS = {"target": CLASSES_2D, "sample_weight": np.ones((2, 2))}
 
 # fmt: off
 ABSTRACT_ROWS = [  # (primitive name, inputs, params)
+    ("normal_cdf", (A,), {}),
     ("add", (A, B), {}), ("add", (INTS, INTS.astype(np.int32)), {}),
     ("sub", (A, B), {}), ("mul", (A.astype(np.float32), B.astype(np.float32)), {}),
     ("div", (A, B), {}), ("div", (INTS, np.abs(INTS) + 1), {}),
