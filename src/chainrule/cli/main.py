@@ -209,6 +209,13 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample(args: argparse.Namespace) -> int:
+    from chainrule.training.runs import sample_run
+
+    sample_run(args.folder, args.prompt, args.tokens, args.temperature, args.seed)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from chainrule.training.runs import evaluate_run
 
@@ -376,9 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "per epoch and the test accuracy, and write model.safetensors, "
                     "optimizer.safetensors, config.json, "
                     "metrics.csv, curves.png and confusion.png to the run folder.")
-    train.add_argument("--dataset", help="digits (default) or idx:IMAGES,LABELS "
-                                         "(MNIST-style files, raw or .gz)")
-    train.add_argument("--model", choices=("mlp", "cnn"), help="mlp (default) or cnn")
+    train.add_argument("--dataset", help="digits (default), idx:IMAGES,LABELS "
+                                         "(MNIST-style files, raw or .gz), or, for lstm and "
+                                         "transformer, text:FILE (a UTF-8 text) or text (the "
+                                         "bundled documentation)")
+    train.add_argument("--model", choices=("mlp", "cnn", "lstm", "transformer"),
+                       help="mlp (default) or cnn for images; lstm or transformer: a "
+                            "character-level language model of a text")
     train.add_argument("--epochs", type=int,
                        help="number of epochs (default 30; with --resume: the new total)")
     train.add_argument("--batch-size", type=int, help="default 32")
@@ -403,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("folder", help="a run folder written by chainrule train")
     evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     evaluate.set_defaults(run=_evaluate)
+    sample = commands.add_parser("sample", help="continue a prompt with a text run's model")
+    sample.add_argument("folder", help="a run folder of chainrule train --model lstm|transformer")
+    sample.add_argument("--prompt", default="", help="the text to continue (default: empty)")
+    sample.add_argument("--tokens", type=int, default=200,
+                        help="characters to generate (default 200)")
+    sample.add_argument("--temperature", type=float, default=0.8,
+                        help="softmax temperature; 0 takes the most likely character "
+                             "(default 0.8)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    sample.set_defaults(run=_sample)
     graph = commands.add_parser(
         "graph", prefix_chars="+", add_help=False,  # '+': an expression like -x is not an option
         help="evaluate an expression, print every node's value and gradient, draw the graph")
@@ -417,7 +438,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     read or written) is caught here, once: one line ``chainrule CMD: error: ...``, exit status 2."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = ("check", "shapes", "train", "evaluate", "graph")
+    commands = ("check", "shapes", "train", "evaluate", "graph", "sample")
     prog = f"chainrule {argv[0]}" if argv and argv[0] in commands else "chainrule"
     try:
         args = parser.parse_args(argv)

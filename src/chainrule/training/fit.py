@@ -42,7 +42,8 @@ def _call(callbacks: Sequence, hook: str, *args) -> None:
 
 
 def _accuracy_count(output: Tensor, target: Tensor) -> int:
-    """Correct predictions: argmax over the class axis 1 equals an integer target."""
+    """Correct predictions: argmax over the class axis 1 equals an integer target (one per
+    sample, or one per position of a sequence target (N, L) for (N, C, L) outputs)."""
     if output.ndim < 2 or target.dtype.kind not in "iu":
         return 0
     return int(cr.sum(cr.equal(cr.argmax(output, axis=1), target)).item())
@@ -66,7 +67,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         _call(callbacks, "on_epoch_start", epoch)
         started = time.perf_counter()
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, predicted = 0.0, 0, 0, 0
         # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
         # one iter() per epoch: tqdm.auto would call iter(train_loader) twice, drawing (and
         # throwing away) a shuffled order
@@ -88,12 +89,14 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
                 total_loss += value * n
                 correct += _accuracy_count(output.detach(), target)
                 seen += n
+                predicted += target.size  # targets: one per sample, or per sequence position
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}")
         finally:
             bar.close()
-        total_loss, correct, seen = _summed_over_ranks(total_loss, correct, seen)
+        total_loss, correct, seen, predicted = _summed_over_ranks(total_loss, correct, seen,
+                                                                  predicted)
         metrics = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1),
-                   "train_accuracy": correct / max(seen, 1)}
+                   "train_accuracy": correct / max(predicted, 1)}
         if val_loader is not None:
             result = evaluate(model, val_loader, loss_fn)
             metrics.update(val_loss=result["loss"], val_accuracy=result["accuracy"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import Sequence
 
@@ -23,18 +24,24 @@ def _save(figure, path: os.PathLike) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def plot_curves(history: Sequence[dict], path: os.PathLike, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and validation, side by side."""
+def plot_curves(history: Sequence[dict], path: os.PathLike, title: str = "",
+                perplexity: bool = False) -> None:
+    """Loss and accuracy per epoch (``perplexity``: loss and exp(loss)), train and validation,
+    side by side."""
     epochs = [row["epoch"] for row in history]
     figure, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (("train", "train", "-o"), ("val", "validation", "-s")):
         if f"{key}_loss" in history[0]:
-            ax_loss.plot(epochs, [row[f"{key}_loss"] for row in history], style, label=label,
-                         markersize=3)
-            ax_acc.plot(epochs, [row[f"{key}_accuracy"] for row in history], style, label=label,
-                        markersize=3)
+            losses = [row[f"{key}_loss"] for row in history]
+            ax_loss.plot(epochs, losses, style, label=label, markersize=3)
+            right = ([math.exp(min(v, 700.0)) for v in losses] if perplexity
+                     else [row[f"{key}_accuracy"] for row in history])
+            ax_acc.plot(epochs, right, style, label=label, markersize=3)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    if perplexity:
+        ax_acc.set(xlabel="epoch", ylabel="perplexity exp(loss)", title="perplexity")
+    else:
+        ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -38,7 +38,14 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import distributed, nn, optim
-from chainrule.data import DataLoader, Subset, TensorDataset, load_digits, load_idx, random_split
+from chainrule.data import (
+    DataLoader,
+    TensorDataset,
+    Vocabulary,
+    load_digits,
+    load_idx,
+    random_split,
+)
 from chainrule.data.files import atomic_write, sync_folder
 from chainrule.engine.errors import ChainruleError
 from chainrule.training.checkpoint import (
@@ -50,16 +57,25 @@ from chainrule.training.checkpoint import (
     save_optimizer,
 )
 from chainrule.training.fit import NonFiniteLossError, evaluate, fit
+from chainrule.training.language import (
+    SEQ_LEN,
+    TEXT_MODELS,
+    TextError,
+    build_language_model,
+    generate,
+    read_text,
+    text_splits,
+)
 from chainrule.training.plots import plot_confusion, plot_curves
 
 __all__ = ["RunConfig", "train_run", "evaluate_run", "build_model", "load_splits", "RunError",
-           "committed_epoch"]
+           "committed_epoch", "load_vocabulary", "sample_run"]
 
 METRICS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 COMMIT = "commit.json"
 STAGING = "staging"
 STATE_FILES = ("model.safetensors", "optimizer.safetensors", "metrics.csv")  # one commit's files
-RUN_FILES = ("config.json", COMMIT, *STATE_FILES, "curves.png", "confusion.png")
+RUN_FILES = ("config.json", COMMIT, *STATE_FILES, "curves.png", "confusion.png", "vocab.json")
 
 # Limits on settings and inputs: beyond them a run would not finish or not fit in memory.
 MAX_EPOCHS = 1_000_000
@@ -95,8 +111,8 @@ _KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 @dataclass
 class RunConfig:
-    dataset: str = "digits"  # 'digits' or 'idx:IMAGES,LABELS'
-    model: str = "mlp"  # 'mlp' or 'cnn'
+    dataset: str = "digits"  # 'digits', 'idx:IMAGES,LABELS', 'text' or 'text:FILE'
+    model: str = "mlp"  # 'mlp', 'cnn' (images), 'lstm' or 'transformer' (text)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -109,8 +125,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             self._check_type(f.name, type(f.default))
-        if self.model not in ("mlp", "cnn"):
-            raise RunError(f"model={_short(self.model)}: choose 'mlp' or 'cnn'")
+        if self.model not in ("mlp", "cnn", *TEXT_MODELS):
+            raise RunError(f"model={_short(self.model)}: choose 'mlp' or 'cnn' (images), "
+                           f"'lstm' or 'transformer' (text)")
         if self.optimizer not in ("adam", "sgd"):
             raise RunError(f"optimizer={_short(self.optimizer)}: choose 'adam' or 'sgd'")
         for name, low, high in (("epochs", 1, MAX_EPOCHS), ("batch_size", 1, MAX_BATCH_SIZE),
@@ -126,9 +143,19 @@ class RunConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise RunError(f"{name}={value}: must be a fraction strictly between 0 and 1")
-        known = self.dataset == "digits" or self.dataset.startswith("idx:")
+        text = self.dataset == "text" or self.dataset.startswith("text:")
+        known = text or self.dataset == "digits" or self.dataset.startswith("idx:")
         if not known or "\0" in self.dataset:
-            raise RunError(f"dataset={_short(self.dataset)}: use 'digits' or 'idx:IMAGES,LABELS'")
+            raise RunError(f"dataset={_short(self.dataset)}: use 'digits', 'idx:IMAGES,LABELS', "
+                           f"'text' or 'text:FILE'")
+        if text != self.is_text:
+            raise RunError(f"model={self.model} does not fit dataset={_short(self.dataset)}: "
+                           f"text needs --model lstm or transformer, images mlp or cnn")
+
+    @property
+    def is_text(self) -> bool:
+        """A character-level language model (lstm or transformer on a text)."""
+        return self.model in TEXT_MODELS
 
     def _check_type(self, name: str, kind: type) -> None:
         """Settings come from the command line or a config.json: refuse a wrong type in one line."""
@@ -173,8 +200,16 @@ def _read_json(path: Path, unreadable: str) -> Any:
         raise RunError(f"{path}: not valid JSON ({_cut(str(error))})") from None
 
 
-def load_splits(config: RunConfig) -> tuple[list[Subset], tuple[int, ...], int]:
-    """(train, validation, test) datasets, input shape and number of classes (a seeded split)."""
+def load_splits(config: RunConfig) -> tuple[list, tuple[int, ...], int]:
+    """(train, validation, test) datasets, input shape and number of classes (a seeded split;
+    a text is cut in reading order, its classes are its characters)."""
+    if config.is_text:
+        try:
+            parts, vocab = text_splits(read_text(config.dataset), config.test_fraction,
+                                       config.val_fraction)
+        except TextError as error:
+            raise RunError(str(error)) from None
+        return parts, (SEQ_LEN,), len(vocab)
     if config.dataset == "digits":
         images, labels = load_digits()
     else:
@@ -218,7 +253,10 @@ def _check_model_size(kind: str, input_shape: tuple, n_classes: int) -> None:
 
 def build_model(kind: str, input_shape: tuple, n_classes: int, seed: int) -> nn.Module:
     """The default networks: an MLP with two hidden ReLU layers, or a small CNN (two 3x3
-    convolutions, a max-pool)."""
+    convolutions, a max-pool); for text, a character LSTM or transformer over ``n_classes``
+    characters (:mod:`chainrule.training.language`)."""
+    if kind in TEXT_MODELS:
+        return build_language_model(kind, n_classes, seed)
     _check_model_size(kind, input_shape, n_classes)
     cr.manual_seed(seed)  # the initial weights follow from the seed
     channels, height, width = input_shape
@@ -269,9 +307,10 @@ def _train_loader(config: RunConfig, train_set, device: str) -> DataLoader:
 class _CommitEachEpoch:
     """After every epoch: refuse non-finite weights, commit the epoch, print one line."""
 
-    def __init__(self, folder: Path, model, optimizer, rows: list, log: Callable) -> None:
+    def __init__(self, folder: Path, model, optimizer, rows: list, log: Callable,
+                 perplexity: bool = False) -> None:
         self.folder, self.model, self.optimizer = folder, model, optimizer
-        self.rows, self.log = rows, log
+        self.rows, self.log, self.perplexity = rows, log, perplexity
 
     def on_epoch_end(self, metrics: dict) -> None:
         epoch = metrics["epoch"]
@@ -283,7 +322,7 @@ class _CommitEachEpoch:
                            f"{epoch}: the run stays at epoch {epoch - 1} (a smaller --lr may help)")
         self.rows.append(metrics)
         _commit(self.folder, self.model, self.optimizer, self.rows)
-        self.log(_format_metrics(metrics))
+        self.log(_format_metrics(metrics, self.perplexity))
 
 
 # ------------------------------------------------------------------ the commit protocol
@@ -434,10 +473,12 @@ def _stored_world_size(folder: Path) -> Any:
     return _read_json(folder / "config.json", f"cannot read {folder}/config.json").get("world_size")
 
 
-def _format_metrics(m: dict) -> str:
+def _format_metrics(m: dict, perplexity: bool = False) -> str:
     line = f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  acc {m['train_accuracy']:.4f}"
     if "val_loss" in m:
         line += f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_accuracy']:.4f}"
+        if perplexity:
+            line += f"  val_ppl {math.exp(min(m['val_loss'], 700.0)):.3f}"
     return line + f"  ({m['seconds']:.2f}s)"
 
 
@@ -525,12 +566,20 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
             _fit(config, folder, net, model, optimizer, loss_fn, loaders, start, rows, progress,
                  log, lead)
         result = evaluate(model, loaders[2], loss_fn)
-    if lead:
-        title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
-        plot_curves(rows, folder / "curves.png", title)
-        plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
-                       folder / "confusion.png", f"test set, accuracy {result['accuracy']:.2%}")
-    log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); run folder {folder}")
+    title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
+    if config.is_text:
+        if lead:
+            plot_curves(rows, folder / "curves.png", title, perplexity=True)
+        log(f"test perplexity {math.exp(result['loss']):.3f}, accuracy {result['accuracy']:.4f} "
+            f"({len(test_set) * SEQ_LEN} characters); run folder {folder}")
+    else:
+        if lead:
+            plot_curves(rows, folder / "curves.png", title)
+            plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
+                           folder / "confusion.png",
+                           f"test set, accuracy {result['accuracy']:.2%}")
+        log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); "
+            f"run folder {folder}")
     return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "history": rows}
 
 
@@ -550,6 +599,32 @@ def _prepare_folder(folder: Path, config: RunConfig, record: Optional[dict], res
         folder.mkdir(parents=True, exist_ok=True)
         _clear_run(folder)
         _write_config(folder, config)
+    if config.is_text:
+        _check_vocabulary(folder, config, write=not resume)
+
+
+def _check_vocabulary(folder: Path, config: RunConfig, write: bool) -> None:
+    """A text run keeps its characters in vocab.json (``chainrule sample`` reads it); a resumed
+    run refuses a text whose characters changed."""
+    _, vocab = text_splits(read_text(config.dataset), config.test_fraction, config.val_fraction)
+    path = folder / "vocab.json"
+    if write or not path.exists():
+        atomic_write(path, vocab.to_json().encode())
+        return
+    stored = Vocabulary.from_json(_read_text(path, f"cannot read {path}"))
+    if stored.itos != vocab.itos:
+        raise RunError(f"{config.dataset}: the text's characters differ from the run's "
+                       f"vocab.json: the text changed since the run started")
+
+
+def load_vocabulary(folder) -> Vocabulary:
+    """The characters of a text run (its vocab.json)."""
+    path = _folder(folder) / "vocab.json"
+    try:
+        return Vocabulary.from_json(_read_text(path, f"{folder}: cannot read vocab.json "
+                                                     f"(is it a text run?)"))
+    except (ValueError, KeyError, TypeError) as error:
+        raise RunError(f"{path}: not a vocabulary ({_cut(str(error))})") from None
 
 
 def _device(spec: str) -> str:
@@ -572,7 +647,7 @@ def _fit(config: RunConfig, folder: Path, net, model, optimizer, loss_fn, loader
     train_loader, val_loader, _ = loaders
     callbacks: list = [_EpochSeeds(config.seed, train_loader.sampler)]
     if lead:
-        callbacks.append(_CommitEachEpoch(folder, model, optimizer, rows, log))
+        callbacks.append(_CommitEachEpoch(folder, model, optimizer, rows, log, config.is_text))
     try:
         fit(net, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start,
             progress=progress, callbacks=callbacks)
@@ -597,8 +672,12 @@ def evaluate_run(folder, log: Callable = print, device: str = "cpu") -> dict:
     with np.errstate(all="ignore"):
         result = evaluate(model, DataLoader(test_set, batch_size=256, device=device),
                           nn.CrossEntropyLoss())
-    matrix = _confusion(result["predictions"], result["targets"], n_classes)
     log(f"{folder}: {config.model} on {config.dataset}, after epoch {record['epoch']}")
+    if config.is_text:
+        log(f"test loss {result['loss']:.4f}  perplexity {math.exp(result['loss']):.3f}  "
+            f"accuracy {result['accuracy']:.4f}  ({len(test_set) * SEQ_LEN} characters)")
+        return {"test_accuracy": result["accuracy"], "test_loss": result["loss"]}
+    matrix = _confusion(result["predictions"], result["targets"], n_classes)
     log(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
         f"({len(test_set)} samples)\n")
     log(f"{'class':>5}  {'precision':>9}  {'recall':>6}  {'f1':>6}  {'support':>7}")
@@ -611,3 +690,25 @@ def evaluate_run(folder, log: Callable = print, device: str = "cpu") -> dict:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
         log(f"{c:>5}  {precision:>9.3f}  {recall:>6.3f}  {f1:>6.3f}  {support:>7}")
     return {"test_accuracy": result["accuracy"], "confusion": matrix}
+
+
+def sample_run(folder, prompt: str = "", tokens: int = 200, temperature: float = 0.8,
+               seed: int = 0, log: Callable = print) -> str:
+    """Continue ``prompt`` with ``tokens`` characters from a text run's committed model."""
+    folder = _folder(folder)
+    config = RunConfig.load(folder)
+    if not config.is_text:
+        raise RunError(f"{folder}: a {config.model} run on {config.dataset} has no text to "
+                       f"sample (train with --model lstm or transformer)")
+    record = _read_commit(folder)
+    if record is None:
+        raise RunError(f"{folder}: no epoch is committed yet (no commit.json): nothing to sample")
+    vocab = load_vocabulary(folder)
+    model = build_model(config.model, (SEQ_LEN,), len(vocab), config.seed)
+    load_model(model, _locate(folder, record)["model.safetensors"])
+    try:
+        text = generate(model, vocab, prompt, tokens, temperature, seed)
+    except (TextError, ValueError) as error:
+        raise RunError(str(error)) from None
+    log(text)
+    return text
