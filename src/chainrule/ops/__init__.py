@@ -27,13 +27,13 @@ from chainrule.ops import (
     special,
 )
 from chainrule.ops.activations import *  # noqa: F401,F403
+from chainrule.ops.attention import *  # noqa: F401,F403
 from chainrule.ops.conv import *  # noqa: F401,F403
 from chainrule.ops.creation import *  # noqa: F401,F403
 from chainrule.ops.device import *  # noqa: F401,F403
+from chainrule.ops.distance import *  # noqa: F401,F403
 from chainrule.ops.elementwise import *  # noqa: F401,F403
 from chainrule.ops.indexing import *  # noqa: F401,F403
-from chainrule.ops.distance import *  # noqa: F401,F403
-from chainrule.ops.attention import *  # noqa: F401,F403
 from chainrule.ops.linalg import *  # noqa: F401,F403
 from chainrule.ops.logic import *  # noqa: F401,F403
 from chainrule.ops.losses import *  # noqa: F401,F403
