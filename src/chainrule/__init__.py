@@ -62,6 +62,7 @@ from chainrule.ops.losses import *  # noqa: F401,F403
 from chainrule.ops.normalization import *  # noqa: F401,F403
 from chainrule.ops.ordering import *  # noqa: F401,F403
 from chainrule.ops.reductions import *  # noqa: F401,F403
+from chainrule.ops.resample import *  # noqa: F401,F403
 from chainrule.ops.scans import *  # noqa: F401,F403
 from chainrule.ops.shape import *  # noqa: F401,F403
 from chainrule.ops.signal import *  # noqa: F401,F403

@@ -18,6 +18,7 @@ from chainrule.nn.module import (  # noqa: F401
     Sequential,
 )
 from chainrule.nn.recurrent import *  # noqa: F401,F403
+from chainrule.nn.resample import *  # noqa: F401,F403
 from chainrule.nn.summary import summary  # noqa: F401
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -21,6 +21,7 @@ from chainrule.ops import (
     normalization,
     ordering,
     reductions,
+    resample,
     scans,
     shape,
     signal,
@@ -41,6 +42,7 @@ from chainrule.ops.normalization import *  # noqa: F401,F403
 from chainrule.ops.ordering import *  # noqa: F401,F403
 from chainrule.ops.primitive import REGISTRY, Primitive, as_tensor
 from chainrule.ops.reductions import *  # noqa: F401,F403
+from chainrule.ops.resample import *  # noqa: F401,F403
 from chainrule.ops.scans import *  # noqa: F401,F403
 from chainrule.ops.shape import *  # noqa: F401,F403
 from chainrule.ops.signal import *  # noqa: F401,F403
@@ -65,9 +67,10 @@ __all__ += ordering.__all__
 __all__ += indexing.__all__
 __all__ += distance.__all__
 __all__ += attention.__all__
+__all__ += resample.__all__
 #: the families that may list Tensor methods (``TENSOR_METHODS``)
 _FAMILIES = (special, logic, scans, ordering, indexing, activations, reductions, shape, linalg,
-             losses, creation, normalization)
+             losses, creation, normalization, resample)
 
 
 def _install_tensor_methods() -> None:
