@@ -127,3 +127,14 @@ def test_containers_register_like_torch():
     assert [name for name, _ in pdict.named_parameters()] == ["scale"]
     with pytest.raises(TypeError, match="str -> Module"):
         ours["x"] = 3
+
+
+@pytest.mark.parametrize("stride,padding,output_padding,groups,dilation",
+                         [(1, 0, 0, 1, 1), (2, 1, 1, 2, 1), (3, 2, 0, 1, 2)])
+def test_conv_transpose1d_matches_torch(stride, padding, output_padding, groups, dilation):
+    args = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                dilation=dilation)
+    ours = _double(nn.ConvTranspose1d(4, 6, 3, **args))
+    theirs = torch.nn.ConvTranspose1d(4, 6, 3, **args).double()
+    _copy_weights(ours, theirs)
+    _compare(ours, theirs, np.random.default_rng(5).standard_normal((2, 4, 7)))

@@ -16,7 +16,8 @@ from chainrule.nn import init
 from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, place
 
 __all__ = [
-    "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d",
+    "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose1d",
+    "ConvTranspose2d", "MaxPool1d",
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual", "Embedding", "GroupNorm",
     "InstanceNorm1d", "InstanceNorm2d", "Dropout2d", "Unflatten", "CosineSimilarity",
@@ -190,6 +191,26 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         return cr.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+            self.groups, self.dilation,
+        )
+
+
+class ConvTranspose1d(_ConvNd):
+    """The adjoint of Conv1d in its input; weight (in, out/groups, k), input (N, C, L)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1,
+        padding: Size = 0, output_padding: Size = 0, groups: int = 1, bias: bool = True,
+        dilation: Size = 1, device: DeviceLike = None,
+    ) -> None:
+        super().__init__(
+            1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            transposed=True, output_padding=output_padding, device=device,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv_transpose1d(
             x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
             self.groups, self.dilation,
         )
