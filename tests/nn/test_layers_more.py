@@ -138,3 +138,28 @@ def test_conv_transpose1d_matches_torch(stride, padding, output_padding, groups,
     theirs = torch.nn.ConvTranspose1d(4, 6, 3, **args).double()
     _copy_weights(ours, theirs)
     _compare(ours, theirs, np.random.default_rng(5).standard_normal((2, 4, 7)))
+
+
+@pytest.mark.parametrize("args", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=(2, 3), stride=(1, 2))])
+def test_max_pool_indices_and_max_unpool_match_torch(args):
+    x = np.random.default_rng(6).standard_normal((2, 3, 7, 6))
+    x[0, 0, :2, :2] = 5.0  # a tie: the first maximum's index, as torch
+    pooled, indices = nn.MaxPool2d(return_indices=True, **args)(cr.tensor(x))
+    tpooled, tindices = torch.nn.MaxPool2d(return_indices=True, **args)(torch.tensor(x))
+    np.testing.assert_array_equal(indices.numpy(), tindices.numpy())
+    assert indices.dtype == np.int64
+    values = cr.tensor(pooled.numpy(), requires_grad=True)
+    tvalues = torch.tensor(pooled.numpy(), requires_grad=True)
+    out = nn.MaxUnpool2d(**args)(values, indices, output_size=(7, 6))
+    expected = torch.nn.MaxUnpool2d(**args)(tvalues, tindices, output_size=(7, 6))
+    np.testing.assert_array_equal(out.numpy(), expected.detach().numpy())
+    weights = np.random.default_rng(7).standard_normal(out.shape)
+    cr.sum(out * cr.tensor(weights)).backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(values.grad.numpy(), tvalues.grad.numpy(), rtol=1e-12)
+    _, strict_indices = cr.max_pool2d(cr.tensor(x).to("array_api_strict"), return_indices=True,
+                                      **args)
+    np.testing.assert_array_equal(strict_indices.numpy(), tindices.numpy())  # generic kernel
+    with pytest.raises(cr.ShapeError, match="indices"):
+        cr.max_unpool2d(pooled, indices[:1], **args)

@@ -17,8 +17,8 @@ from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, pl
 
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose1d",
-    "ConvTranspose2d", "MaxPool1d",
-    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout",
+    "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "MaxUnpool2d", "AvgPool1d", "AvgPool2d",
+    "AdaptiveAvgPool2d", "Flatten", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual", "Embedding", "GroupNorm",
     "InstanceNorm1d", "InstanceNorm2d", "Dropout2d", "Unflatten", "CosineSimilarity",
     "PairwiseDistance",
@@ -246,15 +246,33 @@ class MaxPool1d(_Pool):
 
 
 class MaxPool2d(_Pool):
-    """Max over windows; the gradient goes to the first maximum of each window (PyTorch's rule)."""
+    """Max over windows; the gradient goes to the first maximum of each window (PyTorch's rule).
+    ``return_indices``: forward returns (values, flat indices) for ``MaxUnpool2d``."""
 
     def __init__(
         self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
-        dilation: Size = 1, ceil_mode: bool = False,
+        dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False,
     ) -> None:
+        options = {"return_indices": True} if return_indices else {}
         super().__init__(
-            cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode
+            cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
+            **options,
         )
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of ``MaxPool2d(return_indices=True)``: values back at their maxima's
+    positions, zeros elsewhere (``torch.nn.MaxUnpool2d``)."""
+
+    def __init__(self, kernel_size: Size, stride: Optional[Size] = None,
+                 padding: Size = 0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor, indices: Tensor,
+                output_size: Optional[Sequence[int]] = None) -> Tensor:
+        return cr.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
+                               output_size)
 
 
 class AvgPool1d(_Pool):

@@ -413,6 +413,13 @@ OPINFO += [
            lambda x, y: (np.abs(x - y + 1e-6) ** 3).sum(-1) ** (1 / 3),
            lambda t, x, y: t.nn.functional.pairwise_distance(x, y, p=3.0),
            covers=("pairwise_distance",)),
+    # unpool(pool(x)): x at each window's maximum, 0 elsewhere (the indices are max_pool_indices)
+    OpInfo("max_unpool2d", lambda x: cr.max_unpool2d(*cr.max_pool2d(x, 2, return_indices=True),
+                                                      2),
+           fixed((2, 3, 4, 6)), None,
+           lambda t, x: t.nn.functional.max_unpool2d(
+               *t.nn.functional.max_pool2d(x, 2, return_indices=True), 2),
+           covers=("max_pool", "max_pool_indices", "scatter"), order=1),
     # (padding_idx's row gets no gradient by convention: tests/nn/test_layers_more.py checks it)
     OpInfo("embedding", lambda w: cr.embedding(cr.tensor([[0, 2], [2, 3]]), w),
            fixed((4, 3)), lambda w: w[np.array([[0, 2], [2, 3]])],

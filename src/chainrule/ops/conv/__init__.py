@@ -45,11 +45,14 @@ from chainrule.ops.conv.functional import (
     conv_transpose2d,
     max_pool1d,
     max_pool2d,
+    max_unpool1d,
+    max_unpool2d,
 )
 from chainrule.ops.conv.workspace import SavedColumns as _SavedColumns  # noqa: F401 (tests)
 from chainrule.ops.conv.workspace import _caches, _held_nbytes  # noqa: F401 (tests)
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
-    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_unpool1d",
+    "max_unpool2d",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.conv import sizes as shapes
-from chainrule.ops.conv.pooling import avg_pool_p, max_pool_p
+from chainrule.ops.conv.pooling import avg_pool_p, max_pool_indices_p, max_pool_p
 from chainrule.ops.conv.primitives import conv_p, conv_transpose_p
 from chainrule.ops.primitive import as_tensor
 from chainrule.ops.reductions import mean
@@ -24,7 +24,8 @@ from chainrule.ops.shape import getitem, reshape, stack
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
-    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_unpool1d",
+    "max_unpool2d",
 ]
 
 # ---------------------------------------------------------------- argument handling
@@ -224,32 +225,87 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode,
     return kernel, stride, pads, dilation, tuple(out)
 
 
-def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int) -> Tensor:
+def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int,
+                return_indices: bool = False):
     name = f"max_pool{n}d"
     x, unbatched = _batched(as_tensor(x), n, name)
     kernel, stride, pads, dilation, out_size = _pool_geometry(
         x, kernel_size, stride, padding, dilation, ceil_mode, n, name)
-    out = max_pool_p.bind(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
-                          output_size=out_size)
-    return out.reshape(out.shape[1:]) if unbatched else out
+    params = dict(kernel=kernel, stride=stride, padding=pads, dilation=dilation,
+                  output_size=out_size)
+    out = max_pool_p.bind(x, **params)
+    if not return_indices:
+        return out.reshape(out.shape[1:]) if unbatched else out
+    indices = max_pool_indices_p.bind(x.detach(), out.detach(), **params)
+    if unbatched:
+        return out.reshape(out.shape[1:]), indices.reshape(indices.shape[1:])
+    return out, indices
 
 
 def max_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
-               dilation: Size = 1, ceil_mode: bool = False) -> Tensor:
+               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False):
     """Maximum over windows of (N, C, L). The gradient goes to the first maximum of each window
-    (PyTorch)."""
-    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 1)
+    (PyTorch). ``return_indices``: also the position of each maximum in L (int64)."""
+    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 1, return_indices)
 
 
 def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
-               dilation: Size = 1, ceil_mode: bool = False) -> Tensor:
+               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False):
     """Maximum over windows of (N, C, H, W), stride defaulting to the kernel size; padding counts
     as -inf.
 
     Ties: the whole gradient goes to the *first* maximum of the window in row-major order, as
-    PyTorch does (a valid subgradient; ``max`` splits ties instead).
+    PyTorch does (a valid subgradient; ``max`` splits ties instead). ``return_indices``: also
+    each maximum's flat position h * W + w in its (H, W) plane (int64, torch's numbering), which
+    ``max_unpool2d`` takes.
     """
-    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 2)
+    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 2, return_indices)
+
+
+def _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, n: int) -> Tensor:
+    """Scatter each value to its recorded position in a zero plane (torch's max_unpool)."""
+    from chainrule.ops.creation import zeros
+    from chainrule.ops.indexing import scatter
+
+    name = f"max_unpool{n}d"
+    x, unbatched = _batched(as_tensor(x), n, name)
+    indices = as_tensor(indices)
+    if unbatched:
+        indices = reshape(indices, (1,) + indices.shape)
+    if indices.shape != x.shape or indices.dtype.kind not in "iu":
+        raise ShapeError(f"{name}: indices must be integers of the input's shape {x.shape}, got "
+                         f"{indices.dtype} {indices.shape}")
+    kernel = _ntuple(kernel_size, n, "kernel_size")
+    stride = kernel if stride is None else _ntuple(stride, n, "stride")
+    pad = _ntuple(padding, n, "padding", minimum=0)
+    default = tuple((i - 1) * s - 2 * p + k
+                    for i, k, s, p in zip(x.shape[2:], kernel, stride, pad))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(output_size)[-n:]
+        if len(size) != n:
+            raise ShapeError(f"{name}: output_size={output_size!r} must give {n} spatial sizes")
+    batch, channels = x.shape[:2]
+    plane = zeros(batch, channels, int(np.prod(size)), dtype=x.dtype, device=x.device)
+    flat = scatter(plane, 2, reshape(indices, (batch, channels, -1)),
+                   reshape(x, (batch, channels, -1)))
+    out = reshape(flat, (batch, channels) + size)
+    return reshape(out, out.shape[1:]) if unbatched else out
+
+
+def max_unpool1d(x, indices, kernel_size: Size, stride: Optional[Size] = None,
+                 padding: Size = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The partial inverse of max_pool1d(return_indices=True): zeros except at the maxima."""
+    return _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool2d(x, indices, kernel_size: Size, stride: Optional[Size] = None,
+                 padding: Size = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The partial inverse of max_pool2d(return_indices=True): each value goes back to the
+    position of its maximum in an (H_out, W_out) plane of zeros, H_out = (H - 1) s - 2 p + k by
+    default (torch's). Differentiable in x (the gradient gathers from those positions)."""
+    return _max_unpoolnd(x, indices, kernel_size, stride, padding, output_size, 2)
 
 
 def _avg_divisor(sizes, kernel, stride, pads, out_size, count_include_pad: bool) -> np.ndarray:

@@ -28,7 +28,7 @@ from chainrule.ops.conv.kernels import (
 from chainrule.ops.primitive import Primitive
 
 __all__ = ["max_pool_p", "max_pool_scatter_p", "max_pool_gather_p", "avg_pool_p",
-           "avg_pool_adjoint_p"]
+           "avg_pool_adjoint_p", "max_pool_indices_p"]
 
 
 def _windows_disjoint(kernel, stride, dilation) -> bool:
@@ -198,7 +198,46 @@ def _unpooled(g: ShapeDtype, *, input_size, **params) -> ShapeDtype:
     return ShapeDtype(g.shape[:2] + tuple(input_size), g.dtype, g.device)
 
 
+def _input_positions(offset, *, stride, padding, dilation, output_size, input_size) -> np.ndarray:
+    """Flat index into the input's spatial plane of the element that kernel ``offset`` reads at
+    every output position (torch's return_indices numbering: row-major over the spatial axes)."""
+    flat = np.zeros(output_size, dtype=np.int64)
+    for axis, (a, s, (lo, _), d, n_out) in enumerate(zip(offset, stride, padding, dilation,
+                                                        output_size)):
+        along = np.arange(n_out) * s - lo + a * d  # inside the input: the max is never padding
+        shape = [1] * len(output_size)
+        shape[axis] = n_out
+        flat = flat * input_size[axis] + along.reshape(shape)
+    return flat
+
+
+def _max_pool_indices_numpy(x, best, **params):
+    out = np.zeros(best.shape, dtype=np.int64)
+    geometry = {k: v for k, v in params.items() if k != "kernel"}
+    for offset, mask in _argmax_masks(x, best, **params):
+        np.copyto(out, _input_positions(offset, input_size=x.shape[2:], **geometry), where=mask)
+    return out
+
+
+def _max_pool_indices_generic(xp, x, best, **params):
+    out = xp.zeros(best.shape, dtype=xp.int64, device=best.device)
+    geometry = {k: v for k, v in params.items() if k != "kernel"}
+    for offset, mask in _argmax_masks_generic(xp, x, best, **params):
+        positions = xp.asarray(_input_positions(offset, input_size=tuple(x.shape[2:]), **geometry),
+                               device=best.device)
+        out = xp.where(mask, positions, out)
+    return out
+
+
+def _indices(x: ShapeDtype, best: ShapeDtype, **params) -> ShapeDtype:
+    """max_pool_indices: the output's shape, int64."""
+    return ShapeDtype(best.shape, np.dtype(np.int64), best.device)
+
+
 # fmt: off
+max_pool_indices_p = Primitive("max_pool_indices", _max_pool_indices_numpy,
+                               generic=_max_pool_indices_generic, abstract_eval=_indices,
+                               smooth=False)  # integers: not differentiable
 max_pool_p         = Primitive("max_pool", _max_pool_numpy, generic=_max_pool_generic,
                                abstract_eval=_pooled, smooth=False)
 max_pool_scatter_p = Primitive("max_pool_scatter", _max_pool_scatter_numpy,
