@@ -393,6 +393,11 @@ OPINFO: list[OpInfo] = [
            covers=("mul", "sum")),
 ]
 
+def _unpool_pool(x):
+    values, indices = cr.max_pool2d(x, 2, return_indices=True)
+    return cr.max_unpool2d(values, indices, 2)
+
+
 # normalisation and distances (composites: the rows check them to second order)
 OPINFO += [
     OpInfo("group_norm", lambda x, w, b: cr.group_norm(x, 2, w, b),
@@ -414,8 +419,7 @@ OPINFO += [
            lambda t, x, y: t.nn.functional.pairwise_distance(x, y, p=3.0),
            covers=("pairwise_distance",)),
     # unpool(pool(x)): x at each window's maximum, 0 elsewhere (the indices are max_pool_indices)
-    OpInfo("max_unpool2d", lambda x: cr.max_unpool2d(*cr.max_pool2d(x, 2, return_indices=True),
-                                                      2),
+    OpInfo("max_unpool2d", lambda x: _unpool_pool(x),
            fixed((2, 3, 4, 6)), None,
            lambda t, x: t.nn.functional.max_unpool2d(
                *t.nn.functional.max_pool2d(x, 2, return_indices=True), 2),

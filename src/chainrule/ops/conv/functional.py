@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -226,7 +226,7 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode,
 
 
 def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int,
-                return_indices: bool = False):
+                return_indices: bool = False) -> Any:
     name = f"max_pool{n}d"
     x, unbatched = _batched(as_tensor(x), n, name)
     kernel, stride, pads, dilation, out_size = _pool_geometry(
@@ -243,14 +243,16 @@ def _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, n: int,
 
 
 def max_pool1d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
-               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False):
+               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False
+               ) -> Any:  # a Tensor, or (values, indices) with return_indices
     """Maximum over windows of (N, C, L). The gradient goes to the first maximum of each window
     (PyTorch). ``return_indices``: also the position of each maximum in L (int64)."""
     return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 1, return_indices)
 
 
 def max_pool2d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
-               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False):
+               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False
+               ) -> Any:  # a Tensor, or (values, indices) with return_indices
     """Maximum over windows of (N, C, H, W), stride defaulting to the kernel size; padding counts
     as -inf.
 
