@@ -155,10 +155,6 @@ def _nearest_index(n_in: int, n_out: int, scale: Optional[float], exact: bool) -
         np.float32(np.float32(n_in) / np.float32(n_out))
     dst = np.arange(n_out, dtype=np.float32) + (np.float32(0.5) if exact else np.float32(0))
     index = np.floor(dst * s).astype(np.int64)
-    if not exact and n_out == n_in:
-        index = np.arange(n_out)
-    if not exact and n_out == 2 * n_in:
-        index = np.arange(n_out) >> 1
     return np.minimum(index, n_in - 1)
 
 
