@@ -163,3 +163,19 @@ def test_max_pool_indices_and_max_unpool_match_torch(args):
     np.testing.assert_array_equal(strict_indices.numpy(), tindices.numpy())  # generic kernel
     with pytest.raises(cr.ShapeError, match="indices"):
         cr.max_unpool2d(pooled, indices[:1], **args)
+
+
+@pytest.mark.parametrize("kind,args", [
+    ("Conv3d", dict(in_channels=4, out_channels=6, kernel_size=(3, 2, 3), stride=(2, 1, 1),
+                    padding=1, dilation=(1, 2, 1), groups=2)),
+    ("ConvTranspose3d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1,
+                             output_padding=1, groups=2)),
+    ("MaxPool3d", dict(kernel_size=2, stride=(1, 2, 2))),
+    ("AvgPool3d", dict(kernel_size=(2, 3, 2), padding=1, count_include_pad=False)),
+])
+def test_3d_layers_match_torch(kind, args):
+    ours, theirs = getattr(nn, kind)(**args), getattr(torch.nn, kind)(**args).double()
+    _double(ours)
+    if list(ours.parameters()):
+        _copy_weights(ours, theirs)
+    _compare(ours, theirs, np.random.default_rng(8).standard_normal((2, 4, 5, 6, 5)))

@@ -17,7 +17,8 @@ from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, pl
 
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose1d",
-    "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "MaxUnpool2d", "AvgPool1d", "AvgPool2d",
+    "ConvTranspose2d", "Conv3d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+    "AvgPool3d", "MaxUnpool2d", "AvgPool1d", "AvgPool2d",
     "AdaptiveAvgPool2d", "Flatten", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual", "Embedding", "GroupNorm",
     "InstanceNorm1d", "InstanceNorm2d", "Dropout2d", "Unflatten", "CosineSimilarity",
@@ -216,6 +217,44 @@ class ConvTranspose1d(_ConvNd):
         )
 
 
+class Conv3d(_ConvNd):
+    """3-d convolution layer, weight (out, in/groups, kD, kH, kW), input (N, C, D, H, W)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding=0,
+        dilation: Size = 1, groups: int = 1, bias: bool = True, device: DeviceLike = None,
+    ) -> None:
+        super().__init__(
+            3, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            device=device,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv3d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class ConvTranspose3d(_ConvNd):
+    """The adjoint of Conv3d in its input; weight (in, out/groups, kD, kH, kW)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1,
+        padding: Size = 0, output_padding: Size = 0, groups: int = 1, bias: bool = True,
+        dilation: Size = 1, device: DeviceLike = None,
+    ) -> None:
+        super().__init__(
+            3, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            transposed=True, output_padding=output_padding, device=device,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cr.conv_transpose3d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+            self.groups, self.dilation,
+        )
+
+
 class _Pool(Module):
     def __init__(
         self, fn, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0, **options
@@ -258,6 +297,29 @@ class MaxPool2d(_Pool):
             cr.max_pool2d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
             **options,
         )
+
+
+class MaxPool3d(_Pool):
+    """Max over windows of (N, C, D, H, W); the gradient to each window's first maximum."""
+
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        dilation: Size = 1, ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(
+            cr.max_pool3d, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode
+        )
+
+
+class AvgPool3d(_Pool):
+    """Mean over windows of (N, C, D, H, W)."""
+
+    def __init__(
+        self, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+        ceil_mode: bool = False, count_include_pad: bool = True,
+    ) -> None:
+        super().__init__(cr.avg_pool3d, kernel_size, stride, padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad)
 
 
 class MaxUnpool2d(Module):

@@ -39,12 +39,16 @@ from chainrule.ops.conv.functional import (
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     conv1d,
     conv2d,
+    conv3d,
     conv_transpose1d,
     conv_transpose2d,
+    conv_transpose3d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
     max_unpool1d,
     max_unpool2d,
 )
@@ -54,5 +58,5 @@ from chainrule.ops.conv.workspace import _caches, _held_nbytes  # noqa: F401 (te
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
     "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_unpool1d",
-    "max_unpool2d",
+    "max_unpool2d", "conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d",
 ]

@@ -25,7 +25,7 @@ from chainrule.ops.shape import getitem, reshape, stack
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d",
     "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_unpool1d",
-    "max_unpool2d",
+    "max_unpool2d", "conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d",
 ]
 
 # ---------------------------------------------------------------- argument handling
@@ -401,3 +401,30 @@ def adaptive_avg_pool2d(x, output_size) -> Tensor:
     """Average pooling to a fixed (H, W) output (an int for both; None keeps an axis); 1 is global
     average pooling."""
     return _adaptive_avg_poolnd(x, output_size, 2)
+
+
+# ---------------------------------------------------------------- 3-D (volumes (N, C, D, H, W))
+def conv3d(x, weight, bias=None, stride: Size = 1, padding: Padding = 0, dilation: Size = 1,
+           groups: int = 1) -> Tensor:
+    """3-D cross-correlation of x (N, C_in, D, H, W) with weight (C_out, C_in/groups, kD, kH, kW),
+    as PyTorch: the same n-d primitives as conv2d, one more spatial axis."""
+    return _convnd(x, weight, bias, stride, padding, dilation, groups, 3)
+
+
+def conv_transpose3d(x, weight, bias=None, stride: Size = 1, padding: Size = 0,
+                     output_padding: Size = 0, groups: int = 1, dilation: Size = 1) -> Tensor:
+    """The adjoint of conv3d in its input; weight (C_in, C_out/groups, kD, kH, kW)."""
+    return _conv_transposend(x, weight, bias, stride, padding, output_padding, groups, dilation, 3)
+
+
+def max_pool3d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False
+               ) -> Any:  # a Tensor, or (values, indices) with return_indices
+    """Maximum over windows of (N, C, D, H, W); the gradient to each window's first maximum."""
+    return _max_poolnd(x, kernel_size, stride, padding, dilation, ceil_mode, 3, return_indices)
+
+
+def avg_pool3d(x, kernel_size: Size, stride: Optional[Size] = None, padding: Size = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of (N, C, D, H, W)."""
+    return _avg_poolnd(x, kernel_size, stride, padding, ceil_mode, count_include_pad, 3)
