@@ -124,3 +124,36 @@ def test_bad_arguments():
         nn.TransformerEncoderLayer(8, 2, activation="swish")
     with pytest.raises(ValueError, match="query"):
         cr.scaled_dot_product_attention(cr.zeros(2, 3), cr.zeros(2, 4), cr.zeros(2, 4))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_decoder_matches_torch(norm_first):
+    layer = nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                       norm_first=norm_first, batch_first=True)
+    ours = nn.TransformerDecoder(layer, 2, norm=nn.LayerNorm(8))
+    tlayer = torch.nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                              norm_first=norm_first, batch_first=True)
+    theirs = torch.nn.TransformerDecoder(tlayer, 2, norm=torch.nn.LayerNorm(8))
+    _load(ours, theirs)
+    tgt, memory = RNG.standard_normal((3, 4, 8)), RNG.standard_normal((3, 6, 8))
+    padding = np.zeros((3, 6), dtype=bool)
+    padding[2, 4:] = True
+    xs = [cr.tensor(tgt, requires_grad=True), cr.tensor(memory, requires_grad=True)]
+    ts = [torch.tensor(tgt, requires_grad=True), torch.tensor(memory, requires_grad=True)]
+    causal = np.triu(np.ones((4, 4), dtype=bool), 1)
+    out = ours(*xs, tgt_mask=causal, memory_key_padding_mask=padding)
+    expected = theirs(*ts, tgt_mask=torch.tensor(causal),
+                      memory_key_padding_mask=torch.tensor(padding))
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-9, atol=1e-12)
+    _grads_match(ours, theirs, out, expected, xs, ts)
+
+
+def test_bilinear_matches_torch():
+    ours, theirs = nn.Bilinear(3, 4, 5), torch.nn.Bilinear(3, 4, 5)
+    _load(ours, theirs)
+    a, b = RNG.standard_normal((6, 3)), RNG.standard_normal((6, 4))
+    xs = [cr.tensor(a, requires_grad=True), cr.tensor(b, requires_grad=True)]
+    ts = [torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)]
+    out, expected = ours(*xs), theirs(*ts)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10)
+    _grads_match(ours, theirs, out, expected, xs, ts)

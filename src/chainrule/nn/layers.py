@@ -22,7 +22,7 @@ __all__ = [
     "AdaptiveAvgPool2d", "Flatten", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Residual", "Embedding", "GroupNorm",
     "InstanceNorm1d", "InstanceNorm2d", "Dropout2d", "Unflatten", "CosineSimilarity",
-    "PairwiseDistance",
+    "PairwiseDistance", "Bilinear",
 ]
 
 Size = Union[int, Sequence[int]]
@@ -638,3 +638,30 @@ class PairwiseDistance(Module):
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         return cr.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class Bilinear(Module):
+    """y_k = x1^T A_k x2 + b_k, weight A (out_features, in1_features, in2_features), as
+    ``torch.nn.Bilinear`` (weights U(+-1/sqrt(in1_features)))."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True,
+                 device: DeviceLike = None) -> None:
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        bound = 1 / math.sqrt(in1_features)
+        with built_on_host():
+            self.weight = _empty(out_features, in1_features, in2_features)
+            init.uniform_(self.weight, -bound, bound)
+            self.register_parameter("bias", _empty(out_features) if bias else None)
+            if self.bias is not None:
+                init.uniform_(self.bias, -bound, bound)
+        place(self, device)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        out = cr.einsum("...i,kij,...j->...k", x1, self.weight, x2)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
