@@ -30,9 +30,13 @@ class Upsample(Module):
                  recompute_scale_factor: Optional[bool] = None) -> None:
         super().__init__()
         self.size = tuple(size) if isinstance(size, (list, tuple)) else size
-        self.scale_factor = (tuple(float(s) for s in scale_factor)
-                             if isinstance(scale_factor, (list, tuple))
-                             else None if scale_factor is None else float(scale_factor))
+        self.scale_factor: Union[float, tuple, None]
+        if isinstance(scale_factor, (list, tuple)):
+            self.scale_factor = tuple(float(s) for s in scale_factor)
+        elif scale_factor is None:
+            self.scale_factor = None
+        else:
+            self.scale_factor = float(scale_factor)  # type: ignore[arg-type]
         self.mode, self.align_corners = mode, align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
@@ -107,10 +111,10 @@ class _PadNd(Module):
 
     def __init__(self, padding: Union[int, Sequence[int]], value: float = 0.0) -> None:
         super().__init__()
-        if isinstance(padding, (int,)) and not isinstance(padding, bool):
+        if isinstance(padding, int):
             widths = (int(padding),) * (2 * self._dims)
         else:
-            widths = tuple(padding)
+            widths = tuple(int(p) for p in padding)
             if len(widths) != 2 * self._dims:
                 raise ValueError(f"{type(self).__name__}: padding={padding!r} must be an int or "
                                  f"{2 * self._dims} ints (a (before, after) pair per padded "
