@@ -77,3 +77,16 @@ def test_a_padded_batch_trains_an_lstm_with_the_mask():
     other, _ = pad_sequences(seqs, padding_value=-3.0)
     again = cr.sum(cr.sum(head(lstm(other)[0]), axis=-1) * cr.tensor(real.astype(np.float32)))
     assert again.item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_pad_collate_pads_ragged_fields_for_a_data_loader():
+    from chainrule.data import pad_collate
+
+    samples = [(np.arange(n), np.int64(n % 2)) for n in (3, 5, 2, 4)]
+    batches = list(DataLoader(samples, batch_size=2, collate_fn=pad_collate))
+    x, y, lengths = batches[0]
+    assert x.shape == (2, 5) and x.numpy()[0].tolist() == [0, 1, 2, 0, 0]
+    assert y.tolist() == [1, 1] and lengths.tolist() == [3, 5]
+    assert padding_mask(lengths).numpy()[0].tolist() == [False] * 3 + [True] * 2
+    with pytest.raises(ValueError, match="empty"):
+        pad_collate([])

@@ -28,10 +28,17 @@ from chainrule.data.datasets import (
     xor,
 )
 from chainrule.data.loader import DataLoader, default_collate
-from chainrule.data.text import NextTokenDataset, Vocabulary, pad_sequences, padding_mask
+from chainrule.data.text import (
+    NextTokenDataset,
+    Vocabulary,
+    pad_collate,
+    pad_sequences,
+    padding_mask,
+)
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate",
     "DatasetError", "load_digits", "load_idx", "read_idx", "write_idx", "xor", "four_points",
     "two_spirals", "Vocabulary", "NextTokenDataset", "pad_sequences", "padding_mask",
+    "pad_collate",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 from chainrule.data.dataset import Dataset
 from chainrule.engine.tensor import Tensor
 
-__all__ = ["Vocabulary", "NextTokenDataset", "pad_sequences", "padding_mask"]
+__all__ = ["Vocabulary", "NextTokenDataset", "pad_sequences", "padding_mask", "pad_collate"]
 
 
 class Vocabulary:
@@ -149,3 +149,30 @@ def padding_mask(lengths: Any, max_len: Optional[int] = None) -> Tensor:
     values = lengths.numpy() if isinstance(lengths, Tensor) else np.asarray(lengths)
     longest = int(values.max()) if max_len is None else max_len
     return Tensor._from_array(np.arange(longest)[None, :] >= values[:, None])
+
+
+def pad_collate(batch: Sequence[Any], padding_value: float = 0) -> tuple:
+    """A ``collate_fn`` for samples of different lengths: each sample a tuple of fields; a field
+    whose items are sequences of different lengths is padded to (N, L_max, ...) with
+    ``padding_value``, the others are stacked as usual. Returns the fields, then the lengths of
+    the first field (N,) int64: ``x, y, lengths = batch`` (``padding_mask(lengths)`` gives the
+    mask)."""
+    from chainrule.data.loader import default_collate
+
+    if not batch:
+        raise ValueError("pad_collate: empty batch")
+    samples = [s if isinstance(s, (tuple, list)) else (s,) for s in batch]
+    fields, lengths = [], None
+    for column in zip(*samples):
+        arrays = [c.numpy() if isinstance(c, Tensor) else np.asarray(c) for c in column]
+        ragged = all(a.ndim >= 1 for a in arrays) and len({a.shape for a in arrays}) > 1
+        if ragged:
+            padded, field_lengths = pad_sequences(arrays, padding_value)
+            fields.append(padded)
+        else:
+            fields.append(default_collate(list(column)))
+            field_lengths = Tensor._from_array(np.array([len(a) if a.ndim else 1 for a in arrays],
+                                                        dtype=np.int64))
+        if lengths is None:
+            lengths = field_lengths
+    return (*fields, lengths)
