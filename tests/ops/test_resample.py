@@ -195,3 +195,16 @@ def test_fold_of_unfold_counts_overlaps():
 def test_unfold_fold_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_abstract_shapes_without_values():
+    from chainrule.ops.abstract import ShapeDtype, eval_shape
+
+    x = ShapeDtype((2, 3, 5, 4), np.float32)
+    assert eval_shape(lambda v: cr.interpolate(v, size=(7, 3), mode="bicubic"), x).shape == \
+        (2, 3, 7, 3)
+    assert eval_shape(lambda v: cr.pad_nd(v, (1, 2, 3, 1), "reflect"), x).shape == (2, 3, 9, 7)
+    unfolded = eval_shape(lambda v: cr.unfold(v, 2, padding=1), x)
+    assert unfolded.shape == (2, 12, 30) and unfolded.dtype == np.float32
+    assert eval_shape(lambda v: cr.fold(cr.unfold(v, 2, padding=1), (5, 4), 2, padding=1),
+                      x).shape == (2, 3, 5, 4)
