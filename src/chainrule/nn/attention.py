@@ -121,6 +121,15 @@ class MultiheadAttention(Module):
 _ACTIVATIONS: dict[str, Callable] = {"relu": lambda x: cr.relu(x), "gelu": lambda x: cr.gelu(x)}
 
 
+def _activation(activation: Union[str, Callable], who: str) -> Callable:
+    """'relu', 'gelu' or a callable, as torch's transformer layers take."""
+    if callable(activation):
+        return activation
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"{who}: activation={activation!r}: choose 'relu', 'gelu' or a callable")
+    return _ACTIVATIONS[activation]
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block, each with a residual connection, dropout and
     LayerNorm; ``norm_first`` puts the norms before the blocks (pre-norm) instead of after."""
@@ -130,9 +139,7 @@ class TransformerEncoderLayer(Module):
                  layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device: DeviceLike = None) -> None:
         super().__init__()
-        if isinstance(activation, str) and activation not in _ACTIVATIONS:
-            raise ValueError(f"TransformerEncoderLayer: activation={activation!r}: choose "
-                             f"'relu', 'gelu' or a callable")
+        self.activation = _activation(activation, "TransformerEncoderLayer")
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
                                             batch_first=batch_first, device=device)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device)
@@ -143,7 +150,6 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, device=device)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
-        self.activation = _ACTIVATIONS[activation] if isinstance(activation, str) else activation
 
     def forward(self, src: Tensor, src_mask: Optional[Tensor] = None,
                 src_key_padding_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
@@ -192,9 +198,7 @@ class TransformerDecoderLayer(Module):
                  layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device: DeviceLike = None) -> None:
         super().__init__()
-        if isinstance(activation, str) and activation not in _ACTIVATIONS:
-            raise ValueError(f"TransformerDecoderLayer: activation={activation!r}: choose "
-                             f"'relu', 'gelu' or a callable")
+        self.activation = _activation(activation, "TransformerDecoderLayer")
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
                                             batch_first=batch_first, device=device)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
@@ -209,7 +213,6 @@ class TransformerDecoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
-        self.activation = _ACTIVATIONS[activation] if isinstance(activation, str) else activation
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Optional[Tensor] = None,
                 memory_mask: Optional[Tensor] = None,

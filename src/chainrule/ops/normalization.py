@@ -34,15 +34,7 @@ def dropout(
     The gradient passes through the kept elements with the same 1/(1-p) scale.
     """
     x = as_tensor(x)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p={p} must be a probability in [0, 1]")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    keep = _rng(generator).random(x.shape) >= p  # drawn on the host: one stream per generator
-    mask = (keep / (1.0 - p)).astype(x.dtype)
-    return x * as_tensor(mask, like=x)
+    return _dropped(x, p, training, generator, x.shape, "dropout")
 
 
 def dropout2d(x, p: float = 0.5, training: bool = True,
@@ -52,13 +44,19 @@ def dropout2d(x, p: float = 0.5, training: bool = True,
     x = as_tensor(x)
     if x.ndim not in (3, 4):
         raise ShapeError(f"dropout2d: input must be (N, C, H, W) or (C, H, W), got {x.shape}")
+    return _dropped(x, p, training, generator, x.shape[:-2] + (1, 1), "dropout2d")
+
+
+def _dropped(x: Tensor, p: float, training: bool, generator: Optional[Generator],
+             mask_shape: tuple, name: str) -> Tensor:
+    """x times a keep-mask of ``mask_shape`` (broadcast over x) scaled by 1/(1-p)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout2d: p={p} must be a probability in [0, 1]")
+        raise ValueError(f"{name}: p={p} must be a probability in [0, 1]")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _rng(generator).random(x.shape[:-2] + (1, 1)) >= p  # one draw per channel
+    keep = _rng(generator).random(mask_shape) >= p  # drawn on the host: one stream per generator
     return x * as_tensor((keep / (1.0 - p)).astype(x.dtype), like=x)
 
 
