@@ -98,6 +98,10 @@ def pad_nd(x, pad: Sequence[int], mode: str = "constant", value: float = 0.0) ->
                     f"pad_nd: circular padding ({lo}, {hi}) of axis {axis} (length {n}, "
                     f"{m} after cropping) wraps around more than once: each width must be at "
                     "most the (cropped) length")
+    if mode in ("reflect", "replicate") and pairs and all(
+            x.shape[axis] + lo + hi < 1 for axis, lo, hi in pairs):
+        raise ShapeError(f"pad_nd: {mode} padding {tuple(widths)} leaves no element on any "
+                         f"padded axis of input {x.shape} (torch refuses such an output too)")
 
     if mode == "constant":
         crops = [(a, max(-lo, 0), max(-hi, 0)) for a, lo, hi in pairs]
