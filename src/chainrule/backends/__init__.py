@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from chainrule.backends import host_memory
 from chainrule.engine.errors import BackendMismatchError
 
 __all__ = ["Backend", "Device", "BackendMismatchError", "available", "get", "backend_of",
@@ -239,6 +240,7 @@ def available() -> list[str]:
 
 
 NUMPY = get("numpy")
+host_memory.tune_allocator()  # freed NumPy buffers stay for reuse (no page faults every step)
 
 
 def backend_of(array: Any) -> Backend:

@@ -100,7 +100,7 @@ def _no_gradient_inputs(tensor: Tensor) -> set[int]:
     prim, result = node.prim, set()
     for i, x in enumerate(node.inputs):
         rule = prim.vjps[0] if prim.variadic else (prim.vjps[i] if i < len(prim.vjps) else None)
-        if not x.requires_grad or rule is None:
+        if not x.requires_grad or (rule is None and prim.joint_vjp is None):
             result.add(i)
     return result
 

@@ -327,19 +327,26 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
     node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
     inputs, params, prim = node.inputs, node.params, node.prim
     check_versions(tensor)
+    joint = None
+    if prim.joint_vjp is not None:  # one rule for every input (a recurrence run backwards once)
+        joint = prim.joint_vjp(g, tensor, *inputs,
+                               needs=tuple(x.requires_grad for x in inputs), **params)
     for i, x in enumerate(inputs):
         if not x.requires_grad:
             if report is not None:
                 report(i, x, "constant", None, None)
             continue
-        if prim.variadic:
+        if joint is not None:
+            gx = joint[i]
+        elif prim.variadic:
             gx = prim.vjps[0](g, tensor, *inputs, argnum=i, **params)
         else:
             rule = prim.vjps[i]
             gx = None if rule is None else rule(g, tensor, *inputs, **params)
         if gx is None:
             if report is not None:
-                has_rule = prim.variadic or prim.vjps[i] is not None
+                has_rule = (prim.variadic or joint is not None
+                            or prim.vjps[i] is not None)
                 status = "zero" if has_rule else "not differentiable"
                 report(i, x, status, None, grad_table.get(id(x)))
             continue

@@ -67,20 +67,18 @@ class MultiheadAttention(Module):
                 attn_mask: Optional[Tensor] = None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple[Tensor, Optional[Tensor]]:
         unbatched = query.ndim == 2
-        if unbatched:
+        if unbatched:  # (L, E): a batch of one, sequence first
             query, key, value = (cr.expand_dims(t, 1) for t in (query, key, value))
-        elif self.batch_first:
-            query, key, value = (cr.swapaxes(t, 0, 1) for t in (query, key, value))
         if query.ndim != 3 or query.shape[-1] != self.embed_dim:
-            raise ValueError(f"MultiheadAttention: expected (L, N, {self.embed_dim}) inputs, "
-                             f"got query {query.shape}")
-        (length, batch, _), source = query.shape, key.shape[0]
-        w_q, w_k, w_v = cr.split(self.in_proj_weight, 3)
-        b_q, b_k, b_v = (cr.split(self.in_proj_bias, 3) if self.in_proj_bias is not None
-                         else (None, None, None))
-        q = self._heads(cr.matmul(query, w_q.T) + (0 if b_q is None else b_q), length, batch)
-        k = self._heads(cr.matmul(key, w_k.T) + (0 if b_k is None else b_k), source, batch)
-        v = self._heads(cr.matmul(value, w_v.T) + (0 if b_v is None else b_v), source, batch)
+            layout = "(N, L, E)" if self.batch_first else "(L, N, E)"
+            raise ValueError(f"MultiheadAttention: expected {layout} inputs with E = "
+                             f"{self.embed_dim}, got query {query.shape}")
+        # the work stays in the inputs' layout: batch_first needs no transposed copies
+        batch_axis = 0 if self.batch_first and not unbatched else 1
+        batch, length = query.shape[batch_axis], query.shape[1 - batch_axis]
+        source = key.shape[1 - batch_axis]
+        q, k, v = self._project(query, key, value)
+        q, k, v = (self._heads(t, batch_axis) for t in (q, k, v))  # (N, heads, L or S, head_dim)
         scores = cr.matmul(q, cr.swapaxes(k, -1, -2)) / math.sqrt(self.head_dim)
         if is_causal and attn_mask is None:
             rows = cr.reshape(cr.arange(length), (-1, 1))
@@ -97,22 +95,33 @@ class MultiheadAttention(Module):
         weights = cr.softmax(scores, axis=-1)
         dropped = cr.dropout(weights, self.dropout, self.training) if self.dropout else weights
         heads = cr.matmul(dropped, v)  # (N, heads, L, head_dim)
-        merged = cr.reshape(cr.transpose(heads, (2, 0, 1, 3)), (length, batch, self.embed_dim))
+        order = (0, 2, 1, 3) if batch_axis == 0 else (2, 0, 1, 3)
+        merged = cr.reshape(cr.transpose(heads, order), query.shape)
         out = self.out_proj(merged)
         if unbatched:
             out = out[:, 0]
-        elif self.batch_first:
-            out = cr.swapaxes(out, 0, 1)
         if not need_weights:
             return out, None
         if average_attn_weights:
             weights = cr.mean(weights, axis=1)
         return out, (weights[0] if unbatched else weights)
 
-    def _heads(self, x: Tensor, length: int, batch: int) -> Tensor:
-        """(L, N, E) -> (N, heads, L, head_dim)."""
-        return cr.transpose(cr.reshape(x, (length, batch, self.num_heads, self.head_dim)),
-                            (1, 2, 0, 3))
+    def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple:
+        """The input projections; self-attention (one tensor three times) does them in one GEMM
+        with the packed weight, as torch does."""
+        weight, bias = self.in_proj_weight, self.in_proj_bias
+        if query is key and key is value:
+            packed = cr.matmul(query, weight.T)
+            return tuple(cr.split(packed if bias is None else packed + bias, 3, axis=-1))
+        weights = cr.split(weight, 3)
+        biases = (None, None, None) if bias is None else cr.split(bias, 3)
+        return tuple(cr.matmul(t, w.T) if b is None else cr.matmul(t, w.T) + b
+                     for t, w, b in zip((query, key, value), weights, biases))
+
+    def _heads(self, x: Tensor, batch_axis: int) -> Tensor:
+        """(N, L, E) (batch_axis 0) or (L, N, E) (batch_axis 1) -> (N, heads, L, head_dim)."""
+        split = cr.reshape(x, x.shape[:2] + (self.num_heads, self.head_dim))
+        return cr.transpose(split, (0, 2, 1, 3) if batch_axis == 0 else (1, 2, 0, 3))
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"

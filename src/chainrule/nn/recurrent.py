@@ -17,8 +17,10 @@ return ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``), h_n of shape
 ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the backward direction), so
 a torch ``state_dict`` loads as it is. Every weight starts U(-1/sqrt(hidden), 1/sqrt(hidden)).
 
-Everything is a composite of matmul, sigmoid and tanh: back-propagation through time is the
-ordinary backward pass over the unrolled graph.
+RNN, GRU and the cells are composites of matmul, sigmoid and tanh: back-propagation through time
+is the ordinary backward pass over the unrolled graph. ``LSTM`` projects every time step of a layer
+in one GEMM and runs the recurrence as one primitive, ``ops.recurrent.lstm_scan``, whose backward
+pass through time is one rule (the unrolled composite is its definition and its tests' reference).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import chainrule as cr
 from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, place
+from chainrule.ops.recurrent import lstm_scan
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
 
@@ -66,6 +69,16 @@ def _step(mode: str, xw: Tensor, h: Tensor, c: Optional[Tensor], w_hh: Tensor,
 def _project(x: Tensor, w_ih: Tensor, b_ih: Optional[Tensor]) -> Tensor:
     xw = cr.matmul(x, w_ih.T)
     return xw if b_ih is None else xw + b_ih
+
+
+def _project_sequence(x: Tensor, w_ih: Tensor, b_ih: Optional[Tensor],
+                      b_hh: Optional[Tensor]) -> Tensor:
+    """x (L, N, I) -> x W_ih^T + b_ih + b_hh (L, N, G): every time step in one GEMM."""
+    length, batch, width = x.shape
+    xw = cr.matmul(cr.reshape(x, (length * batch, width)), w_ih.T)
+    if b_ih is not None and b_hh is not None:
+        xw = xw + (b_ih + b_hh)
+    return cr.reshape(xw, (length, batch, -1))
 
 
 class _CellBase(Module):
@@ -210,6 +223,8 @@ class _RNNBase(Module):
         The sequence is cut into one tensor per time step once, at the input, and every layer
         works on that list: slicing a whole (L, N, 4H) projection at every step would make the
         backward pass add L full-size gradients, O(L^2) work."""
+        if self.mode == "LSTM":
+            return self._run_lstm(x, h0, c0)
         directions = 2 if self.bidirectional else 1
         steps = [x[t] for t in range(x.shape[0])]
         h_last, c_last = [], []
@@ -235,6 +250,30 @@ class _RNNBase(Module):
         h_n = cr.stack(h_last)
         c_n = cr.stack(c_last) if c0 is not None else None
         return cr.stack(steps), h_n, c_n
+
+    def _run_lstm(self, x: Tensor, h0: Tensor, c0: Optional[Tensor]
+                  ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+        """The LSTM on ``lstm_scan``: per layer and direction one GEMM projects every time step
+        (as torch does), and the recurrence is one primitive with its own backward pass."""
+        assert c0 is not None
+        directions = 2 if self.bidirectional else 1
+        sequence, h_last, c_last = x, [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction, suffix in enumerate(("", "_reverse")[:directions]):
+                w_ih, w_hh, b_ih, b_hh = self._weights(f"l{layer}{suffix}")
+                k = layer * directions + direction
+                xw = _project_sequence(sequence, w_ih, b_ih, b_hh)
+                if direction:  # the reverse direction reads the sequence backwards
+                    xw = cr.flip(xw, axis=0)
+                hs, h_n, c_n = lstm_scan(xw, h0[k], c0[k], w_hh)
+                outputs.append(cr.flip(hs, axis=0) if direction else hs)
+                h_last.append(h_n)
+                c_last.append(c_n)
+            sequence = outputs[0] if directions == 1 else cr.concatenate(outputs, axis=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                sequence = cr.dropout(sequence, self.dropout)
+        return sequence, cr.stack(h_last), cr.stack(c_last)
 
     def _layout(self, x: Tensor) -> tuple[Tensor, bool]:
         """x as (L, N, input), and whether it was unbatched."""

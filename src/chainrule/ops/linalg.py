@@ -44,6 +44,8 @@ def _matmul_vjp_b(g, out, a, b):
         return g * a if b.ndim == 1 else expand_dims(a, -1) * expand_dims(g, -2)
     if b.ndim == 1:
         return squeeze(matmul(_mT(a), expand_dims(g, -1)), -1)
+    if b.ndim == 2 and a.ndim > 2:  # sum over the stack of A_s^T G_s: one GEMM over all rows
+        return matmul_p.bind(_mT(reshape(a, (-1, a.shape[-1]))), reshape(g, (-1, g.shape[-1])))
     return matmul_p.bind(_mT(a), g)  # A^T G
 
 
@@ -175,7 +177,16 @@ def _einsum_abstract(*operands: ShapeDtype, subscripts: str) -> ShapeDtype:
 
 
 # fmt: off
-matmul_p = Primitive("matmul", generic="matmul",  # NumPy's is the ufunc np.matmul itself
+def _matmul_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul; a stack of matrices times one matrix is one GEMM over the stacked rows
+    (np.matmul would run one small GEMM per matrix of the stack)."""
+    if b.ndim == 2 and a.ndim > 2:
+        rows = np.matmul(a.reshape(-1, a.shape[-1]), b)
+        return rows.reshape(a.shape[:-1] + (b.shape[1],))
+    return np.matmul(a, b)
+
+
+matmul_p = Primitive("matmul", _matmul_numpy, generic="matmul",
                      abstract_eval=_matmul_abstract).defvjp(_matmul_vjp_a, _matmul_vjp_b)
 einsum_p = Primitive("einsum", _einsum_numpy, generic=_einsum_generic, cupy=_einsum_cupy,
                      abstract_eval=_einsum_abstract, variadic=True).defvjp(_einsum_vjp)

@@ -69,7 +69,7 @@ class Primitive:
     """A differentiable operation: kernels per backend, VJP rules and an abstract-eval rule."""
 
     __slots__ = ("name", "kernels", "rules", "smooth", "variadic", "saves_inputs", "saves_out",
-                 "_resolved")
+                 "joint_vjp", "_resolved")
 
     def __init__(
         self,
@@ -106,6 +106,9 @@ class Primitive:
         saved = None if saves is None else tuple(saves)
         self.saves_inputs = None if saved is None else tuple(i for i in saved if i != "out")
         self.saves_out = saved is None or "out" in saved
+        #: One rule for every input at once (``defvjp_joint``), for a primitive whose inputs'
+        #: gradients share their work (a recurrence run backwards once); None: ``rules["vjp"]``.
+        self.joint_vjp: Optional[Callable[..., tuple]] = None
         REGISTRY[name] = self
 
     # ------------------------------------------------------------------ the tables
@@ -117,6 +120,14 @@ class Primitive:
     def defvjp(self, *rules: VJPRule) -> "Primitive":
         """Attach the VJP rules, one per positional input (None: not differentiable)."""
         self.rules["vjp"] = rules
+        return self
+
+    def defvjp_joint(self, rule: Callable[..., tuple]) -> "Primitive":
+        """Attach one rule for all inputs: ``rule(g, out, *inputs, needs=..., **params)`` returns
+        a tuple with one gradient (or None) per input; ``needs[i]`` says whether input ``i``
+        requires one. As ``autograd.Function.backward`` in PyTorch and ``defvjp_all`` in HIPS
+        autograd: for operations whose gradients come out of one shared computation."""
+        self.joint_vjp = rule
         return self
 
     def def_abstract_eval(self, rule: Callable[..., Any]) -> "Primitive":

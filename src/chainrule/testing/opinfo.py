@@ -454,13 +454,14 @@ from chainrule.testing import (  # noqa: E402  (they import OpInfo and the sampl
     opinfo_activations,
     opinfo_indexing,
     opinfo_losses,
+    opinfo_recurrent,
     opinfo_reductions,
     opinfo_resample,
     opinfo_special,
 )
 
 for _module in (opinfo_special, opinfo_activations, opinfo_reductions, opinfo_indexing,
-                opinfo_losses, opinfo_resample):
+                opinfo_losses, opinfo_resample, opinfo_recurrent):
     OPINFO.extend(_module.ROWS)
 
 OPINFO_BY_NAME = {info.name: info for info in OPINFO}
