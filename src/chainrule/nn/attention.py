@@ -107,13 +107,11 @@ class MultiheadAttention(Module):
         return out, (weights[0] if unbatched else weights)
 
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple:
-        """The input projections; self-attention (one tensor three times) does them in one GEMM
-        with the packed weight, as torch does."""
-        weight, bias = self.in_proj_weight, self.in_proj_bias
-        if query is key and key is value:
-            packed = cr.matmul(query, weight.T)
-            return tuple(cr.split(packed if bias is None else packed + bias, 3, axis=-1))
-        weights = cr.split(weight, 3)
+        """The input projections with the three blocks of the packed weight. (One GEMM with the
+        packed weight for self-attention was slower here: slicing its result three ways makes
+        the backward pass scatter three gradients into (N, L, 3E) zeros and add them.)"""
+        weights = cr.split(self.in_proj_weight, 3)
+        bias = self.in_proj_bias
         biases = (None, None, None) if bias is None else cr.split(bias, 3)
         return tuple(cr.matmul(t, w.T) if b is None else cr.matmul(t, w.T) + b
                      for t, w, b in zip((query, key, value), weights, biases))

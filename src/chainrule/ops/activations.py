@@ -19,6 +19,7 @@ from chainrule.engine.tensor import Tensor
 from chainrule.ops.abstract import float_of, same
 from chainrule.ops.elementwise import (
     abs,
+    astype,
     exp,
     expm1,
     floating,
@@ -81,8 +82,13 @@ def _softplus(xp, x):
 def _softmax_impl(x, *, axis):
     if not x.size:  # an empty axis: nothing to normalise (and no maximum to shift by)
         return x.copy()
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e = x - x.max(axis=axis, keepdims=True)
+    if e.dtype.kind != "f":  # integers: exp gives floats, not in place
+        e = np.exp(e)
+    else:  # in place: no temporaries the size of x (a transformer's attention scores)
+        np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 def _softmax(xp, x, *, axis):
@@ -175,7 +181,8 @@ def _normal_cdf_vjp(g, out, x):
 # relu, sign, sigmoid and softplus the generic kernel is the same NumPy code.
 # fmt: off
 relu_p        = Primitive("relu", generic=_relu, abstract_eval=same, smooth=False).defvjp(
-    lambda g, out, x: g * greater(x, 0))  # g times the 0/1 mask H(x), H(0) = 0
+    lambda g, out, x: g * astype(greater(x, 0), g.dtype))  # g H(x), H(0) = 0; a float mask:
+                                                          # NumPy casts a bool operand slowly
 heaviside_p   = Primitive("heaviside", _heaviside_impl, generic=_heaviside, abstract_eval=same,
                           smooth=False).defvjp(
     lambda g, out, x, *, value_at_zero, surrogate_slope: _surrogate(g, x, surrogate_slope, 1.0))

@@ -1,9 +1,15 @@
 """Dropout, normalisation (batch, layer, group, instance norm) and embedding lookup, PyTorch's
-semantics, as composites.
+semantics.
 
-None of these needs a rule of its own: dropout is a multiplication by a constant random mask,
-the normalisations are means, variances and elementwise arithmetic of primitives. The running
-statistics of batch norm are updated in place, outside the graph.
+Dropout is a multiplication by a constant random mask. Layer, group and instance norm share one
+primitive, ``standardize``: (x - mean) / sqrt(var + eps) over some axes (the population
+variance), whose VJP is the textbook formula in chainrule operations
+
+    dx = rstd (g - mean(g) - y mean(g y)),   y = standardize(x), rstd = 1 / sqrt(var + eps)
+
+(one node forward instead of seven, about ten operations backward instead of twenty); the affine
+weight and bias are ordinary multiplications and additions. Batch norm stays a composite. The
+running statistics of batch and instance norm are updated in place, outside the graph.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
 from chainrule.ops.creation import Generator, _rng, arange
+from chainrule.ops.abstract import float_of
 from chainrule.ops.elementwise import sqrt, where
-from chainrule.ops.primitive import as_tensor
+from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.shape import reshape
 
 __all__ = ["dropout", "dropout2d", "batch_norm", "layer_norm", "group_norm", "instance_norm",
@@ -120,6 +127,38 @@ def _update_running(
         running_var.data += momentum * unbiased
 
 
+def _standardize_numpy(x: np.ndarray, *, axes: tuple, eps: float) -> np.ndarray:
+    centred = x - x.mean(axis=axes, keepdims=True)
+    scale = np.square(centred).mean(axis=axes, keepdims=True)
+    scale += eps
+    np.sqrt(scale, out=scale)
+    centred /= scale  # in place: the only full-size arrays are the result and one temporary
+    return centred
+
+
+def _standardize_generic(xp, x, *, axes: tuple, eps: float):
+    centred = x - xp.mean(x, axis=axes, keepdims=True)
+    return centred / xp.sqrt(xp.mean(centred * centred, axis=axes, keepdims=True) + eps)
+
+
+def _standardize_vjp(g: Tensor, out: Tensor, x: Tensor, *, axes: tuple, eps: float) -> Tensor:
+    centred = x - x.mean(axis=axes, keepdims=True)
+    rstd = 1 / sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    return rstd * (g - g.mean(axis=axes, keepdims=True)
+                   - out * (g * out).mean(axis=axes, keepdims=True))
+
+
+standardize_p = Primitive("standardize", _standardize_numpy, generic=_standardize_generic,
+                          abstract_eval=float_of).defvjp(_standardize_vjp)
+
+
+def _standardize(x: Tensor, axes: tuple, eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over ``axes`` (population variance); floats only."""
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    return standardize_p.bind(x, axes=axes, eps=float(eps))
+
+
 def layer_norm(
     x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None, eps: float = 1e-5
 ) -> Tensor:
@@ -134,11 +173,7 @@ def layer_norm(
         raise ShapeError(
             f"layer_norm: normalized_shape {shape} must match the last axes of the input {x.shape}"
         )
-    axes = tuple(range(x.ndim - len(shape), x.ndim))
-    mean = x.mean(axis=axes, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=axes, keepdims=True)
-    out = centred / sqrt(var + eps)
+    out = _standardize(x, tuple(range(x.ndim - len(shape), x.ndim)), eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -157,11 +192,7 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
             and channels % num_groups == 0):
         raise ValueError(f"group_norm: num_groups={num_groups!r} must be a positive divisor of "
                          f"the {channels} channels")
-    grouped = reshape(x, (n, int(num_groups), -1))
-    mean = grouped.mean(axis=2, keepdims=True)
-    centred = grouped - mean
-    var = (centred * centred).mean(axis=2, keepdims=True)
-    out = reshape(centred / sqrt(var + eps), x.shape)
+    out = reshape(_standardize(reshape(x, (n, int(num_groups), -1)), (2,), eps), x.shape)
     shape = (1, channels) + (1,) * (x.ndim - 2)
     if weight is not None:
         out = out * reshape(weight, shape)
@@ -188,14 +219,15 @@ def instance_norm(x, running_mean: Optional[Tensor] = None, running_var: Optiona
         out = (x - reshape(running_mean, shape)) / sqrt(reshape(running_var, shape) + eps)
     else:
         axes = tuple(range(2, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        centred = x - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)
         if running_mean is not None and running_var is not None:
+            with no_grad():
+                mean = x.mean(axis=axes, keepdims=True)
+                centred = x - mean
+                var = (centred * centred).mean(axis=axes, keepdims=True)
             count = x.size // (x.shape[0] * channels)
             _update_running(running_mean, running_var, mean.mean(axis=0, keepdims=True),
                             var.mean(axis=0, keepdims=True), count, momentum)
-        out = centred / sqrt(var + eps)
+        out = _standardize(x, axes, eps)
     if weight is not None:
         out = out * reshape(weight, shape)
     if bias is not None:

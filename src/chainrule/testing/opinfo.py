@@ -398,11 +398,24 @@ def _unpool_pool(x):
     return cr.max_unpool2d(values, indices, 2)
 
 
-# normalisation and distances (composites: the rows check them to second order)
+def _np_layer_norm(x, w, b, axes=(-2, -1)):
+    centred = x - x.mean(axis=axes, keepdims=True)
+    return centred / np.sqrt((centred ** 2).mean(axis=axes, keepdims=True) + 1e-5) * w + b
+
+
+# normalisation and distances (checked to second order)
 OPINFO += [
+    OpInfo("layer_norm", lambda x, w, b: cr.layer_norm(x, (4, 5), w, b),
+           fixed((3, 4, 5), (4, 5), (4, 5)), _np_layer_norm,
+           lambda t, x, w, b: t.nn.functional.layer_norm(x, (4, 5), w, b),
+           covers=("standardize", "mul", "add")),
+    OpInfo("layer_norm_last_axis", lambda x: cr.layer_norm(x, 6), fixed((2, 3, 6)),
+           lambda x: _np_layer_norm(x, 1.0, 0.0, axes=(-1,)),
+           lambda t, x: t.nn.functional.layer_norm(x, (6,)), covers=("standardize",)),
     OpInfo("group_norm", lambda x, w, b: cr.group_norm(x, 2, w, b),
            fixed((3, 4, 5), (4,), (4,)), None,
-           lambda t, x, w, b: t.nn.functional.group_norm(x, 2, w, b), covers=("group_norm",)),
+           lambda t, x, w, b: t.nn.functional.group_norm(x, 2, w, b),
+           covers=("standardize", "reshape")),
     OpInfo("instance_norm", lambda x, w, b: cr.instance_norm(x, weight=w, bias=b),
            fixed((2, 3, 6), (3,), (3,)), None,
            lambda t, x, w, b: t.nn.functional.instance_norm(x, weight=w, bias=b)),
