@@ -22,8 +22,8 @@ from chainrule import backends
 from chainrule.engine.errors import ShapeError
 from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
-from chainrule.ops.creation import Generator, _rng, arange
 from chainrule.ops.abstract import float_of
+from chainrule.ops.creation import Generator, _rng, arange
 from chainrule.ops.elementwise import sqrt, where
 from chainrule.ops.primitive import Primitive, as_tensor
 from chainrule.ops.shape import reshape
