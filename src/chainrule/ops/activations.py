@@ -83,10 +83,10 @@ def _softmax_impl(x, *, axis):
     if not x.size:  # an empty axis: nothing to normalise (and no maximum to shift by)
         return x.copy()
     e = x - x.max(axis=axis, keepdims=True)
-    if e.dtype.kind != "f":  # integers: exp gives floats, not in place
+    if type(e) is not np.ndarray or e.dtype.kind != "f":  # 0-d (a NumPy scalar) or integers
         e = np.exp(e)
-    else:  # in place: no temporaries the size of x (a transformer's attention scores)
-        np.exp(e, out=e)
+        return e / e.sum(axis=axis, keepdims=True)
+    np.exp(e, out=e)  # in place: no temporaries the size of x (a transformer's attention scores)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
