@@ -55,44 +55,41 @@ H_, C_, TANH_C, I_, F_, G_, O_ = range(7)
 
 
 #: -1 for the sigmoid gates (i, f, o), -2 for g: exp(scale x) gives every gate from one exp call
-_EXP_SCALE = np.array([[-1.0], [-1.0], [-2.0], [-1.0]])
-
-
-def _activate_numpy(gates: np.ndarray, row: np.ndarray) -> None:
-    """row[I_:] = sigmoid, sigmoid, tanh, sigmoid of the gate blocks ``gates`` (N, 4, H), whose
-    memory it uses as scratch.
-
-    One exp call for all four gates: sigmoid(x) = 1 / (1 + exp(-x)) and tanh(x) = 2 sigmoid(2x) - 1
-    (identities; where exp overflows to inf the gate is exactly 0 or -1, as it should be). On this
-    machine NumPy's float32 exp is twice as fast as its tanh."""
-    gates *= _EXP_SCALE.astype(gates.dtype, copy=False)
-    with np.errstate(over="ignore"):
-        np.exp(gates, out=gates)
-    act = row[I_:]
-    np.add(gates.transpose(1, 0, 2), 1, out=act)
-    np.reciprocal(act, out=act)
-    row[G_] *= 2
-    row[G_] -= 1
+_EXP_SCALE = (-1.0, -1.0, -2.0, -1.0)
 
 
 def _lstm_scan_numpy(xw: np.ndarray, h0: np.ndarray, c0: np.ndarray,
                      w_hh: np.ndarray) -> np.ndarray:
+    """The forward walk. One exp call per step gives all four gates: sigmoid(x) = 1 / (1 +
+    exp(-x)) and tanh(x) = 2 sigmoid(2x) - 1 (identities; where exp overflows to inf a gate is
+    exactly 0 or -1, as it should be; NumPy's float32 exp is twice as fast as its tanh here).
+    The scales -1 and -2 are applied once to xw and W_hh (exact: powers of two)."""
     length, batch, width = xw.shape
     hidden = width // 4
+    scale = np.repeat(np.asarray(_EXP_SCALE, dtype=xw.dtype), hidden)
+    xw_scaled = xw * scale
+    w_scaled = (w_hh * scale[:, None]).T
     out = np.empty((length, 7, batch, hidden), dtype=xw.dtype)
     pre = np.empty((batch, width), dtype=xw.dtype)
-    w_t, c_prev, h_prev = w_hh.T, c0, h0
-    for t in range(length):
-        row = out[t]
-        np.matmul(h_prev, w_t, out=pre)
-        pre += xw[t]
-        _activate_numpy(pre.reshape(batch, 4, hidden), row)
-        c = row[C_]
-        np.multiply(row[F_], c_prev, out=c)
-        c += row[I_] * row[G_]
-        np.tanh(c, out=row[TANH_C])
-        np.multiply(row[O_], row[TANH_C], out=row[H_])
-        h_prev, c_prev = row[H_], c
+    gates = pre.reshape(batch, 4, hidden).transpose(1, 0, 2)  # (4, N, H) view of pre
+    c_prev, h_prev = c0, h0
+    with np.errstate(over="ignore"):
+        for t in range(length):
+            row = out[t]
+            np.matmul(h_prev, w_scaled, out=pre)
+            pre += xw_scaled[t]
+            np.exp(pre, out=pre)
+            act = row[I_:]
+            np.add(gates, 1, out=act)
+            np.reciprocal(act, out=act)  # i, f, sigmoid(2 g), o
+            row[G_] *= 2
+            row[G_] -= 1
+            c = row[C_]
+            np.multiply(row[F_], c_prev, out=c)
+            c += row[I_] * row[G_]
+            np.tanh(c, out=row[TANH_C])
+            np.multiply(row[O_], row[TANH_C], out=row[H_])
+            h_prev, c_prev = row[H_], c
     return out
 
 
@@ -120,26 +117,45 @@ def _lstm_scan_backward_numpy(g: np.ndarray, out: np.ndarray, xw: np.ndarray, h0
     """(L + 1, N, 4H): rows 0 .. L-1 the gradients of the pre-activations, row L [dc_0, 0, 0, 0].
 
     ``g`` is the gradient of the whole (L, 7, N, H) output: besides h and c, the blocks tanh(c)
-    and the gates enter where the forward used them (zero unless a caller read them)."""
+    and the gates enter where the forward used them (zero unless a caller read them). Whatever
+    does not depend on the incoming gradient is computed for all steps at once, so the walk
+    itself is a GEMM and six small operations per step."""
     length, batch, width = xw.shape
-    hidden = width // 4
-    result = np.empty((length + 1, batch, 4, hidden), dtype=xw.dtype)
-    dc, dh = np.zeros((batch, hidden), dtype=xw.dtype), np.empty((batch, hidden), dtype=xw.dtype)
+    hidden, dtype = width // 4, xw.dtype
+    i, f, gate, o, tanh_c, c = (out[:, k] for k in (I_, F_, G_, O_, TANH_C, C_))
+    c_prev = np.concatenate([c0[None], c[:-1]])
+    through_tanh = 1 - tanh_c * tanh_c
+    through = o * through_tanh  # dc += dh o (1 - tanh(c)^2)
+    sig_i, sig_f, sig_o = i * (1 - i), f * (1 - f), o * (1 - o)
+    tanh_g = 1 - gate * gate
+    factors = np.empty((length, 4, batch, hidden), dtype=dtype)  # dgates = factors * [dc x 3, dh]
+    np.multiply(gate, sig_i, out=factors[:, 0])
+    np.multiply(c_prev, sig_f, out=factors[:, 1])
+    np.multiply(i, tanh_g, out=factors[:, 2])
+    np.multiply(tanh_c, sig_o, out=factors[:, 3])
+    direct_c, direct = g[:, C_], None  # gradients that enter c_t and the gates directly
+    if g[:, TANH_C:].any():
+        direct_c = direct_c + g[:, TANH_C] * through_tanh
+        direct = np.stack([g[:, I_] * sig_i, g[:, F_] * sig_f, g[:, G_] * tanh_g,
+                           g[:, O_] * sig_o], axis=2)  # (L, N, 4, H)
+    result = np.empty((length + 1, batch, 4, hidden), dtype=dtype)
+    dc, dh = np.zeros((batch, hidden), dtype=dtype), np.empty((batch, hidden), dtype=dtype)
+    product = np.empty((batch, hidden), dtype=dtype)
     for t in range(length - 1, -1, -1):
-        s, gt, d = out[t], g[t], result[t]
-        i, f, gate, o, tanh_c = s[I_], s[F_], s[G_], s[O_], s[TANH_C]
+        d = result[t]
         if t + 1 < length:
             np.matmul(result[t + 1].reshape(batch, width), w_hh, out=dh)
-            dh += gt[H_]
+            dh += g[t, H_]
         else:
-            dh[...] = gt[H_]
-        dc += gt[C_] + (dh * o + gt[TANH_C]) * (1 - tanh_c * tanh_c)
-        c_prev = out[t - 1, C_] if t else c0
-        np.multiply(dc * gate + gt[I_], i * (1 - i), out=d[:, 0])
-        np.multiply(dc * c_prev + gt[F_], f * (1 - f), out=d[:, 1])
-        np.multiply(dc * i + gt[G_], 1 - gate * gate, out=d[:, 2])
-        np.multiply(dh * tanh_c + gt[O_], o * (1 - o), out=d[:, 3])
-        dc *= f
+            dh[...] = g[t, H_]
+        np.multiply(dh, through[t], out=product)
+        dc += product
+        dc += direct_c[t]
+        np.multiply(factors[t, :3], dc, out=d.transpose(1, 0, 2)[:3])
+        np.multiply(factors[t, 3], dh, out=d[:, 3])
+        if direct is not None:
+            d += direct[t]
+        dc *= f[t]
     result[length, :, 0] = dc
     result[length, :, 1:] = 0
     return result.reshape(length + 1, batch, width)
