@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 MARK = "BENCH_JSON "
 LIBRARIES = ("chainrule", "torch")
