@@ -48,9 +48,9 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass
 class Case:
-    """One measurement: ``build[library](library)`` returns ``(step, check)``: a zero-argument step and a
-    float both libraries should agree on (or None). ``per`` units per step (the chain: 1000 ops)
-    are reported in ``unit`` with ``scale`` (e.g. 1e6 / 1000 for microseconds per op);
+    """One measurement: ``build[library](library)`` returns ``(step, check)``: a zero-argument
+    step and a float both libraries should agree on (or None). A step's time is reported in
+    ``unit`` after multiplying by ``scale`` (1e6 / 1000 for microseconds per op of the chain);
     ``target`` is the largest chainrule / torch time ratio that meets it (None: no target);
     ``samples`` > 0 adds a samples/s column (samples per step)."""
 
@@ -183,7 +183,7 @@ def table(cases: list[Case], results: dict) -> list[str]:
             "met" if max(ratio, pr) <= case.target else "not met")
         label = f"{case.label} ({case.unit})"
         if case.samples:
-            rates = (case.samples / statistics.median(ours), case.samples / statistics.median(theirs))
+            rates = [case.samples / statistics.median(t) for t in (ours, theirs)]
             label += f"; samples/s {rates[0]:,.0f} vs {rates[1]:,.0f}"
         lines.append(f"| {label} | {_fmt(ours, case)} | {_fmt(theirs, case)} | {ratio:.2f} "
                      f"| {pr:.2f} ({min(paired):.2f}-{max(paired):.2f}) | {target} | {met} |")
