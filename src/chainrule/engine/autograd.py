@@ -61,7 +61,8 @@ class Node:
     """How a tensor was made: ``prim.impl(*inputs, **params)``; ``inputs`` is None once freed.
 
     ``versions`` holds the version counters of the inputs and of the output as they were when the
-    node was recorded (``check_versions`` compares those the rules read: ``prim.saves_*``);
+    node was recorded (``check_versions`` compares those the rules read: ``prim.saves_*``; None
+    for a primitive whose rules read none of them, ``saves=()``);
     ``origin`` is the user's source line, captured only in anomaly mode.
     """
 
@@ -71,7 +72,8 @@ class Node:
         self.prim = prim
         self.inputs = inputs
         self.params = params
-        self.versions = _versions(inputs, out)
+        # a linear map (add, reshape ...) reads no tensor in its rules: nothing to check later
+        self.versions = None if prim.saves_nothing else _versions(inputs, out)
         self.origin: Optional[str] = None
 
     @property
@@ -100,6 +102,8 @@ def _versions(inputs: tuple, out: "Tensor") -> list:
 def check_versions(tensor: "Tensor") -> None:
     """Raise if an in-place operation changed a tensor that ``tensor``'s node saved for backward."""
     node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
+    if node.versions is None:  # its rules read no tensor
+        return
     now = _versions(node.inputs, tensor)
     if now == node.versions:  # the usual case: nothing changed in place since the forward
         return
@@ -326,7 +330,8 @@ def propagate(tensor: "Tensor", g: "Tensor", grad_table: dict, report=None,
     """
     node: Node = tensor.grad_fn  # type: ignore[assignment]  # called on non-leaves only
     inputs, params, prim = node.inputs, node.params, node.prim
-    check_versions(tensor)
+    if node.versions is not None:
+        check_versions(tensor)
     joint = None
     if prim.joint_vjp is not None:  # one rule for every input (a recurrence run backwards once)
         joint = prim.joint_vjp(g, tensor, *inputs,

@@ -159,14 +159,20 @@ def _astype(xp, x, *, dtype):
 # fmt: off
 add_p     = Primitive("add", generic="add", abstract_eval=broadcast, saves=()).defvjp(
     lambda g, out, x, y: g, lambda g, out, x, y: g)
+# (the rules bind directly: their operands already share one kind and backend, so the public
+# functions' checks and promotion would only cost time on the backward pass's hottest path)
+mul_p: Primitive
+div_p: Primitive
+neg_p: Primitive
 sub_p     = Primitive("sub", generic="subtract", abstract_eval=broadcast, saves=()).defvjp(
-    lambda g, out, x, y: g, lambda g, out, x, y: -g)
+    lambda g, out, x, y: g, lambda g, out, x, y: neg_p.bind(g))
 mul_p     = Primitive("mul", generic="multiply", abstract_eval=broadcast).defvjp(
-    lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+    lambda g, out, x, y: mul_p.bind(g, y), lambda g, out, x, y: mul_p.bind(g, x))
 div_p     = Primitive("div", generic="divide", abstract_eval=_divide).defvjp(
-    lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
+    lambda g, out, x, y: div_p.bind(g, y),
+    lambda g, out, x, y: div_p.bind(mul_p.bind(neg_p.bind(g), out), y))
 neg_p     = Primitive("neg", generic="negative", abstract_eval=same, saves=()).defvjp(
-    lambda g, out, x: -g)
+    lambda g, out, x: neg_p.bind(g))
 pow_p     = Primitive("pow", generic="pow", abstract_eval=broadcast).defvjp(
     lambda g, out, x, y: g * _power_derivative(x, y),
     lambda g, out, x, y: g * out * log(_log_base(x, y)))

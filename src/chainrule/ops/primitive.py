@@ -69,7 +69,7 @@ class Primitive:
     """A differentiable operation: kernels per backend, VJP rules and an abstract-eval rule."""
 
     __slots__ = ("name", "kernels", "rules", "smooth", "variadic", "saves_inputs", "saves_out",
-                 "joint_vjp", "_resolved")
+                 "saves_nothing", "joint_vjp", "_resolved")
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class Primitive:
         saved = None if saves is None else tuple(saves)
         self.saves_inputs = None if saved is None else tuple(i for i in saved if i != "out")
         self.saves_out = saved is None or "out" in saved
+        self.saves_nothing = self.saves_inputs == () and not self.saves_out
         #: One rule for every input at once (``defvjp_joint``), for a primitive whose inputs'
         #: gradients share their work (a recurrence run backwards once); None: ``rules["vjp"]``.
         self.joint_vjp: Optional[Callable[..., tuple]] = None
