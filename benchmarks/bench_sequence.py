@@ -47,6 +47,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
+from procs import wait_quiet  # the quiet-machine wait, shared with procs.py's harness
 
 MARK = "BENCH_SEQUENCE_JSON "  # the worker's result line
 THREADS = 2
@@ -271,36 +272,6 @@ def bench_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env.update({k: str(THREADS) for k in THREAD_ENV})
     return env
-
-
-def cpu_busy(seconds: float = 0.5) -> float:
-    """CPUs kept busy by other programs over ``seconds`` (from /proc/stat; the driver sleeps
-    meanwhile). The 1-minute load average would count this benchmark's own last process for
-    minutes after it ended; this sample does not. Falls back to ``os.getloadavg()[0]``."""
-    def read() -> list[int]:
-        with open("/proc/stat") as f:
-            return [int(v) for v in f.readline().split()[1:]]
-
-    try:
-        before = read()
-        time.sleep(seconds)
-        after = read()
-    except OSError:
-        return os.getloadavg()[0]
-    delta = [b - a for a, b in zip(before, after)]
-    total = sum(delta)
-    idle = delta[3] + delta[4]  # idle + iowait
-    return (total - idle) / total * (os.cpu_count() or 1) if total else 0.0
-
-
-def wait_quiet(max_load: float, max_wait: float) -> float:
-    """Wait until other programs keep fewer than ``max_load`` CPUs busy (at most ``max_wait``
-    s); return the busy CPUs measured just before the measurement."""
-    deadline = time.monotonic() + max_wait
-    busy = cpu_busy()
-    while busy >= max_load and time.monotonic() < deadline:
-        busy = cpu_busy()
-    return busy
 
 
 def run_job(library: str, workload: str, args: argparse.Namespace) -> float:
