@@ -21,6 +21,13 @@ worker's check value, a loss or an output sum, must agree between the libraries)
   (lr 1e-3). Target <= 1.3x.
 - ``max_pool``: max_pool2d 2x2 on (64, 32, 28, 28), forward and backward. No target here
   (measured for the record).
+- ``digits_mlp`` / ``digits_cnn``: one epoch of ``chainrule train``'s default MLP / CNN on the
+  digits (1,294 training images, batch 32, each library's DataLoader shuffling, Adam); target:
+  at least torch's samples/s, i.e. time ratio <= 1.0.
+- ``--memory [ROUNDS]``: the LeNet step's peak memory instead of time. Each library, in its own
+  process, builds the case, resets the peak RSS (``/proc/self/clear_refs``), runs 10 steps and
+  reports the peak RSS (VmHWM) minus its RSS before the first step (for chainrule also
+  tracemalloc's peak of NumPy's allocations). Target: chainrule's growth <= 1.5x torch's.
 """
 
 from __future__ import annotations
@@ -141,17 +148,12 @@ def max_pool(library: str):
     return step, float((x.grad * x).sum().item())
 
 
-def lenet(library: str):
+def lenet(library: str, first_step: bool = True):
     lib, tensor, F = _lib(library)
     nn = lib.nn
     model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3),
                           nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 10))
-    rng = np.random.default_rng(0)
-    for p in model.parameters():  # the same weights in both libraries
-        shape = tuple(p.shape)
-        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-        values = rng.uniform(-1, 1, shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
-        p.data = values if library == "chainrule" else lib.from_numpy(values)
+    _seed_weights(lib, library, model)
     data = np.random.default_rng(1)
     x = tensor(data.standard_normal((64, 1, 28, 28)).astype(np.float32))
     y = tensor(data.integers(0, 10, 64).astype(np.int64))
@@ -164,8 +166,53 @@ def lenet(library: str):
         opt.step()
         return loss
 
-    first = float(step().item())
-    return step, first
+    return step, (float(step().item()) if first_step else None)
+
+
+def _digits(library: str, kind: str):
+    """One epoch of ``chainrule train``'s default MLP or CNN on the digits' 1,294 training images
+    (as its split), batch 32, shuffled by the library's own DataLoader, Adam (lr 1e-3),
+    cross-entropy. The torch twin has the same layers and NumPy-seeded weights; no check value
+    (the loaders shuffle differently)."""
+    from sklearn.datasets import load_digits
+
+    lib, tensor, F = _lib(library)
+    nn = lib.nn
+    images, labels = load_digits(return_X_y=True)
+    x = (images[:1294] / 16).astype(np.float32).reshape(-1, 1, 8, 8)
+    y = labels[:1294].astype(np.int64)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128),
+                              nn.ReLU(), nn.Linear(128, 10))
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                              nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(512, 64), nn.ReLU(), nn.Linear(64, 10))
+    _seed_weights(lib, library, model)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    if library == "torch":
+        from torch.utils.data import DataLoader, TensorDataset
+    else:
+        from chainrule.data import DataLoader, TensorDataset
+    loader = DataLoader(TensorDataset(tensor(x), tensor(y)), batch_size=32, shuffle=True)
+
+    def epoch():
+        for xb, yb in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+
+    return epoch, None
+
+
+def _seed_weights(lib, library: str, model) -> None:
+    """The same U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights in both libraries, from one seed."""
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        shape = tuple(p.shape)
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        values = rng.uniform(-1, 1, shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
+        p.data = values if library == "chainrule" else lib.from_numpy(values)
 
 
 def _case(name: str, label: str, build, target, **kw) -> procs.Case:
@@ -184,7 +231,70 @@ CASES = [
     _case("lenet", "LeNet-like CNN step, batch 64 (conv16-pool-conv32-pool-linear), Adam",
           lenet, 1.3, samples=64),
     _case("max_pool", "max_pool2d 2x2 fwd+bwd, (64,32,28,28)", max_pool, None),
+    # throughput: a step is a whole epoch; the target is chainrule's time <= torch's
+    _case("digits_mlp", "digits MLP 64-128-128-10 epoch, batch 32, with the DataLoader",
+          lambda library: _digits(library, "mlp"), 1.0, samples=1294),
+    _case("digits_cnn", "digits CNN (conv16-conv32-pool-64-10) epoch, batch 32, with the loader",
+          lambda library: _digits(library, "cnn"), 1.0, samples=1294),
 ]
 
+def memory_worker(library: str, steps: int = 10) -> None:
+    """Peak-RSS growth of the LeNet step (see the docstring); one JSON line."""
+    import json
+    import tracemalloc
+
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+    tracemalloc.start()
+    step, _ = lenet(library, first_step=False)  # the model and the data, no step yet
+
+    def status_kib(field: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    tracemalloc.reset_peak()
+    before = status_kib("VmRSS:")
+    for _ in range(steps):
+        step()
+    peak = status_kib("VmHWM:")
+    print(procs.MARK + json.dumps({"rss_growth_mib": (peak - before) / 1024,
+                                   "tracemalloc_peak_mib": tracemalloc.get_traced_memory()[1]
+                                   / 2**20}), flush=True)
+
+
+def memory_table(rounds: int) -> None:
+    import json
+    import statistics
+    import subprocess
+
+    growth: dict = {"chainrule": [], "torch": []}
+    traced = []
+    for r in range(rounds):
+        for library in procs.LIBRARIES if r % 2 == 0 else procs.LIBRARIES[::-1]:
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-worker",
+                                   library], env=procs.bench_env(2), capture_output=True,
+                                  text=True, check=True)
+            got = json.loads([ln for ln in done.stdout.splitlines()
+                              if ln.startswith(procs.MARK)][-1][len(procs.MARK):])
+            growth[library].append(got["rss_growth_mib"])
+            if library == "chainrule":
+                traced.append(got["tracemalloc_peak_mib"])
+    ours, theirs = (statistics.median(growth[lib]) for lib in procs.LIBRARIES)
+    print(f"LeNet step b64, peak RSS growth over 10 steps (MiB, median of {rounds} processes): "
+          f"chainrule {ours:.1f} (range {min(growth['chainrule']):.1f}-"
+          f"{max(growth['chainrule']):.1f}), torch {theirs:.1f} (range "
+          f"{min(growth['torch']):.1f}-{max(growth['torch']):.1f}); ratio {ours / theirs:.2f} "
+          f"(target <= 1.5); chainrule's tracemalloc peak {statistics.median(traced):.1f} MiB")
+
+
 if __name__ == "__main__":
-    procs.main(os.path.abspath(__file__), CASES, __doc__)
+    if sys.argv[1:2] == ["--memory-worker"]:
+        memory_worker(sys.argv[2])
+    elif sys.argv[1:2] == ["--memory"]:
+        memory_table(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        procs.main(os.path.abspath(__file__), CASES, __doc__)
