@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
+from procs import machine_lines as procs_machine_lines
 from procs import wait_quiet  # the quiet-machine wait, shared with procs.py's harness
 
 MARK = "BENCH_SEQUENCE_JSON "  # the worker's result line
@@ -286,34 +286,8 @@ def run_job(library: str, workload: str, args: argparse.Namespace) -> float:
 
 
 def machine_lines() -> list[str]:
-    """CPU model and flags that matter for BLAS, library versions, each library's BLAS."""
-    script = (
-        "import numpy, torch, threadpoolctl, chainrule\n"
-        "torch.set_num_threads(2)\n"
-        "print('NumPy', numpy.__version__, 'torch', torch.__version__, "
-        "'chainrule', chainrule.__version__)\n"
-        "for i in threadpoolctl.threadpool_info():\n"
-        "    print(i.get('user_api'), i.get('internal_api'), i.get('version'), "
-        "'arch=' + str(i.get('architecture')), 'threads=' + str(i.get('num_threads')))\n"
-        "print('torch threads', torch.get_num_threads(), 'mkldnn', "
-        "torch.backends.mkldnn.is_available(), 'mkl', torch.backends.mkl.is_available())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], env=bench_env(), capture_output=True,
-                         text=True).stdout.strip().splitlines()
-    model, flags = "?", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "?":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-    return [f"Python {platform.python_version()}, {platform.machine()}, {model}, "
-            f"os.cpu_count()={os.cpu_count()}",
-            "CPU flags: " + " ".join(f for f in wanted if f in flags)] + out
+    """CPU model and flags, each library's BLAS (procs.py's description, at THREADS threads)."""
+    return procs_machine_lines(THREADS)
 
 
 def fmt_ms(values: list[float]) -> str:
