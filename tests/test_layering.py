@@ -46,7 +46,7 @@ LAZY_UPWARD: dict[tuple[str, str], str] = {
 SUBMODULES = {"chainrule." + p.stem for p in SOURCE.glob("*.py")} | {
     "chainrule." + p.name for p in SOURCE.iterdir() if (p / "__init__.py").exists()}
 HEAVY = ("scipy", "safetensors", "matplotlib", "tqdm", "sklearn", "graphviz", "cupy",
-         "array_api_strict", "torch", "mpi4py")
+         "array_api_strict", "torch", "mpi4py", "numba", "llvmlite")
 
 
 def _modules() -> Iterator[tuple[Path, str]]:

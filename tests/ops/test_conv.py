@@ -307,7 +307,17 @@ def test_changing_the_input_in_place_after_the_forward_refuses_backward():
         (y * y).sum().backward()
 
 
-def test_forward_under_no_grad_keeps_no_columns():
+@pytest.fixture
+def numpy_kernels():
+    """The NumPy (im2col) kernels, whose saved columns these tests inspect, even where the
+    compiled kernels of the [fast] extra would run (chainrule.ops.conv.dispatch)."""
+    from chainrule.ops.conv import dispatch
+
+    with dispatch.prefer("numpy"):
+        yield
+
+
+def test_forward_under_no_grad_keeps_no_columns(numpy_kernels):
     from chainrule.ops import conv
 
     x = cr.tensor(np.ones((2, 3, 6, 6), "float32"))
@@ -320,7 +330,7 @@ def test_forward_under_no_grad_keeps_no_columns():
     assert conv._caches.saved_columns.find(x.data, geometry) is not None
 
 
-def test_saved_columns_serve_the_next_step_and_go_with_the_tensors():
+def test_saved_columns_serve_the_next_step_and_go_with_the_tensors(numpy_kernels):
     """Training steps of a big conv reuse one matrix; dropping the tensors frees it at once."""
     import gc
 
@@ -370,8 +380,17 @@ OPS_USING_SCRATCH = [  # every path through the workspace: padding, stride 1 and
 ]
 
 
-def test_returned_arrays_are_never_overwritten_by_later_calls():
-    """What an op returns (outputs and gradients) owns its memory: no view into scratch buffers."""
+@pytest.mark.parametrize("kernels", ["compiled", "numpy"])
+def test_returned_arrays_are_never_overwritten_by_later_calls(kernels):
+    """What an op returns (outputs and gradients) owns its memory: no view into scratch buffers
+    (both host kernels: the compiled ones of the [fast] extra where installed, and NumPy's)."""
+    from chainrule.ops.conv import dispatch
+
+    with dispatch.prefer(kernels):
+        _check_returned_arrays_own_their_memory()
+
+
+def _check_returned_arrays_own_their_memory():
     first = _results(OPS_USING_SCRATCH)
     kept = [a.copy() for a in first]
     later = _results(OPS_USING_SCRATCH[::-1]) + _results(OPS_USING_SCRATCH)  # same shapes again

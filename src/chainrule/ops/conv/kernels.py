@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from chainrule import backends
 from chainrule.engine.grad_mode import is_grad_enabled
-from chainrule.ops.conv.workspace import scratch_of
+from chainrule.ops.conv.workspace import Workspace, scratch_of
 
 
 # ---------------------------------------------------------------- geometry (every backend)
@@ -72,7 +72,8 @@ def _window_layout(x: Any, groups: int, kernel: tuple, stride: tuple, dilation: 
 
 
 # ---------------------------------------------------------------- NumPy: scratch-memory helpers
-def _workspace():
+def workspace() -> Workspace:
+    """The calling thread's NumPy conv workspace (reused scratch arrays)."""
     return scratch_of(backends.NUMPY).workspace
 
 
@@ -87,7 +88,7 @@ def padded_numpy(x: np.ndarray, padding: tuple, fill: float) -> np.ndarray:
     if not any(lo or hi for lo, hi in padding):
         return x
     shape = x.shape[:2] + padded_size(x.shape[2:], padding)
-    buffer, _ = _workspace().get(("pad", padding, fill), shape, x.dtype, fill=fill)
+    buffer, _ = workspace().get(("pad", padding, fill), shape, x.dtype, fill=fill)
     buffer[interior(x.shape, padding)] = x  # the border is never written, so it keeps `fill`
     return buffer
 
@@ -134,7 +135,7 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, scratch: Optional[str] = None)
     if scratch is None:
         out = np.empty(shape, dtype)
     else:
-        out, _ = _workspace().get(scratch, shape, dtype)
+        out, _ = workspace().get(scratch, shape, dtype)
     for group in range(a.shape[0]):
         np.matmul(a[group], b[group], out=out[group])
     return out
@@ -172,7 +173,7 @@ def conv_transpose_numpy(g, w, *, stride, padding, dilation, groups, input_size)
         dcols = _grouped_matmul(w3_t, _to_group_major(g, groups), "gemm")
         dcols = dcols.reshape((c,) + kernel + (n,) + out_size)
         # accumulate channel-first (C, N, ...), where each offset's block of dcols is contiguous
-        acc, _ = _workspace().get("col2im", (c, n) + padded, dcols.dtype)
+        acc, _ = workspace().get("col2im", (c, n) + padded, dcols.dtype)
         acc.fill(0)
         for offset in itertools.product(*map(range, kernel)):  # one strided add per kernel offset
             acc[offset_slices(offset, stride, dilation, out_size)] += (
@@ -185,7 +186,7 @@ def _embedded(g: np.ndarray, groups: int, padded: tuple) -> np.ndarray:
     """(N, O, *out) -> (G, Og, N * prod(padded)): g at the top-left of each padded grid, zeros
     elsewhere."""
     n, o, out_size = g.shape[0], g.shape[1], g.shape[2:]
-    grid, _ = _workspace().get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
+    grid, _ = workspace().get(("embedded", out_size), (o, n) + padded, g.dtype, fill=0)
     # only this region is ever written, so the rest of the reused buffer stays zero
     region = (slice(None), slice(None)) + tuple(slice(0, size) for size in out_size)
     grid[region] = np.swapaxes(g, 0, 1)
@@ -207,7 +208,7 @@ def _col2im_flat(dcols: np.ndarray, c: int, kernel: tuple, dilation: tuple,
     """
     dcols = dcols.reshape(c, int(np.prod(kernel)), -1)
     length = dcols.shape[-1]
-    acc, _ = _workspace().get("col2im", (c, length), dcols.dtype)
+    acc, _ = workspace().get("col2im", (c, length), dcols.dtype)
     acc.fill(0)
     grid_strides = np.cumprod((1,) + padded[:0:-1])[::-1]  # (Wp, 1) for 2-d
     for k, offset in enumerate(itertools.product(*map(range, kernel))):

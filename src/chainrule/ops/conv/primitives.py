@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.ops.abstract import ShapeDtype
-from chainrule.ops.conv import kernels
+from chainrule.ops.conv import dispatch, kernels
 from chainrule.ops.primitive import Primitive
 
 __all__ = ["conv_p", "conv_transpose_p", "conv_weight_p"]
@@ -42,13 +42,13 @@ def _weight_shaped(x: ShapeDtype, g: ShapeDtype, *, groups, kernel_size, **param
 
 
 # fmt: off
-conv_p           = Primitive("conv", kernels.conv_numpy,
+conv_p           = Primitive("conv", dispatch.conv_host,
                              generic=kernels.conv_generic, cupy=kernels.conv_cupy,
                              abstract_eval=_convolved)
-conv_transpose_p = Primitive("conv_transpose", kernels.conv_transpose_numpy,
+conv_transpose_p = Primitive("conv_transpose", dispatch.conv_transpose_host,
                              generic=kernels.conv_transpose_generic,
                              cupy=kernels.conv_transpose_cupy, abstract_eval=_transposed)
-conv_weight_p    = Primitive("conv_weight", kernels.conv_weight_numpy,
+conv_weight_p    = Primitive("conv_weight", dispatch.conv_weight_host,
                              generic=kernels.conv_weight_generic, cupy=kernels.conv_weight_cupy,
                              abstract_eval=_weight_shaped)
 conv_p.defvjp(

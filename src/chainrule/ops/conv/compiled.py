@@ -1,0 +1,215 @@
+"""Compiled 2-d convolution kernels (numba), the ``[fast]`` extra: direct convolution at stride 1.
+
+Imported only when :mod:`chainrule.ops.conv.dispatch` picks them, so ``import chainrule`` never
+imports numba. The NumPy kernels of :mod:`chainrule.ops.conv.kernels` stay the reference; these
+are tested against them (``tests/ops/test_conv_compiled.py``).
+
+The idea: on the zero-padded input flattened per channel (row length Wp), kernel tap (i, j)
+of output position p = h Wp + w reads padded position p + s with s = i d_h Wp + j d_w. So
+
+    out[n, o, p] = sum_c sum_k w[o, c, k] xpad[n, c, p + s_k]        for p < L = (Ho-1) Wp + Wo
+
+is, for every (o, c, k), one multiply-add of a *contiguous* shifted row: no im2col matrix. The
+positions p with w >= Wo are junk (they wrap into the next row) and are dropped when the result
+is copied out. The microkernel (``_axpy_4x3``) updates 4 output channels from 3 taps at once, so
+each loaded input row serves 12 multiply-adds held in registers (one channel and one tap at a
+time ran at 8 GFLOP/s a core here, this at 40-45).
+
+The three convolutions of :mod:`chainrule.ops.conv.primitives` are this one kernel and a
+reduction:
+
+* C(x, w): the sum above.
+* T(g, w): the same sum with w's channels exchanged and its taps reversed, over g placed at
+  offset s_max of a zero grid (input positions q receive sum_k w_k g[q - s_k]).
+* W(x, g): dw[o, c, k] = sum_n sum_p g[n, o, p] xpad[n, c, p + s_k], dot products of contiguous
+  rows (``_dot_4x3``: 4 output channels by 3 taps, 12 accumulators).
+
+Numerics: ``fastmath`` is limited to contraction (FMA) and reassociation (the dot products'
+vector reduction); NaN and infinity propagate as in NumPy. Threads: numba's parallel loops run
+in the ``workqueue`` layer unless NUMBA_THREADING_LAYER says otherwise (OpenMP's spinning pool
+fought OpenBLAS's in a training step); the workqueue layer must not be entered by two threads at
+once, so calls hold ``_LAUNCH`` (see :mod:`chainrule.ops.conv.dispatch`). Compiled code is cached
+on disk (``cache=True``: ``__pycache__`` beside this file, or numba's user cache directory when
+that is read-only), so only the first run on a machine compiles (a few seconds per dtype).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numba
+import numpy as np
+from numba import prange
+
+if "NUMBA_THREADING_LAYER" not in os.environ:  # (setattr: numba.config is filled at run time)
+    setattr(numba.config, "THREADING_LAYER", "workqueue")  # noqa: B010
+
+_FAST = {"contract", "reassoc", "nsz"}  # FMA and vector reductions; NaN and inf kept
+_LAUNCH = threading.Lock()  # the workqueue pool serves one launching thread at a time
+OUT_BLOCK, TAP_BLOCK = 4, 3  # the microkernels' register block
+
+
+# ---------------------------------------------------------------- microkernels
+@numba.njit(fastmath=_FAST, inline="always", cache=True)
+def _axpy_4x3(a0, a1, a2, a3, row, s0, s1, s2, w, length):  # pragma: no cover (compiled)
+    """a_j[p] += sum_t w[j, t] row[s_t + p] for 4 outputs j and 3 taps t."""
+    x0 = row[s0:s0 + length]  # slices: indices then start at 0, so no negative-index checks
+    x1 = row[s1:s1 + length]
+    x2 = row[s2:s2 + length]
+    w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
+    w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
+    w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
+    w30, w31, w32 = w[3, 0], w[3, 1], w[3, 2]
+    for p in range(length):
+        v0, v1, v2 = x0[p], x1[p], x2[p]
+        a0[p] += w00 * v0 + w01 * v1 + w02 * v2
+        a1[p] += w10 * v0 + w11 * v1 + w12 * v2
+        a2[p] += w20 * v0 + w21 * v1 + w22 * v2
+        a3[p] += w30 * v0 + w31 * v1 + w32 * v2
+
+
+@numba.njit(fastmath=_FAST, inline="always", cache=True)
+def _dot_4x3(g0, g1, g2, g3, row, s0, s1, s2, length, dst):  # pragma: no cover (compiled)
+    """dst[j, t] += sum_p g_j[p] row[s_t + p] for 4 outputs j and 3 taps t."""
+    x0 = row[s0:s0 + length]
+    x1 = row[s1:s1 + length]
+    x2 = row[s2:s2 + length]
+    c00, c01, c02 = dst[0, 0], dst[0, 1], dst[0, 2]
+    c10, c11, c12 = dst[1, 0], dst[1, 1], dst[1, 2]
+    c20, c21, c22 = dst[2, 0], dst[2, 1], dst[2, 2]
+    c30, c31, c32 = dst[3, 0], dst[3, 1], dst[3, 2]
+    for p in range(length):
+        v0, v1, v2 = x0[p], x1[p], x2[p]
+        u = g0[p]
+        c00 += u * v0
+        c01 += u * v1
+        c02 += u * v2
+        u = g1[p]
+        c10 += u * v0
+        c11 += u * v1
+        c12 += u * v2
+        u = g2[p]
+        c20 += u * v0
+        c21 += u * v1
+        c22 += u * v2
+        u = g3[p]
+        c30 += u * v0
+        c31 += u * v1
+        c32 += u * v2
+    dst[0, 0], dst[0, 1], dst[0, 2] = c00, c01, c02
+    dst[1, 0], dst[1, 1], dst[1, 2] = c10, c11, c12
+    dst[2, 0], dst[2, 1], dst[2, 2] = c20, c21, c22
+    dst[3, 0], dst[3, 1], dst[3, 2] = c30, c31, c32
+
+
+# ---------------------------------------------------------------- parallel kernels
+@numba.njit(parallel=True, fastmath=_FAST, cache=True)
+def _direct(planes, blocked, shifts, length, chunk, out):  # pragma: no cover (compiled)
+    """out[o, p] = sum_c sum_k w[o, c, k] planes[c, p + s_k] for p < length.
+
+    planes (C, >= length + s_max) flattened padded planes, every image one after the other;
+    blocked (O4/4, C, K3/3, 4, 3) the weights in register blocks (zero-padded to whole blocks);
+    shifts (K3,); out (O, >= length). One parallel item per (chunk of positions, block of 4
+    output channels), the blocks of one chunk next to each other so they share its input rows
+    in cache.
+    """
+    channels, n_out = planes.shape[0], out.shape[0]
+    out_blocks, tap_blocks = blocked.shape[0], blocked.shape[2]
+    n_chunks = (length + chunk - 1) // chunk
+    for item in prange(n_chunks * out_blocks):
+        start, ob = (item // out_blocks) * chunk, item % out_blocks
+        size = min(chunk, length - start)
+        acc = np.zeros((OUT_BLOCK, size), planes.dtype)
+        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+        for c in range(channels):
+            row = planes[c, start:]
+            for t in range(tap_blocks):
+                _axpy_4x3(a0, a1, a2, a3, row, shifts[3 * t], shifts[3 * t + 1],
+                          shifts[3 * t + 2], blocked[ob, c, t], size)
+        for j in range(OUT_BLOCK):
+            if OUT_BLOCK * ob + j < n_out:
+                out[OUT_BLOCK * ob + j, start:start + size] = acc[j]
+
+
+@numba.njit(parallel=True, fastmath=_FAST, cache=True)
+def _correlate(planes, g_grid, shifts, length, chunk, parts):  # pragma: no cover (compiled)
+    """parts[i] = sum over chunk i's positions p of g_grid[o, p] planes[c, p + s_k], blocked
+    (O4/4, C, K3/3, 4, 3); g_grid (O4, >= length) is zero at junk positions and channels past O.
+    One parallel item per (chunk, block of 4 output channels); parts starts at zero."""
+    channels = planes.shape[0]
+    n_chunks, out_blocks, _, tap_blocks = parts.shape[:4]
+    for item in prange(n_chunks * out_blocks):
+        chunk_index, ob = item // out_blocks, item % out_blocks
+        start = chunk_index * chunk
+        size = min(chunk, length - start)
+        g0, g1 = g_grid[4 * ob, start:], g_grid[4 * ob + 1, start:]
+        g2, g3 = g_grid[4 * ob + 2, start:], g_grid[4 * ob + 3, start:]
+        for c in range(channels):
+            row = planes[c, start:]
+            for t in range(tap_blocks):
+                _dot_4x3(g0, g1, g2, g3, row, shifts[3 * t], shifts[3 * t + 1],
+                         shifts[3 * t + 2], size, parts[chunk_index, ob, c, t])
+
+
+# ---------------------------------------------------------------- layout helpers (NumPy)
+def _whole(n: int, block: int) -> int:
+    return -(-n // block) * block
+
+
+def tap_shifts(kernel: tuple, dilation: tuple, row_stride: int) -> np.ndarray:
+    """s_k = i d_h Wp + j d_w for the taps in row-major order, zero-padded to whole blocks of 3
+    (the padding taps get zero weights)."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    shifts = np.zeros(_whole(kh * kw, TAP_BLOCK), np.int64)
+    shifts[:kh * kw] = [i * dh * row_stride + j * dw for i in range(kh) for j in range(kw)]
+    return shifts
+
+
+def block_weights(w3: np.ndarray, taps: int) -> np.ndarray:
+    """(O, C, K) -> (O4/4, C, K3/3, 4, 3): register blocks, zeros past O and K."""
+    o, c, k = w3.shape
+    padded = np.zeros((_whole(o, OUT_BLOCK), c, taps), w3.dtype)
+    padded[:o, :, :k] = w3
+    blocks = padded.reshape(-1, OUT_BLOCK, c, taps // TAP_BLOCK, TAP_BLOCK)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 3, 1, 4))
+
+
+def unblock_weights(blocks: np.ndarray, o: int, k: int) -> np.ndarray:
+    """The inverse of :func:`block_weights`: (O4/4, C, K3/3, 4, 3) -> (O, C, K)."""
+    ob, c, tb = blocks.shape[:3]
+    return blocks.transpose(0, 3, 1, 2, 4).reshape(ob * OUT_BLOCK, c, tb * TAP_BLOCK)[:o, :, :k]
+
+
+# ---------------------------------------------------------------- the three convolutions
+CHUNK = 2048  # positions per parallel item: 4 accumulator rows of 8 KB stay in L1 (float32)
+
+
+def conv(planes: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, length: int,
+         out: np.ndarray) -> None:
+    """C(x, w) into ``out`` (O, >= length) on the grid, from ``planes`` (C, ...)."""
+    blocked = block_weights(w.reshape(w.shape[0], w.shape[1], -1), len(shifts))
+    with _LAUNCH:
+        _direct(planes, blocked, shifts, length, CHUNK, out)
+
+
+def conv_transpose(g_grid: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, length: int,
+                   out: np.ndarray) -> None:
+    """T(g, w) into ``out`` (C, >= length), from g placed at offset s_max of a zero grid
+    ``g_grid`` (O, length + s_max): w's channels exchanged and its taps reversed (see the
+    module)."""
+    flipped = np.swapaxes(w.reshape(w.shape[0], w.shape[1], -1), 0, 1)[:, :, ::-1]
+    with _LAUNCH:
+        _direct(g_grid, block_weights(flipped, len(shifts)), shifts, length, CHUNK, out)
+
+
+def conv_weight(planes: np.ndarray, g_grid: np.ndarray, *, shifts: np.ndarray, length: int,
+                out_channels: int, taps: int) -> np.ndarray:
+    """W(x, g) as (O, C, K), a new array; ``g_grid`` (O4, >= length) zero at junk positions and
+    at channels past O."""
+    n_chunks = -(-length // CHUNK)
+    parts = np.zeros((n_chunks, g_grid.shape[0] // OUT_BLOCK, planes.shape[0],
+                      len(shifts) // TAP_BLOCK, OUT_BLOCK, TAP_BLOCK), planes.dtype)
+    with _LAUNCH:
+        _correlate(planes, g_grid, shifts, length, CHUNK, parts)
+    return np.ascontiguousarray(unblock_weights(parts.sum(axis=0), out_channels, taps))

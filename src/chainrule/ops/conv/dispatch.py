@@ -1,0 +1,213 @@
+"""Which host kernel runs a convolution: the compiled direct kernel or NumPy's im2col + GEMM.
+
+The NumPy kernels (:mod:`chainrule.ops.conv.kernels`) are the reference and run everything. The
+compiled kernels (:mod:`chainrule.ops.conv.compiled`, numba, ``pip install chainrule[fast]``)
+run a call when every row of ``RULES`` holds; the first row that fails names why not
+(:func:`choice`). The rows come from measurements (docs/benchmarks.md, "Issue 13: the compiled
+convolution"), not guesses:
+
+* stride 1 only: the direct kernel walks the flattened padded grid at stride 1; at stride 2 it
+  would compute 4x the outputs and drop 3 of 4, where im2col copies only the needed windows.
+* groups 1: grouped and depthwise convolutions keep the per-group GEMMs.
+* at least 2 taps: a 1x1 convolution *is* one GEMM, which OpenBLAS does best.
+* at least 4 channels in and out, and padded planes of at least 16x16: below that (LeNet's
+  first layer with 1 input channel, the 8x8 digits, 13x13 planes) the NumPy kernels were as
+  fast or faster.
+* 2-d, one float dtype (float32 or float64) for both operands.
+
+``CHAINRULE_CONV_KERNELS=numpy`` (read at import) or ``with prefer("numpy"):`` (this thread only,
+as grad mode) turns the compiled path off; ``prefer("compiled")`` runs it wherever it can, even
+where the "faster" rows say NumPy is faster. Tests use both to compare the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import threading
+from typing import Any, Callable, Iterator, NamedTuple, Optional
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from chainrule.ops.conv import kernels
+
+__all__ = ["RULES", "choice", "prefer", "conv_host", "conv_transpose_host", "conv_weight_host"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_DISABLED = os.environ.get("CHAINRULE_CONV_KERNELS", "auto") == "numpy"
+_NUMBA = importlib.util.find_spec("numba") is not None  # found, not imported
+_local = threading.local()
+
+
+class Call(NamedTuple):
+    """What the rules look at: the operands' dtypes, the spatial rank, stride, groups, kernel
+    taps, the weight's (out, in) channels and the positions of one padded input plane."""
+
+    dtypes: tuple
+    rank: int
+    stride: tuple
+    groups: int
+    taps: int
+    channels: tuple = (8, 8)
+    plane: int = 1024
+
+
+# A row is (kind, condition, test). "needs" rows are what the compiled kernels can do; "faster"
+# rows are where they were measured faster (prefer("compiled") skips those, for tests).
+# fmt: off
+RULES: tuple[tuple[str, str, Callable[[Call], bool]], ...] = (
+    ("needs",  "numba is installed (pip install chainrule[fast])", lambda c: _NUMBA),
+    ("needs",  "CHAINRULE_CONV_KERNELS is not 'numpy'",            lambda c: not _DISABLED),
+    ("needs",  "this thread does not prefer 'numpy'",              lambda c: _prefers("numpy")),
+    ("needs",  "2-d",                                              lambda c: c.rank == 2),
+    ("needs",  "stride 1",                                         lambda c: set(c.stride) == {1}),
+    ("needs",  "groups 1",                                         lambda c: c.groups == 1),
+    ("needs",  "one float dtype",                                  lambda c: _one_float(c.dtypes)),
+    ("faster", "at least 2 taps (1x1 is one GEMM)",                lambda c: c.taps >= 2),
+    ("faster", "at least 4 channels in and out",                   lambda c: min(c.channels) >= 4),
+    ("faster", "planes of at least 16x16 positions",               lambda c: c.plane >= 256),
+)
+# fmt: on
+
+
+def choice(call: Call) -> tuple[str, Optional[str]]:
+    """("compiled", None) or ("numpy", the first rule that does not hold)."""
+    forced = _preference() == "compiled"
+    for kind, name, holds in RULES:
+        if not (forced and kind == "faster") and not holds(call):
+            return "numpy", name
+    return "compiled", None
+
+
+def _preference() -> str:
+    return getattr(_local, "preference", "auto")
+
+
+def _prefers(name: str) -> bool:
+    return _preference() != name
+
+
+def _one_float(dtypes: tuple) -> bool:
+    return len(set(dtypes)) == 1 and dtypes[0] in _FLOATS
+
+
+@contextlib.contextmanager
+def prefer(kernels_name: str) -> Iterator[None]:
+    """This thread's convolutions, inside the block: "auto" (the rules decide), "numpy" (the
+    reference kernels), "compiled" (the compiled kernels wherever they can run, even where
+    measured slower: for tests)."""
+    if kernels_name not in ("auto", "numpy", "compiled"):
+        raise ValueError(f"prefer({kernels_name!r}): use 'auto', 'numpy' or 'compiled'")
+    previous = _preference()
+    _local.preference = kernels_name
+    try:
+        yield
+    finally:
+        _local.preference = previous
+
+
+def _compiled(a: np.ndarray, b: np.ndarray, *, stride: tuple, groups: int, kernel: tuple,
+              channels: tuple, spatial: tuple, padding: tuple) -> bool:
+    """Whether the compiled kernels run this call (a, b: the primitive's operands)."""
+    plane = int(np.prod(kernels.padded_size(tuple(spatial), padding)))
+    call = Call((a.dtype, b.dtype), a.ndim - 2, stride, groups, int(np.prod(kernel)),
+                tuple(channels), plane)
+    return choice(call)[0] == "compiled"
+
+
+def _module() -> Any:
+    from chainrule.ops.conv import compiled  # noqa: PLC0415 -- numba loads on first use only
+
+    return compiled
+
+
+# ---------------------------------------------------------------- the primitives' host kernels
+# The compiled kernels work on every image's padded plane flattened one after the other, channel
+# first: (C, N * Hp * Wp). Output position p = n Hp Wp + h Wp + w; see compiled.py.
+def conv_host(x, w, *, stride, padding, dilation, groups, output_size) -> Any:
+    """C(x, w) on the host."""
+    if not _compiled(x, w, stride=stride, groups=groups, kernel=w.shape[2:],
+                     channels=w.shape[:2], spatial=x.shape[2:], padding=padding):
+        return kernels.conv_numpy(x, w, stride=stride, padding=padding, dilation=dilation,
+                                  groups=groups, output_size=output_size)
+    compiled = _module()
+    n, o = x.shape[0], w.shape[0]
+    planes, (hp, wp) = _planes(x, padding)
+    shifts = compiled.tap_shifts(w.shape[2:], dilation, wp)
+    out, _ = kernels.workspace().get("direct", (o, n * hp * wp), x.dtype)
+    compiled.conv(planes, w, shifts=shifts, length=n * hp * wp - int(shifts.max()), out=out)
+    ho, wo = output_size
+    return _images(out.reshape(o, n, hp, wp)[:, :, :ho, :wo])
+
+
+def conv_transpose_host(g, w, *, stride, padding, dilation, groups, input_size) -> Any:
+    """T(g, w) on the host."""
+    if not _compiled(g, w, stride=stride, groups=groups, kernel=w.shape[2:],
+                     channels=w.shape[:2], spatial=input_size, padding=padding):
+        return kernels.conv_transpose_numpy(g, w, stride=stride, padding=padding,
+                                            dilation=dilation, groups=groups,
+                                            input_size=input_size)
+    compiled = _module()
+    n, c = g.shape[0], w.shape[1]
+    hp, wp = kernels.padded_size(tuple(input_size), padding)
+    shifts = compiled.tap_shifts(w.shape[2:], dilation, wp)
+    last = int(shifts.max())
+    g_grid = _on_grid(g, g.shape[1], (hp, wp), offset=last)
+    out, _ = kernels.workspace().get("direct", (c, n * hp * wp), g.dtype)
+    compiled.conv_transpose(g_grid, w, shifts=shifts, length=n * hp * wp, out=out)
+    return _images(out.reshape(c, n, hp, wp)[kernels.interior((None, None) + tuple(input_size),
+                                                              padding)])
+
+
+def conv_weight_host(x, g, *, stride, padding, dilation, groups, kernel_size) -> Any:
+    """W(x, g) on the host."""
+    if not _compiled(x, g, stride=stride, groups=groups, kernel=kernel_size,
+                     channels=(g.shape[1], x.shape[1]), spatial=x.shape[2:], padding=padding):
+        return kernels.conv_weight_numpy(x, g, stride=stride, padding=padding,
+                                         dilation=dilation, groups=groups,
+                                         kernel_size=kernel_size)
+    compiled = _module()
+    n, o = g.shape[:2]
+    planes, (hp, wp) = _planes(x, padding)
+    shifts = compiled.tap_shifts(kernel_size, dilation, wp)
+    channels = -(-o // compiled.OUT_BLOCK) * compiled.OUT_BLOCK
+    g_grid = _on_grid(g, channels, (hp, wp), offset=0)
+    dw = compiled.conv_weight(planes, g_grid, shifts=shifts,
+                              length=n * hp * wp - int(shifts.max()), out_channels=o,
+                              taps=int(np.prod(kernel_size)))
+    return dw.reshape((o, x.shape[1]) + tuple(kernel_size))
+
+
+def _planes(x: np.ndarray, padding: tuple) -> tuple[np.ndarray, tuple]:
+    """x zero-padded, channel first, flattened: (C, N * Hp * Wp) in a reused workspace buffer
+    whose border is never written (so it stays zero); and (Hp, Wp)."""
+    n, c = x.shape[:2]
+    hp, wp = kernels.padded_size(x.shape[2:], padding)
+    planes, _ = kernels.workspace().get(("planes", padding), (c, n, hp, wp), x.dtype, fill=0)
+    planes[kernels.interior((None, None) + x.shape[2:], padding)] = np.swapaxes(x, 0, 1)
+    return planes.reshape(c, -1), (hp, wp)
+
+
+def _on_grid(g: np.ndarray, channels: int, padded: tuple, offset: int) -> np.ndarray:
+    """(channels, offset + N * Hp * Wp) zeros with g[n, o, h, w] at offset + n Hp Wp + h Wp + w:
+    a reused workspace buffer; only that region is ever written (its key holds the geometry), so
+    every other entry stays zero (junk positions, channels past O)."""
+    n, o, ho, wo = g.shape
+    hp, wp = padded
+    key = ("on_grid", (ho, wo), padded, offset)
+    grid, _ = kernels.workspace().get(key, (channels, offset + n * hp * wp), g.dtype, fill=0)
+    item = grid.itemsize
+    region = as_strided(grid[:o, offset:], (o, n, ho, wo),
+                        (grid.strides[0], hp * wp * item, wp * item, item))
+    np.copyto(region, np.swapaxes(g, 0, 1))
+    return grid
+
+
+def _images(channel_first: np.ndarray) -> np.ndarray:
+    """(C, N, H, W) view -> (N, C, H, W), a new array (never workspace memory)."""
+    out = np.empty((channel_first.shape[1], channel_first.shape[0]) + channel_first.shape[2:],
+                   channel_first.dtype)
+    np.copyto(out, np.swapaxes(channel_first, 0, 1))
+    return out
