@@ -61,12 +61,12 @@ def _axpy_4x3(a0, a1, a2, a3, row, s0, s1, s2, w, length):  # pragma: no cover (
     w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
     w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
     w30, w31, w32 = w[3, 0], w[3, 1], w[3, 2]
-    for p in range(length):
+    for p in range(length):  # written as chains of a += w v: three FMAs per output
         v0, v1, v2 = x0[p], x1[p], x2[p]
-        a0[p] += w00 * v0 + w01 * v1 + w02 * v2
-        a1[p] += w10 * v0 + w11 * v1 + w12 * v2
-        a2[p] += w20 * v0 + w21 * v1 + w22 * v2
-        a3[p] += w30 * v0 + w31 * v1 + w32 * v2
+        a0[p] = ((a0[p] + w00 * v0) + w01 * v1) + w02 * v2
+        a1[p] = ((a1[p] + w10 * v0) + w11 * v1) + w12 * v2
+        a2[p] = ((a2[p] + w20 * v0) + w21 * v1) + w22 * v2
+        a3[p] = ((a3[p] + w30 * v0) + w31 * v1) + w32 * v2
 
 
 @numba.njit(fastmath=_FAST, inline="always", cache=True)
@@ -104,18 +104,42 @@ def _dot_4x3(g0, g1, g2, g3, row, s0, s1, s2, length, dst):  # pragma: no cover 
 
 
 # ---------------------------------------------------------------- parallel kernels
+@numba.njit(inline="always", cache=True)
+def _scatter(acc_row, start, plane, row_stride, corner, out_plane_of):  # pragma: no cover
+    """out[n, h - r0, w - c0] = acc_row[p - start] for the grid positions p = n plane + h Wp + w
+    of this chunk inside the window r0 <= h < r0 + rows, c0 <= w < c0 + cols (corner = (r0, c0);
+    out_plane_of (N, rows, cols)): one contiguous copy per grid row."""
+    r0, c0 = corner
+    rows, cols = out_plane_of.shape[1], out_plane_of.shape[2]
+    p, end = start, start + acc_row.shape[0]
+    while p < end:
+        n = p // plane
+        h = (p - n * plane) // row_stride
+        w = p - n * plane - h * row_stride
+        row_end = min(end, p + row_stride - w)
+        if r0 <= h < r0 + rows and w < c0 + cols:
+            lo = max(w, c0)
+            hi = min(c0 + cols, w + row_end - p)
+            if lo < hi:
+                out_plane_of[n, h - r0, lo - c0:hi - c0] = acc_row[p - start + lo - w:
+                                                                   p - start + hi - w]
+        p = row_end
+
+
 @numba.njit(parallel=True, fastmath=_FAST, cache=True)
-def _direct(planes, blocked, shifts, length, chunk, out):  # pragma: no cover (compiled)
-    """out[o, p] = sum_c sum_k w[o, c, k] planes[c, p + s_k] for p < length.
+def _direct(planes, blocked, shifts, length, chunk, grid, corner, out):  # pragma: no cover
+    """out[n, o, h - r0, w - c0] = sum_c sum_k w[o, c, k] planes[c, p + s_k] at the positions
+    p = n Hp Wp + h Wp + w < length that fall in out's window (corner (r0, c0)).
 
     planes (C, >= length + s_max) flattened padded planes, every image one after the other;
     blocked (O4/4, C, K3/3, 4, 3) the weights in register blocks (zero-padded to whole blocks);
-    shifts (K3,); out (O, >= length). One parallel item per (chunk of positions, block of 4
-    output channels), the blocks of one chunk next to each other so they share its input rows
-    in cache.
+    shifts (K3,); grid (Hp, Wp); out (N, O, rows, cols). One parallel item per (chunk of
+    positions, block of 4 output channels), the blocks of one chunk next to each other so they
+    share its input rows in cache.
     """
-    channels, n_out = planes.shape[0], out.shape[0]
+    channels, n_out = planes.shape[0], out.shape[1]
     out_blocks, tap_blocks = blocked.shape[0], blocked.shape[2]
+    plane, row_stride = grid[0] * grid[1], grid[1]
     n_chunks = (length + chunk - 1) // chunk
     for item in prange(n_chunks * out_blocks):
         start, ob = (item // out_blocks) * chunk, item % out_blocks
@@ -129,7 +153,7 @@ def _direct(planes, blocked, shifts, length, chunk, out):  # pragma: no cover (c
                           shifts[3 * t + 2], blocked[ob, c, t], size)
         for j in range(OUT_BLOCK):
             if OUT_BLOCK * ob + j < n_out:
-                out[OUT_BLOCK * ob + j, start:start + size] = acc[j]
+                _scatter(acc[j], start, plane, row_stride, corner, out[:, OUT_BLOCK * ob + j])
 
 
 @numba.njit(parallel=True, fastmath=_FAST, cache=True)
@@ -150,6 +174,26 @@ def _correlate(planes, g_grid, shifts, length, chunk, parts):  # pragma: no cove
             for t in range(tap_blocks):
                 _dot_4x3(g0, g1, g2, g3, row, shifts[3 * t], shifts[3 * t + 1],
                          shifts[3 * t + 2], size, parts[chunk_index, ob, c, t])
+
+
+@numba.njit(parallel=True, cache=True)
+def _embed(src, dst, offset, grid, corner):  # pragma: no cover (compiled)
+    """dst[c, offset + n Hp Wp + (h + r0) Wp + w + c0] = src[n, c, h, w]: images (N, C, H, W)
+    into flattened channel-first planes (C, ...); one parallel item per (image, channel)."""
+    n_images, channels, rows, cols = src.shape
+    plane, row_stride = grid[0] * grid[1], grid[1]
+    for item in prange(n_images * channels):
+        n, c = item // channels, item % channels
+        base = offset + n * plane + corner[0] * row_stride + corner[1]
+        for h in range(rows):
+            dst[c, base + h * row_stride:base + h * row_stride + cols] = src[n, c, h]
+
+
+def embed(src: np.ndarray, dst: np.ndarray, *, offset: int, grid: tuple, corner: tuple) -> None:
+    """Images (N, C, H, W) into the planes ``dst`` (C, ...) at ``offset``, each at ``corner`` of
+    its (Hp, Wp) grid; what lies outside is left as it is (zero, in the callers' buffers)."""
+    with _LAUNCH:
+        _embed(src, dst, offset, grid, corner)
 
 
 # ---------------------------------------------------------------- layout helpers (NumPy)
@@ -185,22 +229,25 @@ def unblock_weights(blocks: np.ndarray, o: int, k: int) -> np.ndarray:
 CHUNK = 2048  # positions per parallel item: 4 accumulator rows of 8 KB stay in L1 (float32)
 
 
-def conv(planes: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, length: int,
+def conv(planes: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, grid: tuple,
          out: np.ndarray) -> None:
-    """C(x, w) into ``out`` (O, >= length) on the grid, from ``planes`` (C, ...)."""
+    """C(x, w) into ``out`` (N, O, Ho, Wo), from ``planes`` (C, N Hp Wp), grid = (Hp, Wp)."""
     blocked = block_weights(w.reshape(w.shape[0], w.shape[1], -1), len(shifts))
+    length = out.shape[0] * grid[0] * grid[1] - int(shifts.max())
     with _LAUNCH:
-        _direct(planes, blocked, shifts, length, CHUNK, out)
+        _direct(planes, blocked, shifts, length, CHUNK, grid, (0, 0), out)
 
 
-def conv_transpose(g_grid: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, length: int,
-                   out: np.ndarray) -> None:
-    """T(g, w) into ``out`` (C, >= length), from g placed at offset s_max of a zero grid
-    ``g_grid`` (O, length + s_max): w's channels exchanged and its taps reversed (see the
-    module)."""
+def conv_transpose(g_grid: np.ndarray, w: np.ndarray, *, shifts: np.ndarray, grid: tuple,
+                   corner: tuple, out: np.ndarray) -> None:
+    """T(g, w) into ``out`` (N, C, H, W), the window of the padded grid (Hp, Wp) at ``corner``,
+    from g placed at offset s_max of a zero grid ``g_grid`` (O, s_max + N Hp Wp): w's channels
+    exchanged and its taps reversed (see the module)."""
     flipped = np.swapaxes(w.reshape(w.shape[0], w.shape[1], -1), 0, 1)[:, :, ::-1]
+    length = out.shape[0] * grid[0] * grid[1]
     with _LAUNCH:
-        _direct(g_grid, block_weights(flipped, len(shifts)), shifts, length, CHUNK, out)
+        _direct(g_grid, block_weights(flipped, len(shifts)), shifts, length, CHUNK, grid,
+                corner, out)
 
 
 def conv_weight(planes: np.ndarray, g_grid: np.ndarray, *, shifts: np.ndarray, length: int,

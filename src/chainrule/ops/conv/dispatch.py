@@ -29,7 +29,6 @@ import threading
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from chainrule.ops.conv import kernels
 
@@ -133,13 +132,11 @@ def conv_host(x, w, *, stride, padding, dilation, groups, output_size) -> Any:
         return kernels.conv_numpy(x, w, stride=stride, padding=padding, dilation=dilation,
                                   groups=groups, output_size=output_size)
     compiled = _module()
-    n, o = x.shape[0], w.shape[0]
-    planes, (hp, wp) = _planes(x, padding)
-    shifts = compiled.tap_shifts(w.shape[2:], dilation, wp)
-    out, _ = kernels.workspace().get("direct", (o, n * hp * wp), x.dtype)
-    compiled.conv(planes, w, shifts=shifts, length=n * hp * wp - int(shifts.max()), out=out)
-    ho, wo = output_size
-    return _images(out.reshape(o, n, hp, wp)[:, :, :ho, :wo])
+    planes, grid = _planes(x, padding)
+    out = np.empty((x.shape[0], w.shape[0]) + tuple(output_size), x.dtype)
+    compiled.conv(planes, w, shifts=compiled.tap_shifts(w.shape[2:], dilation, grid[1]),
+                  grid=grid, out=out)
+    return out
 
 
 def conv_transpose_host(g, w, *, stride, padding, dilation, groups, input_size) -> Any:
@@ -150,15 +147,13 @@ def conv_transpose_host(g, w, *, stride, padding, dilation, groups, input_size) 
                                             dilation=dilation, groups=groups,
                                             input_size=input_size)
     compiled = _module()
-    n, c = g.shape[0], w.shape[1]
-    hp, wp = kernels.padded_size(tuple(input_size), padding)
-    shifts = compiled.tap_shifts(w.shape[2:], dilation, wp)
-    last = int(shifts.max())
-    g_grid = _on_grid(g, g.shape[1], (hp, wp), offset=last)
-    out, _ = kernels.workspace().get("direct", (c, n * hp * wp), g.dtype)
-    compiled.conv_transpose(g_grid, w, shifts=shifts, length=n * hp * wp, out=out)
-    return _images(out.reshape(c, n, hp, wp)[kernels.interior((None, None) + tuple(input_size),
-                                                              padding)])
+    grid = kernels.padded_size(tuple(input_size), padding)
+    shifts = compiled.tap_shifts(w.shape[2:], dilation, grid[1])
+    g_grid = _on_grid(g, g.shape[1], grid, offset=int(shifts.max()))
+    out = np.empty((g.shape[0], w.shape[1]) + tuple(input_size), g.dtype)
+    compiled.conv_transpose(g_grid, w, shifts=shifts, grid=grid,
+                            corner=(padding[0][0], padding[1][0]), out=out)
+    return out
 
 
 def conv_weight_host(x, g, *, stride, padding, dilation, groups, kernel_size) -> Any:
@@ -182,32 +177,22 @@ def conv_weight_host(x, g, *, stride, padding, dilation, groups, kernel_size) ->
 
 def _planes(x: np.ndarray, padding: tuple) -> tuple[np.ndarray, tuple]:
     """x zero-padded, channel first, flattened: (C, N * Hp * Wp) in a reused workspace buffer
-    whose border is never written (so it stays zero); and (Hp, Wp)."""
+    whose border is never written (so it stays zero: the key holds the geometry); and (Hp, Wp)."""
     n, c = x.shape[:2]
-    hp, wp = kernels.padded_size(x.shape[2:], padding)
-    planes, _ = kernels.workspace().get(("planes", padding), (c, n, hp, wp), x.dtype, fill=0)
-    planes[kernels.interior((None, None) + x.shape[2:], padding)] = np.swapaxes(x, 0, 1)
-    return planes.reshape(c, -1), (hp, wp)
+    grid = kernels.padded_size(x.shape[2:], padding)
+    planes, _ = kernels.workspace().get(("planes", padding, grid), (c, n * grid[0] * grid[1]),
+                                        x.dtype, fill=0)
+    _module().embed(x, planes, offset=0, grid=grid, corner=(padding[0][0], padding[1][0]))
+    return planes, grid
 
 
-def _on_grid(g: np.ndarray, channels: int, padded: tuple, offset: int) -> np.ndarray:
+def _on_grid(g: np.ndarray, channels: int, grid: tuple, offset: int) -> np.ndarray:
     """(channels, offset + N * Hp * Wp) zeros with g[n, o, h, w] at offset + n Hp Wp + h Wp + w:
     a reused workspace buffer; only that region is ever written (its key holds the geometry), so
     every other entry stays zero (junk positions, channels past O)."""
     n, o, ho, wo = g.shape
-    hp, wp = padded
-    key = ("on_grid", (ho, wo), padded, offset)
-    grid, _ = kernels.workspace().get(key, (channels, offset + n * hp * wp), g.dtype, fill=0)
-    item = grid.itemsize
-    region = as_strided(grid[:o, offset:], (o, n, ho, wo),
-                        (grid.strides[0], hp * wp * item, wp * item, item))
-    np.copyto(region, np.swapaxes(g, 0, 1))
-    return grid
-
-
-def _images(channel_first: np.ndarray) -> np.ndarray:
-    """(C, N, H, W) view -> (N, C, H, W), a new array (never workspace memory)."""
-    out = np.empty((channel_first.shape[1], channel_first.shape[0]) + channel_first.shape[2:],
-                   channel_first.dtype)
-    np.copyto(out, np.swapaxes(channel_first, 0, 1))
-    return out
+    key = ("on_grid", (ho, wo), grid, offset)
+    buffer, _ = kernels.workspace().get(key, (channels, offset + n * grid[0] * grid[1]), g.dtype,
+                                        fill=0)
+    _module().embed(g, buffer, offset=offset, grid=grid, corner=(0, 0))
+    return buffer
