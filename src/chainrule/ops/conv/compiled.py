@@ -26,9 +26,10 @@ reduction:
 
 Numerics: ``fastmath`` is limited to contraction (FMA) and reassociation (the dot products'
 vector reduction); NaN and infinity propagate as in NumPy. Threads: numba's parallel loops run
-in the ``workqueue`` layer unless NUMBA_THREADING_LAYER says otherwise (OpenMP's spinning pool
-fought OpenBLAS's in a training step); the workqueue layer must not be entered by two threads at
-once, so calls hold ``_LAUNCH`` (see :mod:`chainrule.ops.conv.dispatch`). Compiled code is cached
+in its OpenMP layer (else workqueue) unless NUMBA_THREADING_LAYER says otherwise, with
+OMP_WAIT_POLICY=PASSIVE unless set, so one pool (OpenMP's or OpenBLAS's) works at a time instead
+of both spinning on 2 cores. Launches hold ``_LAUNCH``: the workqueue layer must not be entered
+by two threads at once, and one pool per process at a time is the point. Compiled code is cached
 on disk (``cache=True``: ``__pycache__`` beside this file, or numba's user cache directory when
 that is read-only), so only the first run on a machine compiles (a few seconds per dtype).
 """
@@ -38,12 +39,22 @@ from __future__ import annotations
 import os
 import threading
 
-import numba
-import numpy as np
-from numba import prange
+# OpenMP's workers sleep as soon as a parallel loop ends instead of spinning, leaving the cores to
+# OpenBLAS's threads (set before numba loads the OpenMP runtime; a value the user set is kept).
+# Measured: with spinning workers a LeNet step whose layers alternate between these kernels and
+# OpenBLAS's GEMMs took 30-34 ms instead of 20-26 ms, and a digits-CNN epoch 1.0-1.1 s instead
+# of 0.32 s (docs/benchmarks.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-if "NUMBA_THREADING_LAYER" not in os.environ:  # (setattr: numba.config is filled at run time)
-    setattr(numba.config, "THREADING_LAYER", "workqueue")  # noqa: B010
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import prange  # noqa: E402
+
+if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
+    # OpenMP first, then workqueue: in a LeNet step workqueue's launches cost 30 ms where
+    # OpenMP's cost 21 ms (docs/benchmarks.md); setattr: numba.config's attributes are made at
+    # run time
+    setattr(numba.config, "THREADING_LAYER_PRIORITY", ["omp", "workqueue", "tbb"])  # noqa: B010
 
 _FAST = {"contract", "reassoc", "nsz"}  # FMA and vector reductions; NaN and inf kept
 _LAUNCH = threading.Lock()  # the workqueue pool serves one launching thread at a time

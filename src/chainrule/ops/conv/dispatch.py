@@ -10,9 +10,8 @@ convolution"), not guesses:
   would compute 4x the outputs and drop 3 of 4, where im2col copies only the needed windows.
 * groups 1: grouped and depthwise convolutions keep the per-group GEMMs.
 * at least 2 taps: a 1x1 convolution *is* one GEMM, which OpenBLAS does best.
-* at least 4 channels in and out, and padded planes of at least 16x16: below that (LeNet's
-  first layer with 1 input channel, the 8x8 digits, 13x13 planes) the NumPy kernels were as
-  fast or faster.
+* padded planes of at least 12x12 positions: on the 8x8 digits (10x10 padded planes) the
+  NumPy kernels were faster, on LeNet's 28x28 and 13x13 planes the compiled ones.
 * 2-d, one float dtype (float32 or float64) for both operands.
 
 ``CHAINRULE_CONV_KERNELS=numpy`` (read at import) or ``with prefer("numpy"):`` (this thread only,
@@ -42,14 +41,13 @@ _local = threading.local()
 
 class Call(NamedTuple):
     """What the rules look at: the operands' dtypes, the spatial rank, stride, groups, kernel
-    taps, the weight's (out, in) channels and the positions of one padded input plane."""
+    taps and the positions of one padded input plane."""
 
     dtypes: tuple
     rank: int
     stride: tuple
     groups: int
     taps: int
-    channels: tuple = (8, 8)
     plane: int = 1024
 
 
@@ -65,8 +63,7 @@ RULES: tuple[tuple[str, str, Callable[[Call], bool]], ...] = (
     ("needs",  "groups 1",                                         lambda c: c.groups == 1),
     ("needs",  "one float dtype",                                  lambda c: _one_float(c.dtypes)),
     ("faster", "at least 2 taps (1x1 is one GEMM)",                lambda c: c.taps >= 2),
-    ("faster", "at least 4 channels in and out",                   lambda c: min(c.channels) >= 4),
-    ("faster", "planes of at least 16x16 positions",               lambda c: c.plane >= 256),
+    ("faster", "padded planes of at least 12x12 positions",        lambda c: c.plane >= 144),
 )
 # fmt: on
 
@@ -108,11 +105,10 @@ def prefer(kernels_name: str) -> Iterator[None]:
 
 
 def _compiled(a: np.ndarray, b: np.ndarray, *, stride: tuple, groups: int, kernel: tuple,
-              channels: tuple, spatial: tuple, padding: tuple) -> bool:
+              spatial: tuple, padding: tuple) -> bool:
     """Whether the compiled kernels run this call (a, b: the primitive's operands)."""
     plane = int(np.prod(kernels.padded_size(tuple(spatial), padding)))
-    call = Call((a.dtype, b.dtype), a.ndim - 2, stride, groups, int(np.prod(kernel)),
-                tuple(channels), plane)
+    call = Call((a.dtype, b.dtype), a.ndim - 2, stride, groups, int(np.prod(kernel)), plane)
     return choice(call)[0] == "compiled"
 
 
@@ -128,7 +124,7 @@ def _module() -> Any:
 def conv_host(x, w, *, stride, padding, dilation, groups, output_size) -> Any:
     """C(x, w) on the host."""
     if not _compiled(x, w, stride=stride, groups=groups, kernel=w.shape[2:],
-                     channels=w.shape[:2], spatial=x.shape[2:], padding=padding):
+                     spatial=x.shape[2:], padding=padding):
         return kernels.conv_numpy(x, w, stride=stride, padding=padding, dilation=dilation,
                                   groups=groups, output_size=output_size)
     compiled = _module()
@@ -142,7 +138,7 @@ def conv_host(x, w, *, stride, padding, dilation, groups, output_size) -> Any:
 def conv_transpose_host(g, w, *, stride, padding, dilation, groups, input_size) -> Any:
     """T(g, w) on the host."""
     if not _compiled(g, w, stride=stride, groups=groups, kernel=w.shape[2:],
-                     channels=w.shape[:2], spatial=input_size, padding=padding):
+                     spatial=input_size, padding=padding):
         return kernels.conv_transpose_numpy(g, w, stride=stride, padding=padding,
                                             dilation=dilation, groups=groups,
                                             input_size=input_size)
@@ -159,7 +155,7 @@ def conv_transpose_host(g, w, *, stride, padding, dilation, groups, input_size) 
 def conv_weight_host(x, g, *, stride, padding, dilation, groups, kernel_size) -> Any:
     """W(x, g) on the host."""
     if not _compiled(x, g, stride=stride, groups=groups, kernel=kernel_size,
-                     channels=(g.shape[1], x.shape[1]), spatial=x.shape[2:], padding=padding):
+                     spatial=x.shape[2:], padding=padding):
         return kernels.conv_weight_numpy(x, g, stride=stride, padding=padding,
                                          dilation=dilation, groups=groups,
                                          kernel_size=kernel_size)
