@@ -12,6 +12,7 @@ meeting an integer tensor is float32 (:func:`promote`).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -216,12 +217,37 @@ def _scalar(value, dtype: Any, like: Tensor) -> Tensor:
     return Tensor._from_array(backend.asarray(value, dtype, backend.device_of(data)))
 
 
+_constants = threading.local()  # per thread: {(value, dtype): read-only 0-d Tensor}
+
+
+def _constant(value: float, dtype: np.dtype) -> Tensor:
+    """The 0-d NumPy tensor of a Python float, made once per thread and reused: ``x * 0.5`` in a
+    loop builds no new operand (a 0-d array and a Tensor cost a third of a cheap op's forward).
+    Its array is read-only, and one whose version moved (an in-place op reached it through a
+    graph) is replaced. 0.0 and NaN are not cached: -0.0 == 0.0 as a key, and NaN != NaN."""
+    table = getattr(_constants, "table", None)
+    if table is None:
+        table = _constants.table = {}
+    key = (value, dtype)
+    found = table.get(key)
+    if found is not None and found._version == 0:
+        return found
+    array = np.asarray(value, dtype)
+    array.flags.writeable = False
+    made = Tensor._from_array(array)
+    if value and value == value:
+        if len(table) >= 256:  # a bound, for loops over many distinct constants
+            table.clear()
+        table[key] = made
+    return made
+
+
 def _scalar_operand(value, other: Tensor) -> Tensor:
     """A Python number takes the tensor's dtype (NEP 50); next to integers a float is float32."""
     data = other.data
     if type(value) is float and type(data) is _NDARRAY:  # the hot path (x * 0.5)
         dtype = data.dtype
-        return Tensor._from_array(np.asarray(value, dtype if dtype.kind in "fc" else DEFAULT_FLOAT))
+        return _constant(value, dtype if dtype.kind in "fc" else DEFAULT_FLOAT)
     python_float = isinstance(value, float) and not isinstance(value, np.generic)
     if python_float:
         dtype = other.dtype
