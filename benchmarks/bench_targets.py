@@ -27,7 +27,9 @@ worker's check value, a loss or an output sum, must agree between the libraries)
 - ``--memory [ROUNDS]``: the LeNet step's peak memory instead of time. Each library, in its own
   process, builds the case, resets the peak RSS (``/proc/self/clear_refs``), runs 10 steps and
   reports the peak RSS (VmHWM) minus its RSS before the first step (for chainrule also
-  tracemalloc's peak of NumPy's allocations). Target: chainrule's growth <= 1.5x torch's.
+  tracemalloc's peak of NumPy's allocations). Target: chainrule's growth <= 1.5x torch's. Two
+  rows: from before the first step (one-time loading included, such as numba's compiled kernels
+  at chainrule's first conv), and steps 2-11 after a warm-up step (the steady state).
 """
 
 from __future__ import annotations
@@ -238,8 +240,10 @@ CASES = [
           lambda library: _digits(library, "cnn"), 1.0, samples=1294),
 ]
 
-def memory_worker(library: str, steps: int = 10) -> None:
-    """Peak-RSS growth of the LeNet step (see the docstring); one JSON line."""
+def memory_worker(library: str, warm: bool, steps: int = 10) -> None:
+    """Peak-RSS growth of the LeNet step (see the docstring); one JSON line. ``warm``: one step
+    runs before the baseline (what stays is the steady state of training steps; what goes is
+    each library's one-time loading, e.g. numba's compiled kernels at chainrule's first conv)."""
     import json
     import tracemalloc
 
@@ -248,7 +252,7 @@ def memory_worker(library: str, steps: int = 10) -> None:
 
         torch.set_num_threads(2)
     tracemalloc.start()
-    step, _ = lenet(library, first_step=False)  # the model and the data, no step yet
+    step, _ = lenet(library, first_step=warm)  # the model and the data (and a step if warm)
 
     def status_kib(field: str) -> int:
         with open("/proc/self/status") as f:
@@ -267,6 +271,11 @@ def memory_worker(library: str, steps: int = 10) -> None:
 
 
 def memory_table(rounds: int) -> None:
+    for warm in (False, True):
+        _memory_row(rounds, warm)
+
+
+def _memory_row(rounds: int, warm: bool) -> None:
     import json
     import statistics
     import subprocess
@@ -276,15 +285,17 @@ def memory_table(rounds: int) -> None:
     for r in range(rounds):
         for library in procs.LIBRARIES if r % 2 == 0 else procs.LIBRARIES[::-1]:
             done = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-worker",
-                                   library], env=procs.bench_env(2), capture_output=True,
-                                  text=True, check=True)
+                                   library] + (["--warm"] if warm else []),
+                                  env=procs.bench_env(2), capture_output=True, text=True,
+                                  check=True)
             got = json.loads([ln for ln in done.stdout.splitlines()
                               if ln.startswith(procs.MARK)][-1][len(procs.MARK):])
             growth[library].append(got["rss_growth_mib"])
             if library == "chainrule":
                 traced.append(got["tracemalloc_peak_mib"])
     ours, theirs = (statistics.median(growth[lib]) for lib in procs.LIBRARIES)
-    print(f"LeNet step b64, peak RSS growth over 10 steps (MiB, median of {rounds} processes): "
+    when = "steps 2-11 (after a warm-up step)" if warm else "the first 10 steps"
+    print(f"LeNet step b64, peak RSS growth over {when} (MiB, median of {rounds} processes): "
           f"chainrule {ours:.1f} (range {min(growth['chainrule']):.1f}-"
           f"{max(growth['chainrule']):.1f}), torch {theirs:.1f} (range "
           f"{min(growth['torch']):.1f}-{max(growth['torch']):.1f}); ratio {ours / theirs:.2f} "
@@ -293,7 +304,7 @@ def memory_table(rounds: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--memory-worker"]:
-        memory_worker(sys.argv[2])
+        memory_worker(sys.argv[2], warm="--warm" in sys.argv[3:])
     elif sys.argv[1:2] == ["--memory"]:
         memory_table(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
     else:
