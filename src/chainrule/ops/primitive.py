@@ -68,8 +68,8 @@ VJPRule = Optional[Callable[..., Optional[Tensor]]]
 class Primitive:
     """A differentiable operation: kernels per backend, VJP rules and an abstract-eval rule."""
 
-    __slots__ = ("name", "kernels", "rules", "smooth", "variadic", "saves_inputs", "saves_out",
-                 "saves_nothing", "joint_vjp", "_resolved")
+    __slots__ = ("name", "kernels", "rules", "vjps", "smooth", "variadic", "saves_inputs",
+                 "saves_out", "saves_nothing", "joint_vjp", "_resolved")
 
     def __init__(
         self,
@@ -93,6 +93,9 @@ class Primitive:
                 self.kernels[key] = kernel
         #: kind ("vjp", "abstract_eval", later "jvp", "onnx" ...) -> rule
         self.rules: dict[str, Any] = {"vjp": (), "abstract_eval": abstract_eval}
+        #: The VJP rules, one per positional input: ``rules["vjp"]``, kept as an attribute too
+        #: because the backward pass reads it once per input of every node
+        self.vjps: tuple = ()
         #: backend name -> the callable bind runs (filled on first use per backend). Shared by all
         #: threads on purpose: each entry is written once with a value every thread would compute
         #: alike (a memo of the immutable kernel table, not state), and a dict store is atomic.
@@ -113,14 +116,9 @@ class Primitive:
         REGISTRY[name] = self
 
     # ------------------------------------------------------------------ the tables
-    @property
-    def vjps(self) -> tuple:
-        """The VJP rules, one per positional input (``rules["vjp"]``)."""
-        return self.rules["vjp"]
-
     def defvjp(self, *rules: VJPRule) -> "Primitive":
         """Attach the VJP rules, one per positional input (None: not differentiable)."""
-        self.rules["vjp"] = rules
+        self.rules["vjp"] = self.vjps = rules
         return self
 
     def defvjp_joint(self, rule: Callable[..., tuple]) -> "Primitive":
