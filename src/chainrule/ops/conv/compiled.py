@@ -4,16 +4,19 @@ Imported only when :mod:`chainrule.ops.conv.dispatch` picks them, so ``import ch
 imports numba. The NumPy kernels of :mod:`chainrule.ops.conv.kernels` stay the reference; these
 are tested against them (``tests/ops/test_conv_compiled.py``).
 
-The idea: on the zero-padded input flattened per channel (row length Wp), kernel tap (i, j)
-of output position p = h Wp + w reads padded position p + s with s = i d_h Wp + j d_w. So
+The idea: lay the zero-padded input out channel first, every image's (Hp, Wp) plane flattened one
+after another: planes (C, N Hp Wp). Output position p = n Hp Wp + h Wp + w reads, for kernel tap
+(i, j), position p + s with s = i d_h Wp + j d_w. So
 
-    out[n, o, p] = sum_c sum_k w[o, c, k] xpad[n, c, p + s_k]        for p < L = (Ho-1) Wp + Wo
+    out[o, p] = sum_c sum_k w[o, c, k] planes[c, p + s_k]
 
 is, for every (o, c, k), one multiply-add of a *contiguous* shifted row: no im2col matrix. The
-positions p with w >= Wo are junk (they wrap into the next row) and are dropped when the result
-is copied out. The microkernel (``_axpy_4x3``) updates 4 output channels from 3 taps at once, so
-each loaded input row serves 12 multiply-adds held in registers (one channel and one tap at a
-time ran at 8 GFLOP/s a core here, this at 40-45).
+positions with w >= Wo or h >= Ho are junk (they wrap into the next row or image) and are
+skipped when each chunk's result rows are written into (N, O, Ho, Wo) (``_scatter``). The
+microkernel (``_axpy_4x3``) updates 4 output channels from 3 taps at once, so each loaded input
+vector serves 12 multiply-adds with the weights in registers (one channel and one tap at a time
+ran at 8-27 GFLOP/s a core here, this at 62 on an L1-sized chunk); work is split into chunks of
+positions small enough for L1, one parallel item per (chunk, block of 4 output channels).
 
 The three convolutions of :mod:`chainrule.ops.conv.primitives` are this one kernel and a
 reduction:
@@ -57,7 +60,7 @@ if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.envi
     setattr(numba.config, "THREADING_LAYER_PRIORITY", ["omp", "workqueue", "tbb"])  # noqa: B010
 
 _FAST = {"contract", "reassoc", "nsz"}  # FMA and vector reductions; NaN and inf kept
-_LAUNCH = threading.Lock()  # the workqueue pool serves one launching thread at a time
+_LAUNCH = threading.Lock()  # one launch at a time (the workqueue layer requires it too)
 OUT_BLOCK, TAP_BLOCK = 4, 3  # the microkernels' register block
 
 
