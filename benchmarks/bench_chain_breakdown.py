@@ -9,11 +9,15 @@ compare the figures of one run with each other, not across runs on a noisy machi
 
 from __future__ import annotations
 
-import time
+import os
+import sys
 
 import numpy as np
 
 import chainrule as cr
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
 
 OPS = 1000
 START = np.full(10, 0.5, np.float32)
@@ -21,13 +25,7 @@ START = np.full(10, 0.5, np.float32)
 
 def per_op_us(fn, repeats: int = 30) -> float:
     """Median time of ``fn`` over ``repeats`` calls, per op, in microseconds."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / OPS * 1e6
+    return float(np.median(procs.step_times(fn, 1, repeats))) / OPS * 1e6
 
 
 def numpy_forward() -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_targets  # noqa: E402
+import procs  # noqa: E402
 
 LR = 0.01
 
@@ -52,14 +52,7 @@ def numpy_step(batch: int):
 
 
 def median_ms(step, repeats: int = 200) -> float:
-    for _ in range(10):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    return float(np.median(procs.step_times(step, 10, repeats))) * 1e3
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 from procs import machine_lines as procs_machine_lines
-from procs import wait_quiet  # the quiet-machine wait, shared with procs.py's harness
+from procs import step_times, wait_quiet  # shared with procs.py's harness
 
 MARK = "BENCH_SEQUENCE_JSON "  # the worker's result line
 THREADS = 2
@@ -210,13 +210,7 @@ def worker(library: str, workload: str, warmup: int, steps: int) -> None:
         step = torch_step(workload)
     else:
         step = chainrule_step(workload)
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = step_times(step, warmup, steps)
     print(MARK + json.dumps({"times": times}), flush=True)
 
 

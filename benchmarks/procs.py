@@ -65,14 +65,9 @@ class Case:
 
 
 # --------------------------------------------------------------------------- worker
-def worker(case: Case, library: str, warmup: int, steps: int, min_time: float,
-           threads: int) -> None:
-    """Build, warm up and time ``case`` for ``library``; print one JSON line."""
-    if library == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    step, check = case.build[library](library)
+def step_times(step, warmup: int, steps: int, min_time: float = 0.0) -> list[float]:
+    """Seconds of each timed call of ``step``: ``warmup`` untimed calls first, then at least
+    ``steps`` calls and ``min_time`` seconds."""
     for _ in range(warmup):
         step()
     times: list[float] = []
@@ -81,6 +76,18 @@ def worker(case: Case, library: str, warmup: int, steps: int, min_time: float,
         begin = time.perf_counter()
         step()
         times.append(time.perf_counter() - begin)
+    return times
+
+
+def worker(case: Case, library: str, warmup: int, steps: int, min_time: float,
+           threads: int) -> None:
+    """Build, warm up and time ``case`` for ``library``; print one JSON line."""
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    step, check = case.build[library](library)
+    times = step_times(step, warmup, steps, min_time)
     print(MARK + json.dumps({"median": statistics.median(times), "n": len(times),
                              "check": check}), flush=True)
 
