@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import os
 import threading
 from typing import Any, Callable, Iterator, NamedTuple, Optional
@@ -107,8 +108,8 @@ def prefer(kernels_name: str) -> Iterator[None]:
 def _compiled(a: np.ndarray, b: np.ndarray, *, stride: tuple, groups: int, kernel: tuple,
               spatial: tuple, padding: tuple) -> bool:
     """Whether the compiled kernels run this call (a, b: the primitive's operands)."""
-    plane = int(np.prod(kernels.padded_size(tuple(spatial), padding)))
-    call = Call((a.dtype, b.dtype), a.ndim - 2, stride, groups, int(np.prod(kernel)), plane)
+    plane = math.prod(kernels.padded_size(tuple(spatial), padding))
+    call = Call((a.dtype, b.dtype), a.ndim - 2, stride, groups, math.prod(kernel), plane)
     return choice(call)[0] == "compiled"
 
 
@@ -167,7 +168,7 @@ def conv_weight_host(x, g, *, stride, padding, dilation, groups, kernel_size) ->
     g_grid = _on_grid(g, channels, (hp, wp), offset=0)
     dw = compiled.conv_weight(planes, g_grid, shifts=shifts,
                               length=n * hp * wp - int(shifts.max()), out_channels=o,
-                              taps=int(np.prod(kernel_size)))
+                              taps=math.prod(kernel_size))
     return dw.reshape((o, x.shape[1]) + tuple(kernel_size))
 
 
