@@ -49,4 +49,8 @@ def pytest_report_header(config):
     for name in BACKEND_DEVICES:
         reason = unavailable_reason(name)
         lines.append(f"  {name}: " + ("available" if reason is None else f"missing ({reason})"))
-    return ["chainrule backends on this run:"] + lines
+    from chainrule.ops.conv import dispatch
+
+    compiled = ("compiled kernels (numba), tested against NumPy's" if dispatch.compiled_available()
+                else "NumPy kernels only: numba is missing (pip install 'chainrule[fast]')")
+    return ["chainrule backends on this run:"] + lines + [f"conv host kernels: {compiled}"]

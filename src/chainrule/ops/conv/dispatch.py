@@ -32,7 +32,7 @@ import numpy as np
 
 from chainrule.ops.conv import kernels
 
-__all__ = ["RULES", "choice", "prefer", "conv_host", "conv_transpose_host", "conv_weight_host"]
+__all__ = ["RULES", "choice", "compiled_available", "prefer", "conv_host", "conv_transpose_host", "conv_weight_host"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _DISABLED = os.environ.get("CHAINRULE_CONV_KERNELS", "auto") == "numpy"
@@ -67,6 +67,11 @@ RULES: tuple[tuple[str, str, Callable[[Call], bool]], ...] = (
     ("faster", "padded planes of at least 12x12 positions",        lambda c: c.plane >= 144),
 )
 # fmt: on
+
+
+def compiled_available() -> bool:
+    """Whether numba is installed, so the compiled kernels can run at all."""
+    return _NUMBA
 
 
 def choice(call: Call) -> tuple[str, Optional[str]]:
