@@ -32,7 +32,8 @@ import numpy as np
 
 from chainrule.ops.conv import kernels
 
-__all__ = ["RULES", "choice", "compiled_available", "prefer", "conv_host", "conv_transpose_host", "conv_weight_host"]
+__all__ = ["RULES", "choice", "compiled_available", "prefer", "conv_host", "conv_transpose_host",
+           "conv_weight_host"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _DISABLED = os.environ.get("CHAINRULE_CONV_KERNELS", "auto") == "numpy"
