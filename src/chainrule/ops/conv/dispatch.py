@@ -50,7 +50,7 @@ class Call(NamedTuple):
     stride: tuple
     groups: int
     taps: int
-    plane: int = 1024
+    plane: int
 
 
 # A row is (kind, condition, test). "needs" rows are what the compiled kernels can do; "faster"
@@ -59,7 +59,7 @@ class Call(NamedTuple):
 RULES: tuple[tuple[str, str, Callable[[Call], bool]], ...] = (
     ("needs",  "numba is installed (pip install chainrule[fast])", lambda c: _NUMBA),
     ("needs",  "CHAINRULE_CONV_KERNELS is not 'numpy'",            lambda c: not _DISABLED),
-    ("needs",  "this thread does not prefer 'numpy'",              lambda c: _prefers("numpy")),
+    ("needs",  "this thread does not prefer 'numpy'",              lambda c: not _numpy_pinned()),
     ("needs",  "2-d",                                              lambda c: c.rank == 2),
     ("needs",  "stride 1",                                         lambda c: set(c.stride) == {1}),
     ("needs",  "groups 1",                                         lambda c: c.groups == 1),
@@ -88,8 +88,9 @@ def _preference() -> str:
     return getattr(_local, "preference", "auto")
 
 
-def _prefers(name: str) -> bool:
-    return _preference() != name
+def _numpy_pinned() -> bool:
+    """``prefer("numpy")`` holds in this thread."""
+    return _preference() == "numpy"
 
 
 def _one_float(dtypes: tuple) -> bool:
