@@ -196,7 +196,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_epoch(tiny, tmp_path, 
 def test_non_finite_weights_are_never_committed(tmp_path):
     model = cr.nn.Linear(2, 2)
     model.weight.data[0, 0] = np.inf
-    commit = runs._CommitEachEpoch(tmp_path, model, None, [], log=print)
+    commit = runs._CommitEachEpoch(tmp_path, model, None, [], report=runs._reporter(print, "text"))
     with pytest.raises(RunError,
                        match="epoch 1: the parameter weight became non-finite.*at epoch 0"):
         commit.on_epoch_end({"epoch": 1, "train_loss": 0.5})

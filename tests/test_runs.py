@@ -191,3 +191,42 @@ def test_images_the_network_cannot_take_are_refused(tmp_path, capsys, shape, mod
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_log_format_json_prints_one_object_per_line_with_the_csv_rows(tiny_idx, tmp_path,
+                                                                      capsys):
+    """--log-format json: stdout is one JSON object per line (events epoch, test; resume), the
+    epoch objects carry metrics.csv's row (the csv keeps 6 significant digits)."""
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", tiny_idx, "--epochs", "2", "--log-format", "json",
+                 "--out", str(out)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["epoch", "epoch", "test"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    for event, row in zip(events, rows):
+        assert set(row) <= set(event)
+        for key, value in row.items():
+            assert float(value) == pytest.approx(event[key], rel=1e-5)
+    test = events[-1]
+    assert 0 <= test["accuracy"] <= 1 and test["samples"] > 0 and test["folder"] == str(out)
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--log-format", "json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["resume", "epoch", "test"]
+    assert events[0]["after_epoch"] == 2 and events[1]["epoch"] == 3
+
+
+def test_in_a_log_there_is_no_progress_bar_and_a_line_per_epoch(tiny_idx, tmp_path):
+    """Without a terminal (a pipe, a log file, CI) tqdm draws nothing: no carriage returns."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "chainrule.cli", "train", "--dataset",
+                             tiny_idx, "--epochs", "2", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, check=True)
+    assert "\r" not in result.stderr and "\r" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[:2]] == [["epoch", "1"], ["epoch", "2"]]
+    assert len(lines) == 3 and lines[2].startswith("test accuracy")
+    bad = subprocess.run([sys.executable, "-m", "chainrule.cli", "train", "--log-format", "yaml"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--log-format" in bad.stderr and "'json'" in bad.stderr

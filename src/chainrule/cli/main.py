@@ -200,12 +200,14 @@ def _train(args: argparse.Namespace) -> int:
                               "give no --out or --force with it")
         # the given settings must agree with the run's (train_run names any conflict), but --epochs
         config = dataclasses.replace(RunConfig.load(args.resume), **settings)
-        train_run(config, args.resume, resume=True, progress=not args.quiet, device=args.device)
+        train_run(config, args.resume, resume=True, progress=not args.quiet, device=args.device,
+                  log_format=args.log_format)
         return 0
     config = RunConfig(**settings)
     default = f"runs/{config.dataset.split(':')[0]}-{config.model}-seed{config.seed}"
     folder = args.out if args.out is not None else default
-    train_run(config, folder, progress=not args.quiet, force=args.force, device=args.device)
+    train_run(config, folder, progress=not args.quiet, force=args.force, device=args.device,
+              log_format=args.log_format)
     return 0
 
 
@@ -405,7 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="DIR",
                        help="continue the run in DIR from its last completed epoch "
                             "(other settings given must equal the run's)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress bar (there is none anyway when stderr is not a terminal)")
+    train.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="text (default): a line per epoch; json: one JSON object per line on "
+                            "stdout (events resume, epoch, test), for tools")
     train.add_argument("--device", default="cpu",
                        help="where to train: cpu (default), cuda or cuda:N (CuPy and a GPU)")
     train.set_defaults(run=_train)

@@ -305,12 +305,12 @@ def _train_loader(config: RunConfig, train_set, device: str) -> DataLoader:
 
 
 class _CommitEachEpoch:
-    """After every epoch: refuse non-finite weights, commit the epoch, print one line."""
+    """After every epoch: refuse non-finite weights, commit the epoch, report one line."""
 
-    def __init__(self, folder: Path, model, optimizer, rows: list, log: Callable,
+    def __init__(self, folder: Path, model, optimizer, rows: list, report: Callable,
                  perplexity: bool = False) -> None:
         self.folder, self.model, self.optimizer = folder, model, optimizer
-        self.rows, self.log, self.perplexity = rows, log, perplexity
+        self.rows, self.report, self.perplexity = rows, report, perplexity
 
     def on_epoch_end(self, metrics: dict) -> None:
         epoch = metrics["epoch"]
@@ -322,7 +322,7 @@ class _CommitEachEpoch:
                            f"{epoch}: the run stays at epoch {epoch - 1} (a smaller --lr may help)")
         self.rows.append(metrics)
         _commit(self.folder, self.model, self.optimizer, self.rows)
-        self.log(_format_metrics(metrics, self.perplexity))
+        self.report("epoch", _format_metrics(metrics, self.perplexity), metrics)
 
 
 # ------------------------------------------------------------------ the commit protocol
@@ -522,19 +522,22 @@ def _confusion(predictions, targets, n_classes: int) -> list:
 
 def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = True,
               log: Callable = print, epochs: Optional[int] = None, force: bool = False,
-              device: str = "cpu") -> dict:
+              device: str = "cpu", log_format: str = "text") -> dict:
     """Train (or resume) the run in ``folder``; returns the final test accuracy and the history.
 
     A new run refuses a folder that holds one unless ``force``; ``resume`` continues from the last
     committed epoch (from scratch if none) to ``epochs`` (default: the run's), and refuses a
     ``config`` that differs from the run's in anything but the epochs. ``device`` ("cpu", "cuda"
     ...) is where the model trains; it is not part of the run's config: checkpoints are device-free,
-    so a run started on a GPU resumes on the CPU and the other way round.
+    so a run started on a GPU resumes on the CPU and the other way round. ``log_format``: "text"
+    (a line per epoch for people) or "json" (one JSON object per line, for tools: events "resume",
+    "epoch" with the metrics of metrics.csv, and "test").
     """
+    report = _reporter(log, log_format)
     device = _device(device)
     folder = _folder(folder)
     lead = distributed.rank() == 0  # rank 0 writes the folder and prints; one process: itself
-    log = log if lead else _silent
+    report = report if lead else _silent
     # every rank checks the folder before any rank writes to it (the barrier below)
     if resume:
         config = _resumed_config(folder, config, epochs)
@@ -556,7 +559,8 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
     distributed.barrier()  # the committed files are in place for every rank to read
     rows = [] if record is None else _load_committed(folder, record, model, optimizer)
     if resume:
-        log(f"resuming {folder} after epoch {start} of {config.epochs}")
+        report("resume", f"resuming {folder} after epoch {start} of {config.epochs}",
+               {"folder": str(folder), "after_epoch": start, "epochs": config.epochs})
     net = model if distributed.world_size() == 1 else distributed.DistributedDataParallel(model)
     loaders = [train_loader, DataLoader(val_set, batch_size=256, device=device),
                DataLoader(test_set, batch_size=256, device=device)]
@@ -564,27 +568,44 @@ def train_run(config: RunConfig, folder, resume: bool = False, progress: bool = 
     with np.errstate(all="ignore"):  # overflow shows as a non-finite loss, refused below
         if start < config.epochs:
             _fit(config, folder, net, model, optimizer, loss_fn, loaders, start, rows, progress,
-                 log, lead)
+                 report, lead)
         result = evaluate(model, loaders[2], loss_fn)
     title = f"{config.model} on {config.dataset.split(':')[0]}, seed {config.seed}"
     if config.is_text:
         if lead:
             plot_curves(rows, folder / "curves.png", title, perplexity=True)
-        log(f"test perplexity {math.exp(result['loss']):.3f}, accuracy {result['accuracy']:.4f} "
-            f"({len(test_set) * SEQ_LEN} characters); run folder {folder}")
+        report("test", f"test perplexity {math.exp(result['loss']):.3f}, accuracy "
+               f"{result['accuracy']:.4f} ({len(test_set) * SEQ_LEN} characters); run folder "
+               f"{folder}", {"loss": result["loss"], "perplexity": math.exp(result["loss"]),
+                             "accuracy": result["accuracy"], "characters": len(test_set) * SEQ_LEN,
+                             "folder": str(folder)})
     else:
         if lead:
             plot_curves(rows, folder / "curves.png", title)
             plot_confusion(_confusion(result["predictions"], result["targets"], n_classes),
                            folder / "confusion.png",
                            f"test set, accuracy {result['accuracy']:.2%}")
-        log(f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); "
-            f"run folder {folder}")
+        report("test", f"test accuracy {result['accuracy']:.4f} ({len(test_set)} samples); "
+               f"run folder {folder}", {"loss": result["loss"], "accuracy": result["accuracy"],
+                                        "samples": len(test_set), "folder": str(folder)})
     return {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "history": rows}
 
 
 def _silent(*_: Any) -> None:
     """The log of ranks other than 0."""
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _reporter(log: Callable, log_format: str) -> Callable:
+    """``report(event, text, fields)``: ``log(text)``, or ``log`` of one JSON object
+    ``{"event": event, **fields}`` for ``log_format="json"``."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format={log_format!r}: use 'text' or 'json'")
+    if log_format == "json":
+        return lambda event, text, fields: log(json.dumps({"event": event, **fields}))
+    return lambda event, text, fields: log(text)
 
 
 def _prepare_folder(folder: Path, config: RunConfig, record: Optional[dict], resume: bool) -> None:
@@ -641,13 +662,14 @@ def _device(spec: str) -> str:
 
 
 def _fit(config: RunConfig, folder: Path, net, model, optimizer, loss_fn, loaders: list,
-         start: int, rows: list, progress: bool, log: Callable, lead: bool) -> None:
+         start: int, rows: list, progress: bool, report: Callable, lead: bool) -> None:
     """Epochs start+1 .. config.epochs, each committed (by rank 0); a non-finite loss stops the
     run. ``net`` is what trains (``model`` itself, or its DistributedDataParallel wrapper)."""
     train_loader, val_loader, _ = loaders
     callbacks: list = [_EpochSeeds(config.seed, train_loader.sampler)]
     if lead:
-        callbacks.append(_CommitEachEpoch(folder, model, optimizer, rows, log, config.is_text))
+        callbacks.append(_CommitEachEpoch(folder, model, optimizer, rows, report,
+                                          config.is_text))
     try:
         fit(net, loss_fn, optimizer, train_loader, config.epochs, val_loader, start_epoch=start,
             progress=progress, callbacks=callbacks)
