@@ -24,7 +24,7 @@ ROOT = SOURCE.parent  # src/
 
 #: sub-package -> layer (0: bottom)
 LAYER = {"backends": 0, "_version": 0, "engine": 1, "ops": 2, "nn": 3, "optim": 3, "data": 3,
-         "training": 4, "distributed": 4, "course": 4, "testing": 4, "cli": 5}
+         "training": 4, "distributed": 4, "course": 4, "testing": 4, "onnx": 4, "cli": 5}
 #: ``import chainrule`` itself: the package imports nn, optim and data eagerly (the rest lazily)
 PACKAGE_LAYER = 3
 #: modules whose layer is not their folder's: transforms and gradcheck are the engine's user-facing
@@ -46,7 +46,7 @@ LAZY_UPWARD: dict[tuple[str, str], str] = {
 SUBMODULES = {"chainrule." + p.stem for p in SOURCE.glob("*.py")} | {
     "chainrule." + p.name for p in SOURCE.iterdir() if (p / "__init__.py").exists()}
 HEAVY = ("scipy", "safetensors", "matplotlib", "tqdm", "sklearn", "graphviz", "cupy",
-         "array_api_strict", "torch", "mpi4py", "numba", "llvmlite")
+         "array_api_strict", "torch", "mpi4py", "numba", "llvmlite", "onnx", "onnxruntime")
 
 
 def _modules() -> Iterator[tuple[Path, str]]:

@@ -93,6 +93,7 @@ _LAZY = {
     "distributed": ("chainrule.distributed", None),
     "course": ("chainrule.course", None),
     "testing": ("chainrule.testing", None),
+    "onnx": ("chainrule.onnx", None),
 }
 
 

@@ -225,6 +225,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """``chainrule export RUN --onnx FILE``: the run's committed model as an ONNX file."""
+    from chainrule.onnx import export_run
+
+    _, written = export_run(args.folder, args.onnx, opset=args.opset,
+                            dynamic_batch=not args.static_batch)
+    print(written)
+    return 0
+
+
 _GRAPH_EXAMPLE = ('chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" '
                   '--let "W=[[1,2],[-2,3]]" --let "x=[2,-3]"')
 _GRAPH_USAGE = f"""usage: chainrule graph EXPR [--let NAME=VALUE ...] [--out FILE]
@@ -420,6 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("folder", help="a run folder written by chainrule train")
     evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     evaluate.set_defaults(run=_evaluate)
+    export = commands.add_parser(
+        "export", help="write a run's model as an ONNX file (checked by onnx's checker)",
+        description="Rebuild the committed model of a run folder and write it as an ONNX file: "
+                    "its forward in eval mode, axis 0 the symbolic batch. Needs the onnx "
+                    "package: pip install 'chainrule[onnx]'.")
+    export.add_argument("folder", help="a run folder written by chainrule train")
+    export.add_argument("--onnx", required=True, metavar="FILE",
+                        help="the ONNX file to write, like model.onnx")
+    export.add_argument("--opset", type=int, default=17,
+                        help="ONNX operator set, 17 (default) to 21")
+    export.add_argument("--static-batch", action="store_true",
+                        help="fix the batch size at 1 instead of a symbolic batch axis")
+    export.set_defaults(run=_export)
     sample = commands.add_parser("sample", help="continue a prompt with a text run's model")
     sample.add_argument("folder", help="a run folder of chainrule train --model lstm|transformer")
     sample.add_argument("--prompt", default="", help="the text to continue (default: empty)")
@@ -444,7 +467,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     read or written) is caught here, once: one line ``chainrule CMD: error: ...``, exit status 2."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = ("check", "shapes", "train", "evaluate", "graph", "sample")
+    commands = ("check", "shapes", "train", "evaluate", "graph", "sample", "export")
     prog = f"chainrule {argv[0]}" if argv and argv[0] in commands else "chainrule"
     try:
         args = parser.parse_args(argv)
