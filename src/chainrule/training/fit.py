@@ -17,7 +17,7 @@ import math
 import time
 from typing import Callable, Iterable, Optional, Sequence, Sized
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto's widget warns in Jupyter without ipywidgets
 
 import chainrule as cr
 from chainrule import distributed
@@ -69,8 +69,8 @@ def fit(model: Module, loss_fn: Callable, optimizer, train_loader: Iterable, epo
         model.train()
         total_loss, correct, seen, predicted = 0.0, 0, 0, 0
         # disable=None: no bar when stderr is not a terminal (logs and pipes stay clean)
-        # one iter() per epoch: tqdm.auto would call iter(train_loader) twice, drawing (and
-        # throwing away) a shuffled order
+        # one iter() per epoch: tqdm's notebook bar would call iter(train_loader) twice, drawing
+        # (and throwing away) a shuffled order
         total = len(train_loader) if isinstance(train_loader, Sized) else None
         bar = tqdm(iter(train_loader), total=total, desc=f"epoch {epoch + 1}/{epochs}",
                    leave=False, disable=None if show else True, unit="batch", dynamic_ncols=True)
