@@ -3,6 +3,7 @@
 import ast
 import builtins
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_example_values_and_gradients_match_finite_differences():
 
 def test_cli_example_prints_values_gradients_and_writes_the_graph(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("shutil.which", lambda name: None)  # no dot program: DOT source
+    monkeypatch.setenv("PATH", str(tmp_path / "no-dot-here"))  # no dot program: chainrule draws
     assert main(["graph", EXAMPLE, "--let", LETS[0], "--let", LETS[1]]) == 0
     out, err = capsys.readouterr()
     assert err == ""
@@ -83,21 +84,27 @@ def test_cli_example_prints_values_gradients_and_writes_the_graph(tmp_path, monk
     assert "output t8 = 0.01798620996" in out
     assert "d output / d W = [[0.0353, -0.053], [0., 0.]]" in out
     assert "d output / d x = [0.0177, 0.0353]" in out
-    assert "wrote graph.dot" in out and "dot program was not found" in out
-    source = (tmp_path / "graph.dot").read_text()
+    assert ("wrote graph.svg (SVG, drawn by chainrule's own layout: the dot program was not "
+            "found)") in out
+    picture = (tmp_path / "graph.svg").read_text()
+    assert picture.startswith("<?xml") and "maximum ()" in picture and "W (t0)" in picture
+    assert main(["graph", EXAMPLE, "--let", LETS[0], "--let", LETS[1], "--out", "g.dot"]) == 0
+    assert "wrote g.dot (Graphviz DOT source)" in capsys.readouterr().out
+    source = (tmp_path / "g.dot").read_text()
     assert source.startswith("digraph") and "maximum" in source and "W (t0)" in source
 
 
+@pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for the dot program")
 def test_cli_writes_svg_when_dot_exists(tmp_path, monkeypatch, capsys):
-    import graphviz
-
+    fake = tmp_path / "bin" / "dot"  # a dot that reads the DOT text and answers <svg>-Tsvg</svg>
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nwhile read -r line; do :; done\nprintf '<svg>%s</svg>' \"$1\"\n")
+    fake.chmod(0o755)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/dot")
-    monkeypatch.setattr(graphviz.Digraph, "pipe",
-                        lambda self, format: b"<svg>" + format.encode() + b"</svg>")
+    monkeypatch.setenv("PATH", str(fake.parent))
     assert main(["graph", "sum(x * x)", "--let", "x=[1,2]", "--out", "g.svg"]) == 0
-    assert "wrote g.svg" in capsys.readouterr().out
-    assert (tmp_path / "g.svg").read_bytes() == b"<svg>svg</svg>"
+    assert "wrote g.svg (SVG, drawn by Graphviz's dot)" in capsys.readouterr().out
+    assert (tmp_path / "g.svg").read_bytes() == b"<svg>-Tsvg</svg>"
 
 
 @pytest.mark.parametrize("expression, value, grad", [

@@ -240,13 +240,14 @@ _GRAPH_EXAMPLE = ('chainrule graph "max(sigmoid(W[0] @ x), sigmoid(W[1] @ x))" '
 _GRAPH_USAGE = f"""usage: chainrule graph EXPR [--let NAME=VALUE ...] [--out FILE]
 
 Evaluate EXPR, print the forward value of every node of its graph, the gradient of the output with
-respect to every variable and every node, and draw the graph: graph.svg when Graphviz's dot program
-is installed, else graph.dot (the DOT source). Every --let NAME=VALUE (a number or nested lists of
-numbers) is a float64 variable that requires grad. EXPR uses numbers, lists of numbers, the --let
-names, + - * / ** @, subscripts (x[0], x[:, 1]) and chainrule's functions (sigmoid, exp, sum, mean,
-softmax, matmul, reshape, where, ...; max(a, b) and min(a, b) of two tensors are maximum and
-minimum), with literal keyword arguments (axis=0). It is checked against a whitelist and never
-passed to eval. The output must be a scalar (wrap it in sum(...)).
+respect to every variable and every node, and draw the graph into graph.svg (--out FILE: .svg or
+.png are drawn by Graphviz's dot program when it is installed, else by chainrule's own layout; .dot
+or .gv hold the DOT source; dot's other formats, like .pdf, need dot). Every --let NAME=VALUE (a
+number or nested lists of numbers) is a float64 variable that requires grad. EXPR uses numbers,
+lists of numbers, the --let names, + - * / ** @, subscripts (x[0], x[:, 1]) and chainrule's
+functions (sigmoid, exp, sum, mean, softmax, matmul, reshape, where, ...; max(a, b) and min(a, b) of
+two tensors are maximum and minimum), with literal keyword arguments (axis=0). It is checked against
+a whitelist and never passed to eval. The output must be a scalar (wrap it in sum(...)).
 
 example: {_GRAPH_EXAMPLE}
 """
@@ -292,27 +293,41 @@ def _graph_options(argv: Sequence[str]) -> Optional[tuple]:
 
 
 def _write_graph(digraph, out: Optional[str]) -> str:
-    """graph.svg (or --out's format) when dot exists, else the DOT source; returns what was
-    written."""
+    """Write ``digraph`` (a draw_graph picture) to ``out`` (default graph.svg); returns what was
+    written. .svg and .png: drawn by Graphviz's dot when it works, else by chainrule's own layout;
+    .dot and .gv: the DOT source; another format of dot's (.pdf ...) needs dot. ``digraph``
+    None: only check ``out`` (before any work)."""
     import shutil
 
+    import graphviz
+
+    from chainrule.course.graph_picture import FALLBACK_FORMATS, DotUnavailable
+    from chainrule.data.files import atomic_write
+
     target = Path(out or "graph.svg")
-    source_suffixes = (".dot", ".gv")
-    if target.suffix.lower() not in source_suffixes and shutil.which("dot"):
-        fmt = (target.suffix[1:] or "svg").lower()
-        try:
-            target.write_bytes(digraph.pipe(format=fmt))
-            return f"wrote {target} ({fmt.upper()}, drawn by Graphviz's dot)"
-        except Exception as error:  # dot failed: fall back to the source below
-            reason = f"dot failed ({' '.join(str(error).split())[:200]})"
-    else:
-        reason = "" if target.suffix.lower() in source_suffixes else "the dot program was not found"
-    if target.suffix.lower() not in source_suffixes:
-        target = target.with_suffix(".dot")
-    target.write_text(digraph.source, encoding="utf-8")
-    why = (f"; {reason}: render it with dot -Tsvg {target} -o {target.with_suffix('.svg')}"
-           if reason else "")
-    return f"wrote {target} (Graphviz DOT source{why})"
+    fmt = (target.suffix[1:] or "svg").lower()  # no suffix: svg, as before
+    if fmt not in graphviz.FORMATS | {"dot", "gv"}:
+        raise _UsageError(f"--out {target}: unknown picture format {fmt!r} (.svg and .png are "
+                          "drawn with or without Graphviz's dot, .dot and .gv hold the DOT "
+                          "source, dot also writes .pdf, .jpg, .eps, ...)")
+    if fmt not in FALLBACK_FORMATS + ("dot", "gv") and shutil.which("dot") is None:
+        raise _UsageError(f"--out {target}: {fmt} needs Graphviz's dot program, which was not "
+                          "found (.svg and .png are drawn without it, .dot holds the source)")
+    if not target.parent.is_dir():  # atomic_write would make the folder: a typo should not
+        raise _UsageError(f"cannot write the graph: no folder {target.parent}")
+    if digraph is None:
+        return ""
+    if fmt in ("dot", "gv"):
+        atomic_write(target, digraph.source.encode("utf-8"))
+        return f"wrote {target} (Graphviz DOT source)"
+    try:
+        picture = digraph.picture(fmt)
+    except DotUnavailable as error:
+        raise _UsageError(f"cannot write {target}: {error}") from None
+    atomic_write(target, picture.data)
+    if picture.drawn_by == "dot":
+        return f"wrote {target} ({fmt.upper()}, drawn by Graphviz's dot)"
+    return f"wrote {target} ({fmt.upper()}, drawn by chainrule's own layout: {picture.reason})"
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -326,6 +341,7 @@ def _graph(args: argparse.Namespace) -> int:
         print(_GRAPH_USAGE, end="")
         return 0
     expression, lets, out = options
+    _write_graph(None, out)  # a bad --out is refused before any work
     result = calculate(expression, lets)
     labels = {id(t): name for name, t in result.variables.items()}
     rows = []

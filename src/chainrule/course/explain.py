@@ -1,5 +1,5 @@
-"""Look at a graph: ``draw_graph`` (a Graphviz picture) and ``explain`` (the backward pass, row by
-row).
+"""Look at a graph: ``draw_graph`` (a picture: Graphviz's when its ``dot`` program is installed,
+else drawn by chainrule) and ``explain`` (the backward pass, row by row).
 
 Both only *read* the recorded graph: nothing is freed, no ``.grad`` is touched, and the graph is
 walked with explicit stacks (no recursion), so a chain of 100,000 operations is fine.
@@ -15,6 +15,7 @@ output has the largest number and the names are the same in ``draw_graph`` and `
 >>> trace = explain(loss)           # a list of ExplainRow, with the plain-text table in trace.text
 >>> print(trace.text)               # doctest: +SKIP
 >>> draw_graph(loss)                # a graphviz.Digraph; Jupyter shows it inline  # doctest: +SKIP
+>>> draw_graph(loss).render("graph", format="png")  # with or without dot      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from chainrule.engine.grad_mode import no_grad
 from chainrule.engine.tensor import Tensor
 
 if TYPE_CHECKING:
-    import graphviz
+    from chainrule.course.graph_picture import GraphPicture
 
 __all__ = ["draw_graph", "explain", "ExplainRow", "VJPStep", "Explanation", "graph_order",
            "format_array"]
@@ -106,11 +107,14 @@ def _no_gradient_inputs(tensor: Tensor) -> set[int]:
 
 
 # --------------------------------------------------------------------------- draw_graph
-def _dot_label(*lines: str):
-    """A DOT label whose text is taken literally (backslashes, quotes, <...>), one line each."""
-    import graphviz
-
-    return graphviz.nohtml("\\n".join(line.replace("\\", "\\\\") for line in lines))
+#: DOT attributes of each kind of node; the drawing made without Graphviz reads the same ones
+_NODE_STYLE = {
+    "operation": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff2cc"},
+    "variable": {"shape": "ellipse", "style": "filled", "fillcolor": "#cfe2f3"},
+    "constant": {"shape": "box", "style": "dashed,filled", "fillcolor": "#eeeeee",
+                 "color": "#888888"},
+}
+_NO_GRADIENT_EDGE = {"style": "dashed", "color": "#888888"}  # an input that gets no gradient
 
 
 def draw_graph(
@@ -118,7 +122,7 @@ def draw_graph(
     show_values: bool = True,
     show_grads: bool = True,
     names: Optional[Mapping[str, Tensor]] = None,
-) -> graphviz.Digraph:
+) -> GraphPicture:
     """The graph that made ``tensor`` as a :class:`graphviz.Digraph` (Jupyter shows it inline).
 
     * one box per operation: its short name, the primitive and the output shape (and the value
@@ -130,56 +134,59 @@ def draw_graph(
       condition) are drawn dashed, and so are the tensors that hold no gradient;
     * the output has a double border. ``names`` (label -> tensor) names leaves, like ``{"W": W}``.
 
-    Save it with ``.render(...)`` or take ``.source`` (DOT text) when Graphviz's ``dot`` is absent.
+    The result is a :class:`~chainrule.course.graph_picture.GraphPicture`, a ``graphviz.Digraph``
+    whose ``.source`` is the DOT text. With Graphviz's ``dot`` program installed it is drawn by
+    dot; without it (or when dot fails, or takes over 10 s in a notebook) the notebook display,
+    ``.pipe(format=...)`` and ``.render(format=...)`` still give svg and png, drawn by chainrule's
+    own layered layout (same styles; at most 150 nodes, those nearest the output, on larger
+    graphs); other formats need dot. ``.picture("png")`` says which one drew it.
     """
     try:
-        import graphviz
+        from chainrule.course.graph_picture import GraphPicture, PictureEdge, PictureNode
     except ImportError as error:  # pragma: no cover - graphviz is a dependency
+        if error.name != "graphviz":
+            raise
         raise ImportError("draw_graph needs the graphviz package: pip install graphviz") from error
 
     order = graph_order(tensor)
     short = _short_names(order)
     labels = _user_names(names)
-    dot = graphviz.Digraph("chainrule", graph_attr={"rankdir": "BT"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontsize": "9"})
+    nodes = []
     for t in order:
-        name = short[id(t)]
-        node = t.grad_fn
-        title = name if id(t) not in labels else f"{labels[id(t)]} ({name})"
-        attrs: dict[str, str] = {}
-        if node is not None:
-            lines = [title, f"{node.prim.name} {_shape(t)}"]
-            if node.inputs is None:
-                lines.append("(inputs freed by backward)")
-            attrs.update(shape="box", style="rounded,filled", fillcolor="#fff2cc")
-        elif t.requires_grad:
-            lines = [title, f"variable {_shape(t)}"]
-            attrs.update(shape="ellipse", style="filled", fillcolor="#cfe2f3")
-        else:
-            lines = [title, f"constant {_shape(t)}"]
-            attrs.update(shape="box", style="dashed,filled", fillcolor="#eeeeee", color="#888888")
-        if show_values and t.size <= SMALL:
-            lines.append(f"value {format_array(t)}")
-        if show_grads and t.grad is not None:
-            lines.append(f"grad {format_array(t.grad)}")
-        if t is tensor:
-            attrs["peripheries"] = "2"
-        dot.node(name, label=_dot_label(*lines), **attrs)
+        lines, kind = _node_text(t, short[id(t)], labels, show_values, show_grads)
+        attrs = dict(_NODE_STYLE[kind], **({"peripheries": "2"} if t is tensor else {}))
+        nodes.append(PictureNode(short[id(t)], tuple(lines), attrs))
+    edges = []
     for t in order:
         node = t.grad_fn
         if node is None or node.inputs is None:
             continue
         cut = _no_gradient_inputs(t)
-        several = len(node.inputs) > 1
         for i, x in enumerate(node.inputs):
-            attrs = {}
-            if several:
-                attrs["label"] = str(i)
-            if i in cut:
-                attrs.update(style="dashed", color="#888888")
-            dot.edge(short[id(x)], short[id(t)], **attrs)
-    return dot
+            attrs = {"label": str(i)} if len(node.inputs) > 1 else {}
+            attrs.update(_NO_GRADIENT_EDGE if i in cut else {})
+            edges.append(PictureEdge(short[id(x)], short[id(t)], attrs))
+    return GraphPicture.build(nodes, edges)
+
+
+def _node_text(t: Tensor, name: str, labels: dict[int, str], show_values: bool,
+               show_grads: bool) -> tuple[list[str], str]:
+    """(label lines, kind: operation, variable or constant) of ``t``'s node."""
+    node = t.grad_fn
+    title = name if id(t) not in labels else f"{labels[id(t)]} ({name})"
+    if node is not None:
+        lines, kind = [title, f"{node.prim.name} {_shape(t)}"], "operation"
+        if node.inputs is None:
+            lines.append("(inputs freed by backward)")
+    elif t.requires_grad:
+        lines, kind = [title, f"variable {_shape(t)}"], "variable"
+    else:
+        lines, kind = [title, f"constant {_shape(t)}"], "constant"
+    if show_values and t.size <= SMALL:
+        lines.append(f"value {format_array(t)}")
+    if show_grads and t.grad is not None:
+        lines.append(f"grad {format_array(t.grad)}")
+    return lines, kind
 
 
 # --------------------------------------------------------------------------- explain
