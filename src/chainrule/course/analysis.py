@@ -78,7 +78,7 @@ class Statistic:
 
     @property
     def relative_error(self) -> float:
-        """|empirical - theory| / |theory|."""
+        """``|empirical - theory| / |theory|``."""
         return abs(self.empirical - self.theory) / abs(self.theory)
 
     def __str__(self) -> str:
@@ -444,8 +444,9 @@ def rbf_feature_map(X: Any, degree: int, gamma: float = 1.0, mode: str = "monomi
     exp(2 gamma x.y) = sum_k (2 gamma)^k (x.y)^k / k!. Each (x.y)^k is an inner product of
     features, in one of two ways (``mode``):
 
-    * ``"monomial"`` (default, compact): multinomial theorem, (x.y)^k = sum_{|a|=k} k!/a! x^a y^a
-      over multi-indices a in N^d (a! = a_1! ... a_d!, x^a = x_1^a_1 ... x_d^a_d), hence
+    * ``"monomial"`` (default, compact): multinomial theorem,
+      ``(x.y)^k = sum_{|a|=k} k!/a! x^a y^a`` over multi-indices a in N^d
+      (a! = a_1! ... a_d!, x^a = x_1^a_1 ... x_d^a_d), hence::
 
           psi_a(x) = exp(-gamma ||x||^2) sqrt((2 gamma)^|a| / a!) x^a,   0 <= |a| <= degree,
 
@@ -458,7 +459,7 @@ def rbf_feature_map(X: Any, degree: int, gamma: float = 1.0, mode: str = "monomi
 
     Both give the same inner products: the truncation error is
     exp(-gamma(||x||^2 + ||y||^2)) sum_{k > degree} (2 gamma x.y)^k / k!, which falls faster than
-    geometrically once degree > 2 gamma |x.y|. X is (n, d) (1-D: n points in R^1); returns an
+    geometrically once degree > 2 gamma ``|x.y|``. X is (n, d) (1-D: n points in R^1); returns an
     (n, features) float64 Tensor, differentiable in X.
     """
     gamma = _check_gamma(gamma)

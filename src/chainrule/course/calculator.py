@@ -15,7 +15,7 @@ Allowed:
 * numbers (int, float), lists/tuples of numbers (at most 10,000 elements each; a list of numbers
   is a constant tensor: float64 if any element is a float, else int64);
 * names bound with ``--let NAME=VALUE`` (each is a float64 leaf that requires grad);
-* unary ``+``/``-``; binary ``+ - * / ** @`` (a literal exponent must satisfy |value| <= 100; a
+* unary ``+``/``-``; binary ``+ - * / ** @`` (a literal exponent must satisfy ``|value| <= 100``; a
   tensor exponent is checked when it is known);
 * subscripts ``x[0]``, ``x[:, 1]``, ``x[::-1]``, ``x[0, 1:3]`` (integers and slices of integers);
 * calls of the functions in :data:`FUNCTIONS` (chainrule's public functions) with positional

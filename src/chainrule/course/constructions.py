@@ -154,7 +154,7 @@ def descending_order_network(n: int = 5) -> nn.Sequential:
     (the course's 002 solution; the output bias 1/2 instead of 0 gives a margin of 1/2, the sum
     being an integer). Weights: hidden row i has -1 at column i and +1 at column i+1.
 
-    Domain: exact for every input of **finite** floating-point (or integer-valued, |x| <= 2^53)
+    Domain: exact for every input of **finite** floating-point (or integer-valued, ``|x| <= 2^53``)
     numbers, with no minimum gap: in IEEE arithmetic x_{i+1} - x_i is correctly rounded and never
     rounds to 0 or changes sign unless x_i == x_{i+1} (gradual underflow), the zero weights add
     exact zeros, and an overflow to +-inf keeps the sign. Infinite or NaN inputs are outside the
@@ -180,7 +180,7 @@ def four_point_network() -> nn.Sequential:
 
     q1 = sign(x1 - 1) is +1 only at (2,0); q2 = sign(-x1 - 1) is +1 only at (-2,0); the output
     y = sign(q1 + q2 + 1) is sign(1) = +1 on the crosses (q = (1,-1) or (-1,1)) and sign(-1) = -1
-    on the circles (q = (-1,-1)). No pre-activation is ever 0 on these points (|z| >= 1), so the
+    on the circles (q = (-1,-1)). No pre-activation is ever 0 on these points (``|z| >= 1``), so the
     convention sign(0) = 0 never matters. Layers ``Linear(2,2) -> Sign -> Linear(2,1) -> Sign``.
     ``FOUR_POINTS`` holds (X, y). One unit cannot do it: see :func:`single_unit_separable`.
     """

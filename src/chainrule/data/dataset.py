@@ -168,7 +168,7 @@ def _split_lengths(lengths: Sequence, n: int) -> list[int]:
 def random_split(
     dataset: Any, lengths: Sequence, generator: Optional[creation.Generator] = None
 ) -> list[Subset]:
-    """Split ``dataset`` into non-overlapping random ``Subset``s of the given lengths.
+    """Split ``dataset`` into non-overlapping random subsets (``Subset``) of the given lengths.
 
     ``lengths`` are ints summing to ``len(dataset)``, or fractions summing to 1: each split gets
     ``floor(n * fraction)`` samples and the remainder goes one by one to the splits in order

@@ -122,8 +122,8 @@ class NextTokenDataset(Dataset):
 
 def pad_sequences(sequences: Sequence[Any], padding_value: float = 0,
                   batch_first: bool = True) -> tuple[Tensor, Tensor]:
-    """Stack sequences of different lengths (each (L_i, *rest)) into (N, L_max, *rest)
-    (``batch_first=False``: (L_max, N, *rest), torch's ``pad_sequence`` default), filled with
+    """Stack sequences of different lengths (each ``(L_i, *rest)``) into ``(N, L_max, *rest)``
+    (``batch_first=False``: ``(L_max, N, *rest)``, torch's ``pad_sequence`` default), filled with
     ``padding_value``; also the lengths (N,) int64."""
     arrays = [s.numpy() if isinstance(s, Tensor) else np.asarray(s) for s in sequences]
     if not arrays:

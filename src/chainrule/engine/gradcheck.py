@@ -117,9 +117,9 @@ def gradcheck(f: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1e
               rtol: float = 1e-3, seed: int = 0) -> bool:
     """True if every gradient of ``f`` at ``inputs`` matches central differences (float64).
 
-    Passes when |analytic - numeric| <= atol + rtol * |numeric| for every element of the projected
-    gradient; otherwise the failing input's real Jacobian is computed both ways (one backward pass
-    per output element, central differences per input element) and
+    Passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` for every element of the
+    projected gradient; otherwise the failing input's real Jacobian is computed both ways (one
+    backward pass per output element, central differences per input element) and
     :class:`~chainrule.GradcheckError` names the worst entry: input, input element, output element
     and the two derivative values.
     """

@@ -62,7 +62,7 @@ class PReLU(Module):
 
 
 class Abs(Module):
-    """|x|; derivative 0 at 0."""
+    """``|x|``; derivative 0 at 0."""
 
     def forward(self, x: Tensor) -> Tensor:
         return cr.abs(x)
@@ -271,7 +271,7 @@ class ReLU6(Module):
 
 
 class Softsign(Module):
-    """x / (1 + |x|)."""
+    """``x / (1 + |x|)``."""
 
     def forward(self, x: Tensor) -> Tensor:
         return cr.softsign(x)

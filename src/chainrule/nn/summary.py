@@ -106,11 +106,11 @@ def _leaf_outputs(model: Module, inputs: ShapeDtype) -> dict[int, Tensor]:
 def summary(
     model: Module, input_shape: Sequence[int], batch_size: int = 1, dtype="float32"
 ) -> Summary:
-    """Tabulate every leaf layer of ``model`` for inputs of shape (batch_size, *input_shape).
+    """Tabulate every leaf layer of ``model`` for inputs of shape ``(batch_size, *input_shape)``.
 
-    The output shapes come from one abstract forward pass (:func:`~chainrule.ops.abstract.
-    eval_shape`): shapes and dtypes only, so no batch is too large. A model whose forward reads
-    values (or uses a primitive without an abstract rule) is run on zeros instead, as before.
+    The output shapes come from one abstract forward pass (:func:`~chainrule.eval_shape`):
+    shapes and dtypes only, so no batch is too large. A model whose forward reads values (or
+    uses a primitive without an abstract rule) is run on zeros instead, as before.
     """
     input_shape = tuple(int(n) for n in input_shape)
     outputs = _leaf_outputs(model, ShapeDtype((batch_size,) + input_shape, np.dtype(dtype)))

@@ -443,7 +443,7 @@ def hardswish(x) -> Tensor:
 
 
 def softsign(x) -> Tensor:
-    """x / (1 + |x|); d/dx = 1 / (1 + |x|)^2 (1 at 0: smooth to first order)."""
+    """``x / (1 + |x|)``; d/dx = ``1 / (1 + |x|)^2`` (1 at 0: smooth to first order)."""
     x = floating(x)
     return x / (abs(x) + 1)
 
@@ -488,7 +488,7 @@ def normalize(x, p: float = 2.0, axis: int = 1, eps: float = 1e-12) -> Tensor:
 
     p >= 1 (``math.inf`` for the max norm). d/dx of x / n is (g - x (d||x||/dx . g) / n) / n for
     n > eps; where ||x||_p <= eps the denominator is the constant eps (gradient g / eps), and a
-    zero vector gets gradient g / eps, no nan (|x| has derivative 0 at 0, as PyTorch).
+    zero vector gets gradient g / eps, no nan (``|x|`` has derivative 0 at 0, as PyTorch).
     """
     x = floating(x)
     p = _number("normalize", "p", p)

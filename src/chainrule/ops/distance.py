@@ -30,7 +30,7 @@ def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
 
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
-    """||x1 - x2 + eps||_p along the last axis (p = inf: the largest |difference|)."""
+    """||x1 - x2 + eps||_p along the last axis (p = inf: the largest ``|difference|``)."""
     x1, x2 = as_tensor(x1), as_tensor(x2)
     if not p > 0:
         raise ValueError(f"pairwise_distance: p={p} must be > 0 (or inf)")

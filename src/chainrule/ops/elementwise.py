@@ -369,7 +369,7 @@ def tanh(x) -> Tensor:
 
 
 def abs(x) -> Tensor:
-    """|x|; d/dx = sign(x), with the convention d/dx |x| = 0 at x = 0 (as PyTorch)."""
+    """``|x|``; d/dx = sign(x), with the convention d/dx ``|x|`` = 0 at x = 0 (as PyTorch)."""
     return abs_p.bind(as_tensor(x))
 
 

@@ -166,7 +166,7 @@ def _tolerance(name: str, value: Any) -> float:
 
 
 def isclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
-    """|a - b| <= atol + rtol |b|, elementwise, as a bool tensor (as ``torch.isclose`` and
+    """``|a - b| <= atol + rtol |b|``, elementwise, as a bool tensor (as ``torch.isclose`` and
     ``np.isclose``; not symmetric: the tolerance scales with b).
 
     Equal values are close (inf with inf of the same sign too); otherwise the difference must be

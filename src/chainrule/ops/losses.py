@@ -8,7 +8,7 @@ gradient) and softmax_cross_entropy, the per-sample -log softmax(z)[y] behind ``
 with integer targets, whose VJP is g (softmax(z) - onehot(y)), finite for any finite logits.
 The rest (l1, smooth L1, Huber, KL divergence, margin ranking, cosine embedding, triplet margin,
 Poisson NLL ...) are composites of primitives and need no rules of their own; at their kinks
-(|d| = 0 for l1, a hinge at its margin) they follow PyTorch's gradient convention, said in each
+(``|d| = 0`` for l1, a hinge at its margin) they follow PyTorch's gradient convention, said in each
 docstring.
 """
 
@@ -481,9 +481,9 @@ def _hinge(h: Tensor) -> Tensor:
 
 
 def l1_loss(input, target, reduction: str = "mean", weight=None) -> Tensor:
-    """Mean absolute error: |input - target| per element, reduced.
+    """Mean absolute error: ``|input - target|`` per element, reduced.
 
-    With ``weight`` (the input's shape) each term is weight * |input - target| and 'mean'
+    With ``weight`` (the input's shape) each term is ``weight * |input - target|`` and 'mean'
     divides by sum(weight) (PyTorch's weighted l1_loss). The gradient w.r.t. input is
     sign(input - target) (times the weight, over n or sum(weight) for 'mean'), with PyTorch's
     convention 0 where input == target.
@@ -500,9 +500,10 @@ def l1_loss(input, target, reduction: str = "mean", weight=None) -> Tensor:
 
 
 def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """Smooth L1: with d = input - target, 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
+    """Smooth L1: with d = input - target, ``0.5 d^2 / beta`` where ``|d| < beta``, else
+    ``|d| - 0.5 beta``.
 
-    The gradient d / beta inside, sign(d) outside, is continuous (both are +-1 at |d| = beta);
+    The gradient d / beta inside, sign(d) outside, is continuous (both are +-1 at ``|d| = beta``);
     the second derivative jumps from 1/beta to 0 there. ``beta`` = 0 is :func:`l1_loss`
     (gradient 0 at d = 0); a negative beta is an error (PyTorch's check).
     """
@@ -519,11 +520,11 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
 
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None
                ) -> Tensor:
-    """Huber loss: with d = input - target, 0.5 d^2 where |d| < delta, else
-    delta (|d| - 0.5 delta), i.e. delta * smooth_l1_loss with beta = delta.
+    """Huber loss: with d = input - target, ``0.5 d^2`` where ``|d| < delta``, else
+    ``delta (|d| - 0.5 delta)``, i.e. delta * smooth_l1_loss with beta = delta.
 
     The gradient (d inside, delta sign(d) outside) is continuous; the second derivative jumps
-    at |d| = delta. ``delta`` must be positive (PyTorch's check). With ``weight`` (the input's
+    at ``|d| = delta``. ``delta`` must be positive (PyTorch's check). With ``weight`` (the input's
     shape) each term is multiplied by it and 'mean' stays the plain mean (PyTorch's weighted
     huber_loss, unlike l1_loss's).
     """
@@ -605,7 +606,7 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0,
     """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1, 0 for any other y.
 
     Inputs (N, D) with target (N,), or unbatched (D,) with a 0-d target. As PyTorch,
-    cos = <x1, x2> / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12)), so zero vectors give cos = 0, not
+    ``cos = <x1, x2> / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12))``, so zero vectors give cos = 0, not
     nan. The hinge's gradient at cos = margin is the active side's (PyTorch's ``clamp_min``);
     the target gets no gradient.
     """

@@ -243,8 +243,10 @@ def median(x, axis: Optional[int] = None, keepdims: bool = False) -> ValuesIndic
     With ``axis`` an int: ``(values, indices)`` as ``torch.median(x, dim)``. With ``axis=None``
     (the default): the median of all elements as a 0-d tensor, as ``torch.median(x)`` (no
     indices). Not NumPy's median, which averages the two middle values. The gradient goes to the
-    element whose index is returned (on ties: the earliest in the input among equal values; PyTorch
-    may return another). A slice holding NaN has the median NaN, at the index of its first NaN
+    element whose index is returned; equal values count in input order, the earlier as the
+    smaller (as :func:`sort`), so ``[2, 2, 2]`` gives index 1. PyTorch may return another index,
+    and ``torch.median(x)`` splits the gradient evenly among the elements equal to the median.
+    A slice holding NaN has the median NaN, at the index of its first NaN
     (PyTorch's). An empty tensor raises :class:`ShapeError`.
     """
     x = as_tensor(x)

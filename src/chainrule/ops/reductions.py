@@ -260,7 +260,8 @@ def std(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
     PyTorch's ``torch.std`` defaults to ``correction=1`` (the sample estimate): pass ``ddof=1``
     for its value. The gradient is (x - mean) / ((n - ddof) * std); where std is 0 (all
-    elements equal) it is nan, as in PyTorch. No more than ``ddof`` elements give nan.
+    elements equal) it is nan, as ``torch.sqrt(torch.var(x))``'s (``torch.std`` gives 0 there).
+    No more than ``ddof`` elements give nan.
     """
     return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
 

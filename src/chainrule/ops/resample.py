@@ -3,7 +3,7 @@
 Every function here is a composite of shape primitives (``getitem`` with host integer index
 arrays, ``pad``, ``index_add``, ``reshape``, ``transpose``) and elementwise products with constant
 weights: exact, on every backend (index arrays go on the leading axes, the array API standard's
-form), and differentiable to any order. Layouts are PyTorch's: (N, C, *spatial).
+form), and differentiable to any order. Layouts are PyTorch's: ``(N, C, *spatial)``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def pad_nd(x, pad: Sequence[int], mode: str = "constant", value: float = 0.0) ->
     Modes (for an axis of length n and the output position i = -before .. n+after-1):
 
     * ``"constant"``: ``value`` outside the input; any rank, ``len(pad) <= 2 * ndim``.
-    * ``"reflect"``: x[n-1 - |n-1 - |i||] (mirrored without repeating the edge); each width
+    * ``"reflect"``: ``x[n-1 - |n-1 - |i||]`` (mirrored without repeating the edge); each width
       must be < n.
     * ``"replicate"``: x[clip(i, 0, n-1)] (the edge repeated); n must be > 0.
     * ``"circular"``: negative widths crop first, then x[i mod m] on the cropped length m;
@@ -222,7 +222,7 @@ def interpolate(x, size: Union[int, Sequence[int], None] = None,
                 scale_factor: Union[float, Sequence[float], None] = None,
                 mode: str = "nearest", align_corners: Optional[bool] = None,
                 recompute_scale_factor: Optional[bool] = None) -> Tensor:
-    """``torch.nn.functional.interpolate`` on (N, C, *spatial) input, one axis at a time.
+    """``torch.nn.functional.interpolate`` on ``(N, C, *spatial)`` input, one axis at a time.
 
     Output size: ``size``, or floor(n * scale_factor) per spatial axis (exactly one of the two).
     Source coordinate of output index d (s = 1/scale_factor when it was given and

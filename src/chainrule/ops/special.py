@@ -321,8 +321,8 @@ def sinc(x) -> Tensor:
     """The normalized sinc, sin(pi x)/(pi x), 1 at x = 0 (as ``torch.sinc``, ``np.sinc``).
 
     d/dx = (cos(pi x) - sinc(x))/x, 0 at x = 0. The point 0 is substituted before dividing, so
-    no nan enters the graph; as with PyTorch's rule, the *second* derivative at exactly 0 comes
-    out 0 (the true value is -pi^2/3), everywhere else it is exact.
+    no nan enters the graph; the *second* derivative at exactly 0 comes out 0 (the true value is
+    -pi^2/3; PyTorch's is nan there), everywhere else it is exact.
     """
     x = floating(x)
     zero = equal(x, 0)
@@ -465,7 +465,7 @@ def erf(x) -> Tensor:
     """The error function 2/sqrt(pi) int_0^x e^(-t^2) dt; d/dx = 2/sqrt(pi) e^(-x^2).
 
     NumPy computes it with SciPy; other backends with the standard's functions only (a power
-    series below |x| = 2.5, erfc's continued fraction above: float64's precision, ~1e-15).
+    series below ``|x| = 2.5``, erfc's continued fraction above: float64's precision, ~1e-15).
     """
     return erf_p.bind(floating(x))
 

@@ -30,7 +30,7 @@ class Adamax(Optimizer):
         u <- max(beta2 u, |g| + eps)                 (state 'exp_inf')
         theta <- theta - eta / (1 - beta1^t) * m / u
 
-    eps is added to |g| before the maximum (PyTorch's form), so u > 0 whenever eps > 0.
+    eps is added to ``|g|`` before the maximum (PyTorch's form), so u > 0 whenever eps > 0.
     """
 
     _param_shaped_state = ("exp_avg", "exp_inf")

@@ -129,7 +129,7 @@ class LBFGS(Optimizer):
     r"""Limited-memory BFGS, as ``torch.optim.LBFGS`` (itself after minFunc).
 
     ``step(closure)`` runs up to ``max_iter`` iterations (and ``max_eval`` loss evaluations,
-    default ``max_iter * 5 // 4``), each
+    default ``max_iter * 5 // 4``), each::
 
         d = -H g       (two-loop recursion over the last ``history_size`` pairs
                         s = theta_{k+1} - theta_k, y = g_{k+1} - g_k with y.s > 1e-10,

@@ -1,4 +1,5 @@
-"""Deep-learning convolution and pooling: cross-correlation in PyTorch's layout (N, C, *spatial).
+"""Deep-learning convolution and pooling: cross-correlation in PyTorch's layout
+``(N, C, *spatial)``.
 
 Three primitives close the convolution under differentiation. With C(x, w) the convolution,
 T(g, w) its adjoint in x (the transposed convolution) and W(x, g) its adjoint in w:
