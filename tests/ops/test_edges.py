@@ -559,3 +559,34 @@ def test_binary_cross_entropy_accepts_the_ends():
     ends = torch.tensor([0.0, 1.0])
     expected = torch.nn.functional.binary_cross_entropy(ends, ends)
     assert out.item() == expected.item()
+
+
+# ---------------------------------------------------------------- no nan where the value is 0
+ZERO_SPREAD = [
+    # (label, chainrule function, torch function, input): the gradient at a point where a
+    # sqrt-shaped formula sits at 0; torch's rule gives a finite number there, and so must ours
+    ("std equal elements", lambda x: cr.std(x), lambda x: torch.std(x, correction=0),
+     [1.0, 1.0, 1.0]),
+    ("std ddof=1 equal rows", lambda x: cr.std(x, axis=1, ddof=1),
+     lambda x: torch.std(x, dim=1), [[2.0, 2.0], [1.0, 3.0]]),
+]
+
+
+@pytest.mark.parametrize("f, f_torch, x", _params(ZERO_SPREAD))
+def test_gradient_at_zero_spread_matches_torch(f, f_torch, x):
+    got = cr.grad(lambda v: cr.sum(f(v)))(np.array(x, dtype=F64)).numpy()
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    f_torch(t).sum().backward()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def test_std_of_too_few_elements_stays_nan():
+    assert np.isnan(cr.std(cr.tensor([3.0]), ddof=1).item())
+
+
+def test_cosine_similarity_gradient_at_a_zero_vector_is_finite():
+    # d/dx1 of sum(x1 * x2) / max(||x1|| ||x2||, eps) at x1 = 0: x2 / eps (the denominator is eps)
+    x2 = np.array([[1.0, 2.0]])
+    got = cr.grad(lambda a: cr.sum(cr.cosine_similarity(a, x2)))(np.zeros((1, 2))).numpy()
+    np.testing.assert_allclose(got, x2 / 1e-8, rtol=1e-12)

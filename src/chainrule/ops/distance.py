@@ -25,8 +25,10 @@ def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Tensor:
     if not eps > 0:
         raise ValueError(f"cosine_similarity: eps={eps} must be > 0")
     dot = sum(x1 * x2, axis=axis)
-    norms = sqrt(sum(x1 * x1, axis=axis) * sum(x2 * x2, axis=axis))
-    return dot / maximum(norms, eps)
+    # max(sqrt(p), eps) as sqrt(max(p, eps^2)): the same value, and no sqrt'(0) = inf times the
+    # losing branch's 0 (a nan gradient) when a vector is zero
+    squared_norms = sum(x1 * x1, axis=axis) * sum(x2 * x2, axis=axis)
+    return dot / sqrt(maximum(squared_norms, eps * eps))
 
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:

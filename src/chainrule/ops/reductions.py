@@ -260,10 +260,13 @@ def std(x, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
     PyTorch's ``torch.std`` defaults to ``correction=1`` (the sample estimate): pass ``ddof=1``
     for its value. The gradient is (x - mean) / ((n - ddof) * std); where std is 0 (all
-    elements equal) it is nan, as ``torch.sqrt(torch.var(x))``'s (``torch.std`` gives 0 there).
+    elements equal) it is 0, as ``torch.std``'s (a plain sqrt(var) would give 0 * inf = nan).
     No more than ``ddof`` elements give nan.
     """
-    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+    variance = var(x, axis=axis, keepdims=keepdims, ddof=ddof)
+    spread = variance != 0  # nan (too few elements) counts as spread, and stays nan
+    # the inner where keeps sqrt away from 0, so no inf meets the outer where's zero gradient
+    return where(spread, sqrt(where(spread, variance, 1.0)), 0.0)
 
 
 def any(x, axis: Axis = None, keepdims: bool = False) -> Tensor:
