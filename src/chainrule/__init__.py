@@ -35,7 +35,7 @@ from chainrule.engine.grad_mode import (
     set_grad_enabled,
 )
 from chainrule.engine.gradcheck import gradcheck
-from chainrule.engine.tensor import Tensor, tensor
+from chainrule.engine.tensor import Tensor, from_dlpack, tensor
 from chainrule.engine.transforms import (
     elementwise_grad,
     grad,
@@ -69,7 +69,7 @@ from chainrule.ops.signal import *  # noqa: F401,F403
 from chainrule.ops.special import *  # noqa: F401,F403
 
 __all__ = [
-    "__version__", "Tensor", "tensor", "autograd_grad",
+    "__version__", "Tensor", "tensor", "from_dlpack", "autograd_grad",
     "ChainruleError", "GradcheckError", "GraphFreedError", "ShapeError", "InplaceModifiedError",
     "AnomalyError", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",

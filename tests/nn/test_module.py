@@ -25,8 +25,8 @@ def test_parameters_and_buffers_are_registered_by_attribute():
     # own parameters first, then sub-modules in order (PyTorch)
     assert names == ["scale", "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias",
                      "head.weight", "head.bias"]
-    assert [name for name, _ in net.named_buffers()] == ["body.2.running_mean",
-                                                         "body.2.running_var"]
+    assert [name for name, _ in net.named_buffers()] == [
+        "body.2.running_mean", "body.2.running_var", "body.2.num_batches_tracked"]
     assert len(list(net.children())) == 2 and len(list(net.modules())) == 6
     assert all(p.requires_grad for p in net.parameters())
     assert net.note == "not a parameter"
@@ -139,5 +139,18 @@ def test_summary_counts_buffers_as_non_trainable_and_keeps_mode():
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     model.train()
     table = cr.summary(model, (4,), batch_size=2)
-    assert table.non_trainable == 6 and table.trainable == 4 * 3 + 3 + 6
+    assert table.non_trainable == 3 + 3 + 1 and table.trainable == 4 * 3 + 3 + 6
     assert model.training
+
+
+def test_a_checkpoint_without_the_batch_count_loads_strictly():
+    # saved before BatchNorm had num_batches_tracked: every value loads, the count keeps its own
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    net(cr.ones((5, 3)))  # training: counts one batch
+    old = {k: v.numpy() * 2 for k, v in net.state_dict().items() if "num_batches" not in k}
+    missing, unexpected = net.load_state_dict(old)
+    assert (missing, unexpected) == ([], [])
+    np.testing.assert_array_equal(net[1].running_var.numpy(), old["1.running_var"])
+    assert net[1].num_batches_tracked.item() == 1
+    with pytest.raises(KeyError, match="1.running_var"):
+        net.load_state_dict({k: v for k, v in old.items() if k != "1.running_var"})

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from chainrule import backends
+from chainrule.backends import dlpack as _dlpack
 from chainrule.engine.hooks import RemovableHandle
 
 if TYPE_CHECKING:
     from chainrule.engine.autograd import Node
 
-__all__ = ["Tensor", "tensor", "to_array"]
+__all__ = ["Tensor", "tensor", "from_dlpack", "to_array"]
 
 _FLOAT_KINDS = ("f",)
 
@@ -135,13 +136,53 @@ def tensor(data: Any, dtype: Any = None, device: Any = None,
     return Tensor(array, requires_grad=requires_grad)
 
 
+def from_dlpack(x: Any, *, device: Any = None, copy: Optional[bool] = None) -> "Tensor":
+    """A leaf tensor on ``x``'s memory, through DLPack (``torch.from_dlpack``, the array API's).
+
+    ``x`` is any object with ``__dlpack__``: a ``torch.Tensor``, a NumPy or CuPy array, a JAX
+    array, a chainrule Tensor. Host memory becomes a NumPy tensor (``"cpu"``), CUDA memory a CuPy
+    one (``"cuda:n"``), shared, not copied: writes through ``x`` show in the tensor and back (see
+    ``Tensor.__dlpack__`` on version counters). ``copy=True`` copies; ``device=`` puts the result
+    there (a copy when it differs from ``x``'s, so ``copy=False`` then raises ValueError). From a
+    chainrule Tensor the result is ``x.detach()``'s alias, sharing its version counter.
+
+    Raises BufferError when ``x`` requires grad (pass ``x.detach()``: DLPack carries no graph) or
+    lives on a device no backend reads, TypeError for a dtype chainrule lacks (``bfloat16``).
+    """
+    if not hasattr(x, "__dlpack__"):
+        raise TypeError(f"from_dlpack: x must have __dlpack__ (a torch.Tensor, NumPy or CuPy "
+                        f"array, JAX array), got {_dlpack.describe(x)}; use cr.tensor() for data")
+    if getattr(x, "requires_grad", False) is True:
+        raise BufferError(f"from_dlpack: this {_dlpack.describe(x)} requires grad, and DLPack "
+                          f"carries the values only: pass x.detach()")
+    array = _dlpack.from_dlpack(x)
+    here = backends.backend_of(array).device_of(array)
+    if device is not None and backends.Device(device) != here:
+        if copy is False:
+            raise ValueError(f"from_dlpack(copy=False): x is on {here}; moving it to "
+                             f"device={device!r} needs a copy")
+        return Tensor._from_array(backends.move(array, backends.Device(device)))
+    if copy:
+        return Tensor._from_array(backends.backend_of(array).xp.asarray(array, copy=True))
+    result = Tensor._from_array(array)
+    if isinstance(x, Tensor):  # one memory, one version counter (as x.detach())
+        result._base = x if x._base is None else x._base
+    return result
+
+
 class Tensor:
     """An ndarray that remembers how it was computed, so gradients can flow back through it."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks",
                  "_post_accumulate_hooks", "_version", "_base", "__weakref__")
-    # ndarray (op) Tensor defers to the Tensor's reflected operator, so the result is a Tensor.
+    # NumPy never computes on a Tensor (NEP 13's opt-out): ``ndarray + t``, ``ndarray @ t``,
+    # ``ndarray == t`` ... call the Tensor's reflected operator (a Tensor, on the graph), and
+    # ufuncs (``np.add(a, t)``, ``np.exp(t)``, ``a += t``) raise TypeError instead of silently
+    # dropping the graph. Functions that convert first (``np.asarray``, ``np.allclose``,
+    # ``np.testing``) go through ``__array__``. The priority, NumPy's older spelling of the same
+    # wish, stays for code that still compares priorities.
     __array_priority__ = 1000
+    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self.data = to_array(data)
@@ -347,11 +388,53 @@ class Tensor:
         """A copy converted to ``dtype``; differentiable between floating dtypes."""
         return _ops.astype(self, dtype)
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        """``np.asarray(t)``: the data as a host ndarray, with NumPy 2's ``copy`` rule.
+
+        ``copy=None`` copies only when needed (another dtype, or memory off the host); ``True``
+        always copies; ``False`` never does and raises ValueError when a copy is needed. A
+        tensor that requires grad converts too (its values; the graph stays behind).
+        """
+        convert = dtype is not None and np.dtype(dtype) != self.dtype
+        if copy is False and (convert or type(self.data) is not np.ndarray):
+            reason = f"to {np.dtype(dtype)}" if convert else f"from {self.device} to host memory"
+            raise ValueError(f"__array__(copy=False): converting this {self.dtype} tensor "
+                             f"{reason} needs a copy; pass copy=None or copy=True")
         host = self.numpy()
-        if dtype is not None and np.dtype(dtype) != host.dtype:
+        if convert:
             return host.astype(dtype)
         return host.copy() if copy and host is self.data else host
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Optional[tuple] = None,
+                   dl_device: Optional[tuple] = None, copy: Optional[bool] = None) -> Any:
+        """A DLPack capsule of the data (the array API standard's protocol, 2023.12): the
+        memory is shared, not copied, unless ``copy=True``.
+
+        ``torch.from_dlpack(t)``, ``np.from_dlpack(t)`` and ``cupy.from_dlpack(t)`` alias ``t``'s
+        memory: a write through either side shows in the other. Writes from outside are not
+        counted by ``t.version`` (as writing into ``.data``), so do not change, through the alias,
+        a tensor that a graph still needs for its backward pass. A tensor that requires grad
+        raises BufferError, as in PyTorch: export ``t.detach()`` (the same memory, no graph).
+        """
+        if self.requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach(): "
+                              "DLPack carries the values only, not the graph")
+        export = getattr(self.data, "__dlpack__", None)
+        if export is None:
+            raise BufferError(f"a tensor of the {self.backend} backend has no DLPack export")
+        # only what the consumer asked for: a producer older than the 2023.12 standard takes
+        # stream= alone, and its TypeError for the rest is the consumer's cue to retry without
+        given = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                 "copy": copy}
+        return export(**{key: value for key, value in given.items() if value is not None})
+
+    def __dlpack_device__(self) -> tuple:
+        """(DLPack device type, index) of the data: ``(1, 0)`` for the host, ``(2, n)`` for
+        ``cuda:n``."""
+        device = getattr(self.data, "__dlpack_device__", None)
+        if device is None:
+            raise BufferError(f"a tensor of the {self.backend} backend has no DLPack export")
+        return device()
 
     def __len__(self) -> int:
         if self.data.ndim == 0:

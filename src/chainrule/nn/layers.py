@@ -14,6 +14,7 @@ import chainrule as cr
 from chainrule.engine.tensor import Tensor
 from chainrule.nn import init
 from chainrule.nn.module import DeviceLike, Module, Parameter, built_on_host, place
+from chainrule.ops import inplace
 
 __all__ = [
     "Identity", "Linear", "LowRankLinear", "Conv1d", "Conv2d", "ConvTranspose1d",
@@ -395,6 +396,13 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _count_batch(norm: Module) -> None:
+    """One more batch in ``num_batches_tracked`` when the running statistics take this one
+    (training mode), as torch counts (it is saved, not used: momentum is always a number)."""
+    if norm.training and norm.num_batches_tracked is not None:
+        inplace.add_(norm.num_batches_tracked, 1)
+
+
 class _BatchNorm(Module):
     _dims: tuple
 
@@ -413,9 +421,11 @@ class _BatchNorm(Module):
             if track_running_stats:
                 self.register_buffer("running_mean", cr.zeros(num_features))
                 self.register_buffer("running_var", cr.ones(num_features))
+                self.register_buffer("num_batches_tracked", cr.tensor(0))  # torch's int64 count
             else:
                 self.register_buffer("running_mean", None)
                 self.register_buffer("running_var", None)
+                self.register_buffer("num_batches_tracked", None)
         place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -424,6 +434,7 @@ class _BatchNorm(Module):
                 f"{type(self).__name__}({self.num_features}): expected input with {self._dims} "
                 f"dimensions and {self.num_features} channels on axis 1, got {x.shape}"
             )
+        _count_batch(self)
         return cr.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                              self.training or not self.track_running_stats, self.momentum, self.eps)
 
@@ -555,6 +566,8 @@ class _InstanceNorm(Module):
                                  cr.zeros(num_features) if track_running_stats else None)
             self.register_buffer("running_var",
                                  cr.ones(num_features) if track_running_stats else None)
+            self.register_buffer("num_batches_tracked",  # torch's key, never counted (as torch)
+                                 cr.tensor(0) if track_running_stats else None)
         place(self, device)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,13 +14,17 @@ import numpy as np
 
 from chainrule import backends
 from chainrule.engine.hooks import RemovableHandle
-from chainrule.engine.tensor import Tensor
+from chainrule.engine.tensor import Tensor, from_dlpack
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
            "ParameterDict", "RemovableHandle"]
 
 #: A layer's ``device=`` argument: ``"cpu"``, ``"cuda:1"``, a Device, or None (the default device)
 DeviceLike = Union[str, backends.Device, None]
+
+
+#: the buffer of a norm layer's batch count (torch's name)
+_COUNT_KEY = "num_batches_tracked"
 
 
 class Parameter(Tensor):
@@ -67,6 +71,20 @@ def _host(value: Any) -> Any:
     if _is_device_array(value):
         return backends.backend_of(value).to_host(value)
     return value
+
+
+def _imported(key: str, value: Any) -> Any:
+    """A state_dict value from another library (a ``torch.Tensor`` or ``Parameter``, a JAX
+    array) as a Tensor on its memory (DLPack); anything else as it is. Errors name ``key``."""
+    if isinstance(value, (Tensor, np.ndarray)) or _is_device_array(value) or not hasattr(
+            value, "__dlpack__"):
+        return value
+    if getattr(value, "requires_grad", False) is True and hasattr(value, "detach"):
+        value = value.detach()  # torch copies a Parameter's values too
+    try:
+        return from_dlpack(value)
+    except (TypeError, BufferError) as error:
+        raise type(error)(f"load_state_dict: {key}: {error}") from error
 
 
 def _copy_into(target: Tensor, value: Any) -> None:
@@ -215,16 +233,24 @@ class Module:
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple[list, list]:
         """Copy values into this module's parameters and buffers (in place).
 
-        With ``strict`` every key must match: missing keys, unexpected keys and shape mismatches are
-        all listed in one ``KeyError``/``ValueError``. Returns (missing, unexpected).
+        Values may be Tensors, arrays of any backend, or any DLPack producer: a PyTorch
+        ``state_dict()`` loads as it is (``model.load_state_dict(torch_model.state_dict())``;
+        the names are torch's), read without a copy through DLPack; each value is cast to its
+        parameter's dtype. With ``strict`` every key must match: missing keys, unexpected keys and
+        shape mismatches are all listed in one ``KeyError``/``ValueError`` (a missing
+        ``num_batches_tracked`` is allowed and keeps its value, as torch allows it in a state dict
+        of an older version). Returns (missing, unexpected).
         """
         own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
+        # a norm layer's batch count is a record, not a value the forward reads: a checkpoint
+        # saved before chainrule had it loads as torch loads one of its own older versions
+        missing = [k for k in own if k not in state_dict and not k.endswith(_COUNT_KEY)]
         unexpected = [k for k in state_dict if k not in own]
+        values = {key: _imported(key, value) for key, value in state_dict.items() if key in own}
         mismatched = []
         for key, target in own.items():
-            if key in state_dict:
-                given = state_dict[key]
+            if key in values:
+                given = values[key]
                 shape = given.shape if isinstance(given, Tensor) or _is_device_array(given) \
                     else np.shape(given)
                 if tuple(shape) != target.shape:
@@ -234,8 +260,8 @@ class Module:
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for key, target in own.items():
-            if key in state_dict:
-                _copy_into(target, state_dict[key])  # onto target's own device
+            if key in values:
+                _copy_into(target, values[key])  # onto target's own device
         return missing, unexpected
 
     # ------------------------------------------------------------------ devices
