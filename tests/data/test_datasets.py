@@ -9,6 +9,7 @@ import pytest
 import chainrule as cr
 from chainrule.data import (
     DatasetError,
+    datasets,
     four_points,
     load_digits,
     load_idx,
@@ -28,6 +29,36 @@ def test_load_digits():
     assert images.data.min() == 0.0 and images.data.max() == 1.0
     assert sorted(set(labels.data.tolist())) == list(range(10))
     np.testing.assert_array_equal(images.data * 16, np.round(images.data * 16))  # grey levels 0..16
+
+
+def _sklearn_digits():
+    from sklearn.datasets import load_digits as sklearn_load_digits
+
+    bunch = sklearn_load_digits()
+    return bunch.images[:, None] / 16, bunch.target
+
+
+def test_load_digits_reads_the_file_scikit_learn_reads():
+    # the direct read (no sklearn import) gives exactly scikit-learn's arrays
+    assert datasets._digits_table() is not None
+    images, labels = load_digits()
+    expected_images, expected_labels = _sklearn_digits()
+    np.testing.assert_array_equal(images.numpy(), expected_images.astype(np.float32))
+    np.testing.assert_array_equal(labels.numpy(), expected_labels)
+
+
+@pytest.mark.parametrize("content", [None, b"not a table", b"1,2,3\n4,5,6\n"])
+def test_load_digits_falls_back_to_scikit_learn(tmp_path, monkeypatch, content):
+    # a scikit-learn whose file moved (None) or changed: sklearn.datasets.load_digits reads it
+    path = tmp_path / "digits.csv.gz"
+    if content is not None:
+        path.write_bytes(gzip.compress(content))
+    monkeypatch.setattr(datasets, "_digits_file", lambda: str(path))
+    assert datasets._digits_table() is None
+    images, labels = load_digits()
+    expected_images, expected_labels = _sklearn_digits()
+    np.testing.assert_array_equal(images.numpy(), expected_images.astype(np.float32))
+    np.testing.assert_array_equal(labels.numpy(), expected_labels)
 
 
 # ------------------------------------------------------------------------------------ IDX
