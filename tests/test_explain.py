@@ -31,9 +31,12 @@ def _where_graph():
 
 
 def _nodes_and_edges(source):
-    nodes = {m.group(1): m.group(2) for m in re.finditer(r"^\s*(t\d+) \[(.*)\]$", source, re.M)}
+    node_id = r"t\d+(?:_\d+)?"  # t1_0, t1_1 ...: a scalar constant drawn beside each use
+    nodes = {m.group(1): m.group(2)
+             for m in re.finditer(rf"^\s*({node_id}) \[(.*)\]$", source, re.M)}
     edges = [(m.group(1), m.group(2), m.group(3) or "")
-             for m in re.finditer(r"^\s*(t\d+) -> (t\d+)(?: \[(.*)\])?$", source, re.M)]
+             for m in re.finditer(rf"^\s*({node_id}) -> ({node_id})(?: \[(.*)\])?$", source,
+                                  re.M)]
     return nodes, edges
 
 
@@ -92,8 +95,11 @@ def test_draw_graph_reads_without_changing_and_needs_no_recursion():
         z = z * 1.0
     nodes, edges = _nodes_and_edges(draw_graph(z, show_values=False).source)
     # 5001 tensors on the chain and one constant 1.0 (a Python float's 0-d operand is made once
-    # per thread and dtype, ops/elementwise.py _constant), with an edge from it to each product
-    assert len(nodes) == 5001 + 1 and len(edges) == 10000
+    # per thread and dtype, ops/elementwise.py _constant), drawn beside each of its 5000 uses
+    # under its one name t1, with one edge each
+    assert len(nodes) == 5001 + 5000 and len(edges) == 10000
+    copies = [text for node_id, text in nodes.items() if node_id.startswith("t1_")]
+    assert len(copies) == 5000 and all('label="t1\\nconstant ()' in text for text in copies)
     # after a backward that freed the graph: still drawable
     loss.backward()
     assert "freed" in draw_graph(loss).source

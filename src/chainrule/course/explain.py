@@ -132,7 +132,9 @@ def draw_graph(
     * an edge from each input to the operation that used it, labelled with the input's position
       when the operation has several; inputs that receive no gradient (constants, a ``where``
       condition) are drawn dashed, and so are the tensors that hold no gradient;
-    * the output has a double border. ``names`` (label -> tensor) names leaves, like ``{"W": W}``.
+    * the output has a double border. ``names`` (label -> tensor) names leaves, like ``{"W": W}``;
+    * a scalar constant (the ``0.5`` of ``x * 0.5``) used by several operations is drawn beside
+      each of them, under its one name (``t1``), rather than once with an edge to each.
 
     The result is a :class:`~chainrule.course.graph_picture.GraphPicture`, a ``graphviz.Digraph``
     whose ``.source`` is the DOT text. With Graphviz's ``dot`` program installed it is drawn by
@@ -151,12 +153,17 @@ def draw_graph(
     order = graph_order(tensor)
     short = _short_names(order)
     labels = _user_names(names)
+    uses = _uses(order)
+    beside = {id(t) for t in order if _scalar_constant(t, labels) and uses.get(id(t), 0) > 1}
     nodes = []
     for t in order:
         lines, kind = _node_text(t, short[id(t)], labels, show_values, show_grads)
         attrs = dict(_NODE_STYLE[kind], **({"peripheries": "2"} if t is tensor else {}))
-        nodes.append(PictureNode(short[id(t)], tuple(lines), attrs))
+        copies = uses[id(t)] if id(t) in beside else 1
+        nodes.extend(PictureNode(_use_id(short[id(t)], k, id(t) in beside), tuple(lines), attrs)
+                     for k in range(copies))
     edges = []
+    drawn: dict[int, int] = {}  # a scalar constant drawn beside each use: the copies used so far
     for t in order:
         node = t.grad_fn
         if node is None or node.inputs is None:
@@ -165,8 +172,33 @@ def draw_graph(
         for i, x in enumerate(node.inputs):
             attrs = {"label": str(i)} if len(node.inputs) > 1 else {}
             attrs.update(_NO_GRADIENT_EDGE if i in cut else {})
-            edges.append(PictureEdge(short[id(x)], short[id(t)], attrs))
+            k = drawn[id(x)] = drawn.get(id(x), -1) + 1
+            source = _use_id(short[id(x)], k, id(x) in beside)
+            edges.append(PictureEdge(source, short[id(t)], attrs))
     return GraphPicture.build(nodes, edges)
+
+
+def _uses(order: list[Tensor]) -> dict[int, int]:
+    """How many times each tensor is an input (id -> count)."""
+    counts: dict[int, int] = {}
+    for t in order:
+        if t.grad_fn is not None and t.grad_fn.inputs is not None:
+            for x in t.grad_fn.inputs:
+                counts[id(x)] = counts.get(id(x), 0) + 1
+    return counts
+
+
+def _scalar_constant(t: Tensor, labels: dict[int, str]) -> bool:
+    """A 0-d constant the user did not name (like the 0.5 of ``x * 0.5``, which one thread
+    reuses): drawn beside each operation that uses it, so that a constant shared by a long chain
+    is not one node with an edge into every level (Graphviz's dot takes seconds to minutes to lay
+    that out)."""
+    return t.grad_fn is None and not t.requires_grad and t.ndim == 0 and id(t) not in labels
+
+
+def _use_id(name: str, k: int, beside: bool) -> str:
+    """The DOT node id of a tensor's k-th drawing (``t1_0``, ``t1_1``, ...: the label stays t1)."""
+    return f"{name}_{k}" if beside else name
 
 
 def _node_text(t: Tensor, name: str, labels: dict[int, str], show_values: bool,
