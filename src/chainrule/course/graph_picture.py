@@ -14,7 +14,8 @@ The fallback, in plain Python:
   lowest user; within a layer, the order of a few barycenter sweeps, then x coordinates pulled
   toward the neighbours' mean with the nodes kept apart (each sweep O(V log V + E));
 * an edge that skips layers runs up a lane beside its head and turns into it from the side (the
-  edges from one shared constant to a chain form one lane);
+  edges from one shared leaf to a chain form one lane; draw_graph draws a shared *scalar*
+  constant beside each use instead);
 * svg is written directly (its labels stay text), png by matplotlib's Agg canvas (a ``Figure`` of
   its own, no pyplot state, so threads can draw at once) in the same geometry;
 * at most ``max_drawn_nodes`` nodes (150): on a larger graph the 150 nearest the output are drawn
