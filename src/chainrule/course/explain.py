@@ -155,7 +155,7 @@ def draw_graph(
     labels = _user_names(names)
     uses = _uses(order)
     beside = {id(t) for t in order if _scalar_constant(t, labels) and uses.get(id(t), 0) > 1}
-    nodes = []
+    nodes: list[PictureNode] = []
     for t in order:
         lines, kind = _node_text(t, short[id(t)], labels, show_values, show_grads)
         attrs = dict(_NODE_STYLE[kind], **({"peripheries": "2"} if t is tensor else {}))
