@@ -123,6 +123,17 @@ def test_corrupt_checkpoint_is_refused_with_a_clear_message(tiny_idx, tmp_path, 
         load_model(nn.Linear(2, 2), out / "model.safetensors")
 
 
+def test_a_bfloat16_checkpoint_is_refused_by_name(tmp_path):
+    # torch writes bfloat16 safetensors files; NumPy has no such dtype: say so, with the tensor
+    torch = pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    path = tmp_path / "bf16.safetensors"
+    safetensors_torch.save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16),
+                                 "bias": torch.ones(2)}, str(path))
+    with pytest.raises(CheckpointError, match="tensor 'weight' is BF16.*F32"):
+        load_model(nn.Linear(2, 2), path)
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     save_model(nn.Linear(3, 2), tmp_path / "m.safetensors")
     with pytest.raises(CheckpointError, match="does not fit this model"):

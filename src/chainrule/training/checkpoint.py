@@ -133,12 +133,21 @@ def load_tensors(path: PathLike, map_location: Any = None) -> tuple[dict, dict]:
     return _placed(arrays, map_location), metadata
 
 
+#: the safetensors dtypes NumPy holds (bfloat16 and the float8 types have no NumPy dtype)
+NUMPY_DTYPES = frozenset({"F64", "F32", "F16", "I64", "I32", "I16", "I8", "U64", "U32", "U16",
+                          "U8", "BOOL"})
+
+
 def parse_tensors(data: bytes, path: PathLike) -> tuple[dict, dict]:
     """(name -> ndarray, metadata) from the bytes of a safetensors file named ``path``."""
     try:
-        arrays = load(data)
         header_size = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + header_size])
+    except (ValueError, UnicodeDecodeError):
+        header = None  # the reader below names what is wrong
+    _check_dtypes(header, path)
+    try:
+        arrays = load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({error}); "
                               f"it is not a readable safetensors file") from None
@@ -146,6 +155,20 @@ def parse_tensors(data: bytes, path: PathLike) -> tuple[dict, dict]:
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"checkpoint {path}: its metadata is not a map of strings")
     return arrays, metadata
+
+
+def _check_dtypes(header: Any, path: PathLike) -> None:
+    """Refuse a tensor whose dtype NumPy cannot hold (a bfloat16 file written by torch), by name,
+    before the safetensors reader fails on it with a bare KeyError."""
+    if not isinstance(header, dict):
+        return  # not a header at all: the reader says the file is corrupt
+    for name, entry in header.items():
+        dtype = entry.get("dtype") if isinstance(entry, dict) and name != "__metadata__" else None
+        if isinstance(dtype, str) and dtype not in NUMPY_DTYPES:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {name!r} is {dtype}, which NumPy (and so chainrule) "
+                f"cannot hold; valid dtypes are {', '.join(sorted(NUMPY_DTYPES))}: convert it "
+                f"before saving (in torch: tensor.float())")
 
 
 def save_model(model, path: PathLike, metadata: dict | None = None) -> None:
